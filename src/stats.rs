@@ -1,0 +1,292 @@
+//! Server statistics: the counters of the original's servstats (same names, same meanings,
+//! with its counting defects fixed) and the running averages.
+//!
+//! The event loop owns the one `Stats`; certificate workers report through the loop, so
+//! nothing here needs atomics.
+
+use std::time::Instant;
+
+/// Every counter shown on the stats pages, in display order: first the original's 51 (the
+/// layout scripts parse), then ours. Gauges (`uts`, `log`, `kcc`, `sct`, `ssh`..) are
+/// filled in by the loop just before rendering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum Counter {
+    Uts, Log, Kcc, Kmx, Kvg, Krq, Req, Avg, Rmx, Tav, Tmx,
+    Slh, Slm, Sle, Slc, Slu, V13, V12, V10, Zrt, Uca, Ucb, Uce, Ush,
+    Sct, Sch, Scm, Scp, Ssh, Ssm, Ssp,
+    Nfe, Gif, Ico, Txt, Jpg, Png, Swf, Ufe, Opt, Pst, Hed, Rdr, Nou, Pth, N204, Bad,
+    Cls, Cly, Clt, Err,
+    // Ours, after the original 51.
+    V11, Sta, Stt, Tmo, Snx, Cgn, Cgf, Cqf,
+}
+
+/// How a value is printed on the pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Int,
+    /// Two decimals (`kvg`).
+    Fixed2,
+    /// `<n> bytes` on the HTML page.
+    Bytes,
+    /// `<n> ms` on the HTML page.
+    Millis,
+    /// seconds in text, `<d>d <HH>:<MM>` in HTML.
+    Uptime,
+}
+
+pub struct CounterInfo {
+    pub counter: Counter,
+    pub name: &'static str,
+    pub label: &'static str,
+    pub format: Format,
+}
+
+macro_rules! info {
+    ($c:ident, $n:expr, $f:ident, $l:expr) => {
+        CounterInfo { counter: Counter::$c, name: $n, label: $l, format: Format::$f }
+    };
+}
+
+/// Display table: order, names and the original's HTML labels (byte-exact).
+pub const TABLE: &[CounterInfo] = &[
+    info!(Uts, "uts", Uptime, "process uptime"),
+    info!(Log, "log", Int, "critical (0) error (1) warning (2) notice (3) info (4) debug (5)"),
+    info!(Kcc, "kcc", Int, "number of active service threads"),
+    info!(Kmx, "kmx", Int, "maximum number of service threads"),
+    info!(Kvg, "kvg", Fixed2, "average number of requests per service thread"),
+    info!(Krq, "krq", Int, "max number of requests by one service thread"),
+    info!(Req, "req", Int, "total # of requests (HTTP, HTTPS, success, failure etc)"),
+    info!(Avg, "avg", Bytes, "average size of requests"),
+    info!(Rmx, "rmx", Bytes, "largest size of request(s)"),
+    info!(Tav, "tav", Millis, "average processing time (per request)"),
+    info!(Tmx, "tmx", Millis, "longest processing time (per request)"),
+    info!(Slh, "slh", Int, "# of accepted HTTPS requests"),
+    info!(Slm, "slm", Int, "# of rejected HTTPS requests (missing certificate)"),
+    info!(Sle, "sle", Int, "# of rejected HTTPS requests (certificate available but not usable)"),
+    info!(Slc, "slc", Int, "# of dropped HTTPS requests (client disconnect without sending any request)"),
+    info!(Slu, "slu", Int, "# of dropped HTTPS requests (other TLS handshake errors)"),
+    info!(V13, "v13", Int, "slh/slc break-down: TLS 1.3"),
+    info!(V12, "v12", Int, "slh/slc break-down: TLS 1.2"),
+    info!(V10, "v10", Int, "slh/slc break-down: TLS 1.0"),
+    info!(Zrt, "zrt", Int, "slh break-down: TLS 1.3 Early Data aka 0-RTT"),
+    info!(Uca, "uca", Int, "slu break-down: # of unknown CA reported by clients"),
+    info!(Ucb, "ucb", Int, "slu break-down: # of bad certificate reported by clients"),
+    info!(Uce, "uce", Int, "slu break-down: # of unknown cert reported by clients"),
+    info!(Ush, "ush", Int, "slu break-down: # of shutdown by clients after ServerHello"),
+    info!(Sct, "sct", Int, "cert cache: # of certs in cache"),
+    info!(Sch, "sch", Int, "cert cache: # of reuses of cached certs"),
+    info!(Scm, "scm", Int, "cert cache: # of misses to find a cert in cache"),
+    info!(Scp, "scp", Int, "cert cache: # of purges to give room for a new cert"),
+    info!(Ssh, "ssh", Int, "sess cache: # of reuses of cached TLS sessions"),
+    info!(Ssm, "ssm", Int, "sess cache: # of misses to find a TLS session in cache"),
+    info!(Ssp, "ssp", Int, "sess cache: # of purges to give room for a new TLS session"),
+    info!(Nfe, "nfe", Int, "# of GET requests for server-side scripting"),
+    info!(Gif, "gif", Int, "# of GET requests for GIF"),
+    info!(Ico, "ico", Int, "# of GET requests for ICO"),
+    info!(Txt, "txt", Int, "# of GET requests for Javascripts"),
+    info!(Jpg, "jpg", Int, "# of GET requests for JPG"),
+    info!(Png, "png", Int, "# of GET requests for PNG"),
+    info!(Swf, "swf", Int, "# of GET requests for SWF"),
+    info!(Ufe, "ufe", Int, "# of GET requests /w unknown file extension"),
+    info!(Opt, "opt", Int, "# of OPTIONS requests"),
+    info!(Pst, "pst", Int, "# of POST requests"),
+    info!(Hed, "hed", Int, "# of HEAD requests (HTTP 501 response)"),
+    info!(Rdr, "rdr", Int, "# of GET requests resulted in REDIRECT response"),
+    info!(Nou, "nou", Int, "# of GET requests /w empty URL"),
+    info!(Pth, "pth", Int, "# of GET requests /w malformed URL"),
+    info!(N204, "204", Int, "# of GET requests (HTTP 204 response)"),
+    info!(Bad, "bad", Int, "# of unknown HTTP requests (HTTP 501 response)"),
+    info!(Cls, "cls", Int, "# of dropped requests (client disconnect without sending any  request)"),
+    info!(Cly, "cly", Int, "# of dropped requests (client disconnect before response sent)"),
+    info!(Clt, "clt", Int, "# of dropped requests (reached maximum service threads)"),
+    info!(Err, "err", Int, "# of dropped requests (unknown reason)"),
+    info!(V11, "v11", Int, "slh/slc break-down: TLS 1.1"),
+    info!(Sta, "sta", Int, "# of HTML statistics pages served"),
+    info!(Stt, "stt", Int, "# of text/JSON/metrics statistics pages served"),
+    info!(Tmo, "tmo", Int, "# of connections closed by a read, write or handshake deadline"),
+    info!(Snx, "snx", Int, "# of TLS names refused a certificate (invalid SNI)"),
+    info!(Cgn, "cgn", Int, "cert workers: # of certificates generated"),
+    info!(Cgf, "cgf", Int, "cert workers: # of certificate jobs that failed"),
+    info!(Cqf, "cqf", Int, "cert workers: # of jobs refused because the queue was full"),
+];
+
+/// Number of counters the original printed; scripts parse exactly these first.
+pub const ORIGINAL_COUNT: usize = 51;
+pub const COUNT: usize = 59;
+
+/// The original's running average (§8.3): arithmetic mean while fewer than 500 requests
+/// have been counted, then an exponential moving average with weight 0.002.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Average {
+    value: f64,
+    samples: u64,
+}
+
+impl Average {
+    pub const SWITCH_AT: u64 = 500;
+
+    pub fn add(&mut self, sample: f64, req: u64) {
+        self.samples += 1;
+        if req < Self::SWITCH_AT {
+            self.value += (sample - self.value) / self.samples as f64;
+        } else {
+            self.value += 0.002 * (sample - self.value);
+        }
+    }
+
+    pub fn value(&self) -> f64 {
+        self.value
+    }
+}
+
+pub struct Stats {
+    counts: [u64; COUNT],
+    avg: Average,
+    tav: Average,
+    kvg: Average,
+    started: Instant,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Stats {
+            counts: [0; COUNT],
+            avg: Average::default(),
+            tav: Average::default(),
+            kvg: Average::default(),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counts[c as usize]
+    }
+
+    pub fn set(&mut self, c: Counter, v: u64) {
+        self.counts[c as usize] = v;
+    }
+
+    pub fn bump(&mut self, c: Counter) {
+        self.counts[c as usize] += 1;
+    }
+
+    /// One answered (or failed) request: its outcome counter, `req`, and the size/time
+    /// samples. `bytes` = request bytes received (head + body); `micros` = processing time.
+    pub fn request(&mut self, outcome: Counter, bytes: u64, micros: u64) {
+        self.bump(outcome);
+        self.bump(Counter::Req);
+        let req = self.get(Counter::Req);
+        let ms = micros / 1000;
+        if bytes > 0 {
+            self.avg.add(bytes as f64, req);
+            self.tav.add(ms as f64, req);
+            self.max(Counter::Rmx, bytes);
+        }
+        self.max(Counter::Tmx, ms);
+    }
+
+    /// An event that counts in `req` without size/time samples (failed handshakes,
+    /// connections closed before any request).
+    pub fn event(&mut self, outcome: Counter) {
+        self.bump(outcome);
+        self.bump(Counter::Req);
+    }
+
+    /// A connection opened: `kcc`/`kmx`.
+    pub fn conn_opened(&mut self) {
+        self.bump(Counter::Kcc);
+        let kcc = self.get(Counter::Kcc);
+        self.max(Counter::Kmx, kcc);
+    }
+
+    /// A connection ended after serving `requests` requests: `kcc`, `kvg`, `krq`.
+    pub fn conn_closed(&mut self, requests: u64) {
+        let kcc = self.get(Counter::Kcc);
+        self.set(Counter::Kcc, kcc.saturating_sub(1));
+        let req = self.get(Counter::Req);
+        self.kvg.add(requests as f64, req);
+        self.max(Counter::Krq, requests);
+    }
+
+    fn max(&mut self, c: Counter, v: u64) {
+        let slot = &mut self.counts[c as usize];
+        *slot = (*slot).max(v);
+    }
+
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// The value of `c` as a number; averages as floats.
+    pub fn value(&self, c: Counter) -> f64 {
+        match c {
+            Counter::Uts => self.uptime_secs() as f64,
+            Counter::Avg => self.avg.value(),
+            Counter::Tav => self.tav.value(),
+            Counter::Kvg => self.kvg.value(),
+            _ => self.get(c) as f64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_matches_enum_order_and_counts() {
+        assert_eq!(TABLE.len(), COUNT);
+        for (i, info) in TABLE.iter().enumerate() {
+            assert_eq!(info.counter as usize, i, "{}", info.name);
+        }
+        let names: Vec<&str> = TABLE[..ORIGINAL_COUNT].iter().map(|i| i.name).collect();
+        assert_eq!(
+            names.join(" "),
+            "uts log kcc kmx kvg krq req avg rmx tav tmx slh slm sle slc slu v13 v12 v10 zrt \
+             uca ucb uce ush sct sch scm scp ssh ssm ssp nfe gif ico txt jpg png swf ufe opt \
+             pst hed rdr nou pth 204 bad cls cly clt err"
+        );
+    }
+
+    #[test]
+    fn average_is_mean_then_ema() {
+        let mut a = Average::default();
+        a.add(10.0, 1);
+        a.add(20.0, 2);
+        assert_eq!(a.value(), 15.0);
+        a.add(1015.0, 500);
+        assert!((a.value() - (15.0 + 0.002 * 1000.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn request_counts_req_and_samples() {
+        let mut s = Stats::new();
+        s.request(Counter::Gif, 100, 2500);
+        s.request(Counter::Gif, 300, 500);
+        assert_eq!(s.get(Counter::Gif), 2);
+        assert_eq!(s.get(Counter::Req), 2);
+        assert_eq!(s.get(Counter::Rmx), 300);
+        assert_eq!(s.get(Counter::Tmx), 2);
+        assert_eq!(s.value(Counter::Avg), 200.0);
+        assert_eq!(s.value(Counter::Tav), 1.0);
+    }
+
+    #[test]
+    fn connections_track_kcc_kmx_kvg_krq() {
+        let mut s = Stats::new();
+        s.conn_opened();
+        s.conn_opened();
+        s.conn_closed(3);
+        assert_eq!(s.get(Counter::Kcc), 1);
+        assert_eq!(s.get(Counter::Kmx), 2);
+        assert_eq!(s.get(Counter::Krq), 3);
+        assert_eq!(s.value(Counter::Kvg), 3.0);
+    }
+}
