@@ -61,7 +61,7 @@ pub fn emit(level: u8, args: fmt::Arguments<'_>) {
         // Interior NULs would truncate the C string; make them visible instead.
         let c = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
         let prio = libc::LOG_DAEMON | libc::c_int::from(level + 2);
-        unsafe { libc::syslog(prio, b"%s\0".as_ptr().cast(), c.as_ptr()) };
+        unsafe { libc::syslog(prio, c"%s".as_ptr(), c.as_ptr()) };
     }
 }
 

@@ -1,0 +1,120 @@
+//! Connection deadlines: a min-heap the loop sleeps on.
+//!
+//! Each connection keeps at most one live entry. A deadline that moves later (the common
+//! case: another request on a keep-alive connection) costs nothing: the old entry fires,
+//! sees the connection's real deadline is later and re-arms once. Only a deadline that
+//! moves earlier pushes a new entry; the superseded one is recognised as stale and dropped.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+/// Identifies a connection across slab slot reuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerKey {
+    pub slot: usize,
+    pub serial: u64,
+}
+
+#[derive(Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+}
+
+/// What a connection remembers about its heap entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Armed(pub Option<Instant>);
+
+impl Timers {
+    /// Makes sure an entry fires no later than `deadline`.
+    pub fn arm(&mut self, key: TimerKey, armed: &mut Armed, deadline: Instant) {
+        match armed.0 {
+            Some(at) if at <= deadline => {}
+            _ => {
+                self.heap.push(Reverse((deadline, key)));
+                armed.0 = Some(deadline);
+            }
+        }
+    }
+
+    pub fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Pops the next entry due at `now`; the caller checks it against the connection
+    /// (`fired`) and re-arms or expires it.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerKey)> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+impl Armed {
+    /// Whether a popped entry firing at `at` is this connection's live entry; if so the
+    /// connection has no entry any more and must re-arm if it lives on.
+    pub fn fired(&mut self, at: Instant) -> bool {
+        if self.0 == Some(at) {
+            self.0 = None;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn later_deadlines_do_not_push() {
+        let mut t = Timers::default();
+        let key = TimerKey { slot: 1, serial: 7 };
+        let mut armed = Armed::default();
+        let now = Instant::now();
+        t.arm(key, &mut armed, now + Duration::from_secs(5));
+        t.arm(key, &mut armed, now + Duration::from_secs(9));
+        assert_eq!(t.len(), 1);
+        t.arm(key, &mut armed, now + Duration::from_secs(1));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.next(), Some(now + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn stale_entries_are_recognised() {
+        let mut t = Timers::default();
+        let key = TimerKey { slot: 0, serial: 1 };
+        let mut armed = Armed::default();
+        let now = Instant::now();
+        t.arm(key, &mut armed, now + Duration::from_secs(5));
+        t.arm(key, &mut armed, now + Duration::from_secs(1));
+        let later = now + Duration::from_secs(10);
+        let (at1, k1) = t.pop_due(later).unwrap();
+        assert_eq!(k1, key);
+        assert!(armed.fired(at1));
+        let (at2, _) = t.pop_due(later).unwrap();
+        assert!(!armed.fired(at2));
+        assert!(t.pop_due(later).is_none());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn nothing_due_before_deadline() {
+        let mut t = Timers::default();
+        let mut armed = Armed::default();
+        let now = Instant::now();
+        t.arm(TimerKey { slot: 0, serial: 0 }, &mut armed, now + Duration::from_millis(50));
+        assert!(t.pop_due(now).is_none());
+    }
+}

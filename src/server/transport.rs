@@ -1,0 +1,174 @@
+//! The byte stream under a connection: plain TCP or TLS over TCP. One place maps OpenSSL's
+//! WANT_READ / WANT_WRITE / WANT_CLIENT_HELLO_CB results onto readiness the loop waits for.
+
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+use mio::Interest;
+use openssl::ssl::{ErrorCode, SslStream, SslVersion};
+
+/// Which readiness an operation is blocked on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    Read,
+    Write,
+}
+
+impl Want {
+    pub fn interest(self) -> Interest {
+        match self {
+            Want::Read => Interest::READABLE,
+            Want::Write => Interest::WRITABLE,
+        }
+    }
+}
+
+/// Result of one read or write.
+#[derive(Debug)]
+pub enum Io {
+    Done(usize),
+    /// Orderly end of stream (TCP FIN, TLS close_notify or an EOF we tolerate).
+    Eof,
+    Blocked(Want),
+    /// The peer reset or broke the connection while we wrote (`cly`).
+    Gone,
+    Failed(String),
+}
+
+/// Result of driving a TLS handshake (or the early-data read that starts it).
+pub enum Handshake {
+    Done,
+    /// Early data arrived: `n` bytes were put into the buffer.
+    Early(usize),
+    Blocked(Want),
+    /// The ClientHello callback asked to be called again once a certificate is ready.
+    NeedCert,
+    Failed(openssl::ssl::Error),
+}
+
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(SslStream<TcpStream>),
+}
+
+fn io_error(e: io::Error) -> Io {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Io::Blocked(Want::Read),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted => Io::Gone,
+        _ => Io::Failed(e.to_string()),
+    }
+}
+
+fn ssl_error(e: openssl::ssl::Error) -> Io {
+    match e.code() {
+        ErrorCode::ZERO_RETURN => Io::Eof,
+        ErrorCode::WANT_READ => Io::Blocked(Want::Read),
+        ErrorCode::WANT_WRITE => Io::Blocked(Want::Write),
+        ErrorCode::SYSCALL => match e.into_io_error() {
+            Ok(io) => io_error(io),
+            // SYSCALL without an errno is an EOF in the middle of a record.
+            Err(_) => Io::Eof,
+        },
+        _ => Io::Failed(e.to_string()),
+    }
+}
+
+impl Transport {
+    pub fn tcp(&mut self) -> &mut TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => s.get_mut(),
+        }
+    }
+
+    pub fn tcp_ref(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => s.get_ref(),
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Transport::Tls(_))
+    }
+
+    pub fn read(&mut self, buf: &mut [u8]) -> Io {
+        match self {
+            Transport::Plain(s) => loop {
+                match s.read(buf) {
+                    Ok(0) => return Io::Eof,
+                    Ok(n) => return Io::Done(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Io::Eof,
+                    Err(e) => return io_error(e),
+                }
+            },
+            Transport::Tls(s) => match s.ssl_read(buf) {
+                Ok(0) => Io::Eof,
+                Ok(n) => Io::Done(n),
+                Err(e) => ssl_error(e),
+            },
+        }
+    }
+
+    pub fn write(&mut self, buf: &[u8]) -> Io {
+        match self {
+            Transport::Plain(s) => loop {
+                match s.write(buf) {
+                    Ok(0) => return Io::Gone,
+                    Ok(n) => return Io::Done(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Io::Blocked(Want::Write),
+                    Err(e) => return io_error(e),
+                }
+            },
+            Transport::Tls(s) => match s.ssl_write(buf) {
+                Ok(n) => Io::Done(n),
+                Err(e) => match ssl_error(e) {
+                    Io::Eof => Io::Gone,
+                    other => other,
+                },
+            },
+        }
+    }
+
+    /// Starts or continues the server handshake. The first phase reads TLS 1.3 early data
+    /// into `early` (0-RTT requests are served like any other); `early_done` says that
+    /// phase is over and only the handshake itself remains.
+    pub fn handshake(&mut self, early: &mut [u8], early_done: bool) -> Handshake {
+        let Transport::Tls(s) = self else { return Handshake::Done };
+        let result = if early_done {
+            s.do_handshake().map(|()| 0)
+        } else {
+            match s.read_early_data(early) {
+                Ok(0) => return Handshake::Early(0),
+                Ok(n) => return Handshake::Early(n),
+                Err(e) => Err(e),
+            }
+        };
+        match result {
+            Ok(_) => Handshake::Done,
+            Err(e) => match e.code() {
+                ErrorCode::WANT_READ => Handshake::Blocked(Want::Read),
+                ErrorCode::WANT_WRITE => Handshake::Blocked(Want::Write),
+                ErrorCode::WANT_CLIENT_HELLO_CB => Handshake::NeedCert,
+                _ => Handshake::Failed(e),
+            },
+        }
+    }
+
+    /// Sends close_notify once, without waiting for the peer's: a clean close keeps the
+    /// session resumable (the original never sent it, §12 #21).
+    pub fn close_notify(&mut self) {
+        if let Transport::Tls(s) = self {
+            let _ = s.shutdown();
+        }
+    }
+
+    pub fn tls_version(&self) -> Option<SslVersion> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls(s) => s.ssl().version2(),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Thin, safe wrappers over the few libc calls the server needs: process lifecycle
+//! (daemon, privilege drop, file limits) and signal delivery into the event loop.
+
+pub mod process;
+pub mod signals;

@@ -1,0 +1,109 @@
+//! Daemonizing, dropping privileges and raising the open-file limit.
+
+use std::ffi::CString;
+use std::io;
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Classic daemon(3): fork (the parent exits 0), setsid, chdir /, stdio to /dev/null.
+/// Must run before any thread is started.
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: called while the process is single-threaded; the parent exits at once.
+    let rc = unsafe { libc::daemon(0, 0) };
+    check(rc).map(|_| ())
+}
+
+/// The account the process switches to after binding its ports.
+pub struct User {
+    pub name: String,
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+}
+
+/// Looks the user up in the passwd database; `Ok(None)` when there is no such user.
+pub fn lookup_user(name: &str) -> io::Result<Option<User>> {
+    let cname = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name contains NUL"))?;
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: all pointers are valid for the call; getpwnam_r writes only into `pwd`/`buf`.
+    let rc = unsafe {
+        libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result)
+    };
+    if rc != 0 && rc != libc::ENOENT && rc != libc::ESRCH {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    if result.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(User { name: name.to_string(), uid: pwd.pw_uid, gid: pwd.pw_gid }))
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid never fails.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Switches to `user` completely: supplementary groups, gid, then uid (the original only
+/// did setuid and kept group 0, §12 #13). Any failure is an error; the caller exits.
+pub fn drop_privileges(user: &User) -> io::Result<()> {
+    let cname = CString::new(user.name.as_str())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name contains NUL"))?;
+    // SAFETY: plain syscalls with valid arguments.
+    unsafe {
+        check(libc::initgroups(cname.as_ptr(), user.gid))?;
+        check(libc::setgid(user.gid))?;
+        check(libc::setuid(user.uid))?;
+        // Regaining root must be impossible now.
+        if user.uid != 0 && libc::setuid(0) == 0 {
+            return Err(io::Error::other("setuid(0) still succeeds after dropping privileges"));
+        }
+    }
+    Ok(())
+}
+
+/// Raises the soft open-file limit to `want` (capped by the hard limit, which root may
+/// raise too). Returns the soft limit in force afterwards.
+pub fn raise_nofile(want: u64) -> io::Result<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid pointer to an rlimit.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    if lim.rlim_cur as u64 >= want {
+        return Ok(lim.rlim_cur as u64);
+    }
+    let mut new = libc::rlimit { rlim_cur: want as libc::rlim_t, rlim_max: lim.rlim_max };
+    if (lim.rlim_max as u64) < want {
+        new.rlim_max = want as libc::rlim_t;
+        // SAFETY: valid pointer; only root may raise the hard limit, fall back below.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            return Ok(want);
+        }
+        new.rlim_cur = lim.rlim_max;
+        new.rlim_max = lim.rlim_max;
+    }
+    // SAFETY: valid pointer.
+    check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) })?;
+    Ok(new.rlim_cur as u64)
+}
+
+/// Ignores SIGPIPE so that writes to a vanished peer return EPIPE instead of killing us.
+pub fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN is async-signal-safe and has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+/// glibc creates a malloc arena per thread; one arena keeps a router's RSS small.
+pub fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
