@@ -1,0 +1,515 @@
+//! The statistics pages: text (§8.4, also the syslog line of §8.6), HTML (§8.5, byte-exact
+//! for the original 51 rows), JSON and Prometheus metrics.
+
+use crate::stats::{Counter, CounterInfo, Format, Stats, ORIGINAL_COUNT, TABLE};
+
+/// Value as on the text page: `uts` in seconds, `kvg` two decimals, the rest integers
+/// (averages rounded to nearest, as C's `%.0f`).
+fn text_value(s: &Stats, info: &CounterInfo, uts: u64) -> String {
+    match info.format {
+        Format::Uptime => uts.to_string(),
+        Format::Fixed2 => format!("{:.2}", s.value(info.counter)),
+        _ => format!("{:.0}", s.value(info.counter)),
+    }
+}
+
+fn html_value(s: &Stats, info: &CounterInfo, uts: u64) -> String {
+    match info.format {
+        Format::Uptime => format!(
+            "{}d {:02}:{:02}",
+            uts / 86_400,
+            uts % 86_400 / 3600,
+            uts % 3600 / 60
+        ),
+        Format::Bytes => format!("{} bytes", text_value(s, info, uts)),
+        Format::Millis => format!("{} ms", text_value(s, info, uts)),
+        _ => text_value(s, info, uts),
+    }
+}
+
+/// All counters, `<value> <name>` joined by `, ` (no version, no line end).
+pub fn stats_line(s: &Stats) -> String {
+    stats_line_at(s, s.uptime_secs())
+}
+
+fn stats_line_at(s: &Stats, uts: u64) -> String {
+    let items: Vec<String> = TABLE
+        .iter()
+        .map(|info| format!("{} {}", text_value(s, info, uts), info.name))
+        .collect();
+    items.join(", ")
+}
+
+/// `/servstats.txt` body.
+pub fn text_page(version: &str, s: &Stats) -> String {
+    text_page_at(version, s, s.uptime_secs())
+}
+
+fn text_page_at(version: &str, s: &Stats, uts: u64) -> String {
+    format!("{version}\n{}\r\n", stats_line_at(s, uts))
+}
+
+const HTML_HEAD: &str = "<!DOCTYPE html><html><head><link rel='icon' href='/favicon.ico' type='image/x-icon'/><meta name='viewport' content='width=device-width'><title>pixelserv statistics</title><style>body {font-family:monospace;} table {min-width: 75%; border-collapse: collapse;} th { height:18px; } td {border: 1px solid #e0e0e0; background-color: #f9f9f9;} td:first-child {width: 7%;} td:nth-child(2) {width: 15%; background-color: #ebebeb; border: 1px solid #f9f9f9;}</style></head><body>";
+const SEPARATOR: &str = "<tr><th colspan=\"3\"></th></tr>";
+
+/// The original's markup between rows (including its stray tags), keyed by the counter
+/// whose row it follows.
+fn html_after(c: Counter) -> &'static str {
+    match c {
+        Counter::Krq | Counter::Tmx | Counter::Ssp | Counter::Ufe | Counter::Bad => SEPARATOR,
+        Counter::Slu => "<th colspan=\"3\"></th></tr>",
+        Counter::Zrt => "    <tr><th colspan=\"3\"></th></tr>    ",
+        Counter::Ush => "<tr><tr><th colspan=\"3\"></th></tr>",
+        Counter::Sch | Counter::Scm => "<tr>",
+        _ => "",
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // The body must stay one line.
+            '\r' | '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `/servstats` body: one line, then CRLF.
+pub fn html_page(version: &str, s: &Stats) -> String {
+    html_page_at(version, s, s.uptime_secs())
+}
+
+fn html_page_at(version: &str, s: &Stats, uts: u64) -> String {
+    let mut out = String::with_capacity(8192);
+    out.push_str(HTML_HEAD);
+    out.push_str(&html_escape(version));
+    out.push_str("<br><br><table>");
+    for (i, info) in TABLE.iter().enumerate() {
+        if i == ORIGINAL_COUNT {
+            out.push_str(SEPARATOR);
+        }
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            info.name,
+            html_value(s, info, uts),
+            html_escape(info.label)
+        ));
+        out.push_str(html_after(info.counter));
+    }
+    out.push_str("</table></body></html>\r\n");
+    out
+}
+
+fn json_string(text: &str, out: &mut String) {
+    out.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `{"version":"...","uts":38,...}`: every counter by name, values as on the text page.
+pub fn json(version: &str, s: &Stats) -> String {
+    json_at(version, s, s.uptime_secs())
+}
+
+fn json_at(version: &str, s: &Stats, uts: u64) -> String {
+    let mut out = String::with_capacity(2048);
+    out.push_str("{\"version\":");
+    json_string(version, &mut out);
+    for info in TABLE {
+        out.push_str(&format!(",\"{}\":{}", info.name, text_value(s, info, uts)));
+    }
+    out.push('}');
+    out
+}
+
+/// Prometheus metric name; `204` cannot start a name segment meaningfully, so it is `http_204`.
+fn metric_name(info: &CounterInfo) -> String {
+    let base = match info.counter {
+        Counter::N204 => "http_204",
+        _ => info.name,
+    };
+    if is_gauge(info.counter) {
+        format!("pixelserv_{base}")
+    } else {
+        format!("pixelserv_{base}_total")
+    }
+}
+
+/// Levels, maxima, averages and current sizes go up and down (or are not event counts).
+fn is_gauge(c: Counter) -> bool {
+    use Counter::*;
+    matches!(
+        c,
+        Uts | Log | Kcc | Kmx | Kvg | Krq | Avg | Rmx | Tav | Tmx | Sct | Ssh
+    )
+}
+
+fn help_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// Prometheus text exposition format 0.0.4.
+pub fn metrics(s: &Stats) -> String {
+    metrics_at(s, s.uptime_secs())
+}
+
+fn metrics_at(s: &Stats, uts: u64) -> String {
+    let mut out = String::with_capacity(8192);
+    for info in TABLE {
+        let name = metric_name(info);
+        let kind = if is_gauge(info.counter) {
+            "gauge"
+        } else {
+            "counter"
+        };
+        out.push_str(&format!(
+            "# HELP {name} {}\n# TYPE {name} {kind}\n{name} {}\n",
+            help_escape(info.label),
+            text_value(s, info, uts)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 1d 02:03:04.
+    const UTS: u64 = 93_784;
+    const VERSION: &str =
+        "pixelserv-tls 2.4.0 (compiled: Jul  6 2021 03:51:43 flags: tfo tls1_3) options: -f";
+
+    /// Int counters = 10 × table index, then a connection and two requests on top.
+    fn sample() -> Stats {
+        let mut s = Stats::new();
+        for (i, info) in TABLE.iter().enumerate() {
+            if info.format == Format::Int {
+                s.set(info.counter, i as u64 * 10);
+            }
+        }
+        s.conn_opened();
+        s.conn_closed(3);
+        s.request(Counter::Gif, 100, 2500);
+        s.request(Counter::Gif, 301, 500);
+        s
+    }
+
+    const LINE: &str = "93784 uts, 10 log, 20 kcc, 30 kmx, 3.00 kvg, 50 krq, 62 req, 200 avg, \
+        301 rmx, 1 tav, 2 tmx, 110 slh, 120 slm, 130 sle, 140 slc, 150 slu, 160 v13, 170 v12, \
+        180 v10, 190 zrt, 200 uca, 210 ucb, 220 uce, 230 ush, 240 sct, 250 sch, 260 scm, \
+        270 scp, 280 ssh, 290 ssm, 300 ssp, 310 nfe, 322 gif, 330 ico, 340 txt, 350 jpg, \
+        360 png, 370 swf, 380 ufe, 390 opt, 400 pst, 410 hed, 420 rdr, 430 nou, 440 pth, \
+        450 204, 460 bad, 470 cls, 480 cly, 490 clt, 500 err, 510 v11, 520 sta, 530 stt, \
+        540 tmo, 550 snx, 560 cgn, 570 cgf, 580 cqf";
+
+    #[test]
+    fn text_line_and_page() {
+        let s = sample();
+        assert_eq!(stats_line_at(&s, UTS), LINE);
+        assert_eq!(
+            text_page_at(VERSION, &s, UTS),
+            format!("{VERSION}\n{LINE}\r\n")
+        );
+        // The original's 51 come first, in its order: scripts parse them positionally.
+        let first: Vec<&str> = LINE.split(", ").take(ORIGINAL_COUNT).collect();
+        assert_eq!(first.last(), Some(&"500 err"));
+    }
+
+    #[test]
+    fn text_page_of_fresh_stats() {
+        let s = Stats::new();
+        let page = text_page("v", &s);
+        assert!(page.starts_with("v\n0 uts, 0 log, 0 kcc, "));
+        assert!(page.contains(", 0.00 kvg, "));
+        assert!(page.ends_with(", 0 cqf\r\n"));
+        assert_eq!(stats_line(&s).matches(", ").count(), TABLE.len() - 1);
+    }
+
+    #[test]
+    fn averages_round_like_printf() {
+        let mut s = Stats::new();
+        s.request(Counter::Gif, 1, 0);
+        s.request(Counter::Gif, 2, 0);
+        s.request(Counter::Gif, 3, 0);
+        s.request(Counter::Gif, 4, 0); // avg 2.5
+        assert!(stats_line_at(&s, 0).contains(", 2 avg, "));
+        s.request(Counter::Gif, 5, 0); // avg 3
+        s.request(Counter::Gif, 7, 0); // avg 3.666…
+        assert!(stats_line_at(&s, 0).contains(", 4 avg, "));
+    }
+
+    const TEMPLATE: &str = r#"<!DOCTYPE html><html><head><link rel='icon' href='/favicon.ico' type='image/x-icon'/><meta name='viewport' content='width=device-width'><title>pixelserv statistics</title><style>body {font-family:monospace;} table {min-width: 75%; border-collapse: collapse;} th { height:18px; } td {border: 1px solid #e0e0e0; background-color: #f9f9f9;} td:first-child {width: 7%;} td:nth-child(2) {width: 15%; background-color: #ebebeb; border: 1px solid #f9f9f9;}</style></head><body>
+{VERSION}<br><br><table>
+<tr><td>uts</td><td>{uts}</td><td>process uptime</td></tr>
+<tr><td>log</td><td>{log}</td><td>critical (0) error (1) warning (2) notice (3) info (4) debug (5)</td></tr>
+<tr><td>kcc</td><td>{kcc}</td><td>number of active service threads</td></tr>
+<tr><td>kmx</td><td>{kmx}</td><td>maximum number of service threads</td></tr>
+<tr><td>kvg</td><td>{kvg}</td><td>average number of requests per service thread</td></tr>
+<tr><td>krq</td><td>{krq}</td><td>max number of requests by one service thread</td></tr>
+<tr><th colspan="3"></th></tr>
+<tr><td>req</td><td>{req}</td><td>total # of requests (HTTP, HTTPS, success, failure etc)</td></tr>
+<tr><td>avg</td><td>{avg}</td><td>average size of requests</td></tr>
+<tr><td>rmx</td><td>{rmx}</td><td>largest size of request(s)</td></tr>
+<tr><td>tav</td><td>{tav}</td><td>average processing time (per request)</td></tr>
+<tr><td>tmx</td><td>{tmx}</td><td>longest processing time (per request)</td></tr>
+<tr><th colspan="3"></th></tr>
+<tr><td>slh</td><td>{slh}</td><td># of accepted HTTPS requests</td></tr>
+<tr><td>slm</td><td>{slm}</td><td># of rejected HTTPS requests (missing certificate)</td></tr>
+<tr><td>sle</td><td>{sle}</td><td># of rejected HTTPS requests (certificate available but not usable)</td></tr>
+<tr><td>slc</td><td>{slc}</td><td># of dropped HTTPS requests (client disconnect without sending any request)</td></tr>
+<tr><td>slu</td><td>{slu}</td><td># of dropped HTTPS requests (other TLS handshake errors)</td></tr><th colspan="3"></th></tr>
+<tr><td>v13</td><td>{v13}</td><td>slh/slc break-down: TLS 1.3</td></tr>
+<tr><td>v12</td><td>{v12}</td><td>slh/slc break-down: TLS 1.2</td></tr>
+<tr><td>v10</td><td>{v10}</td><td>slh/slc break-down: TLS 1.0</td></tr>
+<tr><td>zrt</td><td>{zrt}</td><td>slh break-down: TLS 1.3 Early Data aka 0-RTT</td></tr>{4SP}
+<tr><th colspan="3"></th></tr>{4SP}
+<tr><td>uca</td><td>{uca}</td><td>slu break-down: # of unknown CA reported by clients</td></tr>
+<tr><td>ucb</td><td>{ucb}</td><td>slu break-down: # of bad certificate reported by clients</td></tr>
+<tr><td>uce</td><td>{uce}</td><td>slu break-down: # of unknown cert reported by clients</td></tr>
+<tr><td>ush</td><td>{ush}</td><td>slu break-down: # of shutdown by clients after ServerHello</td></tr>
+<tr>
+<tr><th colspan="3"></th></tr>
+<tr><td>sct</td><td>{sct}</td><td>cert cache: # of certs in cache</td></tr>
+<tr><td>sch</td><td>{sch}</td><td>cert cache: # of reuses of cached certs</td></tr>
+<tr>
+<tr><td>scm</td><td>{scm}</td><td>cert cache: # of misses to find a cert in cache</td></tr>
+<tr>
+<tr><td>scp</td><td>{scp}</td><td>cert cache: # of purges to give room for a new cert</td></tr>
+<tr><td>ssh</td><td>{ssh}</td><td>sess cache: # of reuses of cached TLS sessions</td></tr>
+<tr><td>ssm</td><td>{ssm}</td><td>sess cache: # of misses to find a TLS session in cache</td></tr>
+<tr><td>ssp</td><td>{ssp}</td><td>sess cache: # of purges to give room for a new TLS session</td></tr>
+<tr><th colspan="3"></th></tr>
+<tr><td>nfe</td><td>{nfe}</td><td># of GET requests for server-side scripting</td></tr>
+<tr><td>gif</td><td>{gif}</td><td># of GET requests for GIF</td></tr>
+<tr><td>ico</td><td>{ico}</td><td># of GET requests for ICO</td></tr>
+<tr><td>txt</td><td>{txt}</td><td># of GET requests for Javascripts</td></tr>
+<tr><td>jpg</td><td>{jpg}</td><td># of GET requests for JPG</td></tr>
+<tr><td>png</td><td>{png}</td><td># of GET requests for PNG</td></tr>
+<tr><td>swf</td><td>{swf}</td><td># of GET requests for SWF</td></tr>
+<tr><td>ufe</td><td>{ufe}</td><td># of GET requests /w unknown file extension</td></tr>
+<tr><th colspan="3"></th></tr>
+<tr><td>opt</td><td>{opt}</td><td># of OPTIONS requests</td></tr>
+<tr><td>pst</td><td>{pst}</td><td># of POST requests</td></tr>
+<tr><td>hed</td><td>{hed}</td><td># of HEAD requests (HTTP 501 response)</td></tr>
+<tr><td>rdr</td><td>{rdr}</td><td># of GET requests resulted in REDIRECT response</td></tr>
+<tr><td>nou</td><td>{nou}</td><td># of GET requests /w empty URL</td></tr>
+<tr><td>pth</td><td>{pth}</td><td># of GET requests /w malformed URL</td></tr>
+<tr><td>204</td><td>{204}</td><td># of GET requests (HTTP 204 response)</td></tr>
+<tr><td>bad</td><td>{bad}</td><td># of unknown HTTP requests (HTTP 501 response)</td></tr>
+<tr><th colspan="3"></th></tr>
+<tr><td>cls</td><td>{cls}</td><td># of dropped requests (client disconnect without sending any  request)</td></tr>
+<tr><td>cly</td><td>{cly}</td><td># of dropped requests (client disconnect before response sent)</td></tr>
+<tr><td>clt</td><td>{clt}</td><td># of dropped requests (reached maximum service threads)</td></tr>
+<tr><td>err</td><td>{err}</td><td># of dropped requests (unknown reason)</td></tr></table></body></html>"#;
+
+    fn expected_html(s: &Stats) -> String {
+        let mut page = TEMPLATE.replace('\n', "").replace("{4SP}", "    ");
+        page = page.replace("{VERSION}", &html_escape(VERSION));
+        for info in TABLE.iter().take(ORIGINAL_COUNT) {
+            let value = html_value(s, info, UTS);
+            page = page.replace(
+                &format!("<td>{{{}}}</td>", info.name),
+                &format!("<td>{value}</td>"),
+            );
+        }
+        let ours = concat!(
+            "<tr><th colspan=\"3\"></th></tr>",
+            "<tr><td>v11</td><td>510</td><td>slh/slc break-down: TLS 1.1</td></tr>",
+            "<tr><td>sta</td><td>520</td><td># of HTML statistics pages served</td></tr>",
+            "<tr><td>stt</td><td>530</td><td># of text/JSON/metrics statistics pages served</td></tr>",
+            "<tr><td>tmo</td><td>540</td><td># of connections closed by a read, write or handshake deadline</td></tr>",
+            "<tr><td>snx</td><td>550</td><td># of TLS names refused a certificate (invalid SNI)</td></tr>",
+            "<tr><td>cgn</td><td>560</td><td>cert workers: # of certificates generated</td></tr>",
+            "<tr><td>cgf</td><td>570</td><td>cert workers: # of certificate jobs that failed</td></tr>",
+            "<tr><td>cqf</td><td>580</td><td>cert workers: # of jobs refused because the queue was full</td></tr>",
+            "</table>",
+        );
+        page.replace("</table>", ours) + "\r\n"
+    }
+
+    #[test]
+    fn html_matches_original_template() {
+        let s = sample();
+        let page = html_page_at(VERSION, &s, UTS);
+        assert_eq!(page, expected_html(&s));
+        assert!(
+            !page.contains("{4SP}") && !page.contains("}</td>"),
+            "placeholder left"
+        );
+        assert!(page.starts_with("<!DOCTYPE html><html><head><link rel='icon'"));
+        assert!(page.contains("</style></head><body>pixelserv-tls 2.4.0 (compiled: Jul  6 2021"));
+        assert!(page.contains("<tr><td>uts</td><td>1d 02:03</td><td>process uptime</td></tr>"));
+        assert!(page.contains("<td>avg</td><td>200 bytes</td>"));
+        assert!(page.contains("<td>rmx</td><td>301 bytes</td>"));
+        assert!(page.contains("<td>tav</td><td>1 ms</td>"));
+        assert!(page.contains("<td>tmx</td><td>2 ms</td>"));
+        assert!(page.contains("<td>kvg</td><td>3.00</td>"));
+        assert!(page.contains(
+            "TLS 1.3 Early Data aka 0-RTT</td></tr>    <tr><th colspan=\"3\"></th></tr>    <tr><td>uca</td>"
+        ));
+        assert!(page.contains(
+            "other TLS handshake errors)</td></tr><th colspan=\"3\"></th></tr><tr><td>v13"
+        ));
+        assert!(page.contains(
+            "after ServerHello</td></tr><tr><tr><th colspan=\"3\"></th></tr><tr><td>sct"
+        ));
+        assert!(page.contains("cached certs</td></tr><tr><tr><td>scm"));
+        assert!(page.contains("without sending any  request)"));
+        assert_eq!(page.matches("<tr><td>").count(), TABLE.len());
+        // 8 in the original's layout, then ours before the extra rows.
+        assert_eq!(page.matches("<th colspan=\"3\"></th>").count(), 9);
+        assert!(page.ends_with("queue was full</td></tr></table></body></html>\r\n"));
+        assert!(!page.trim_end_matches("\r\n").contains(['\n', '\r']));
+    }
+
+    #[test]
+    fn html_uptime_and_escaping() {
+        let s = Stats::new();
+        let page = html_page_at("a <b>&\"x'\ny", &s, 59);
+        assert!(page.contains("<body>a &lt;b&gt;&amp;&quot;x&#39; y<br><br><table>"));
+        assert!(page.contains("<td>uts</td><td>0d 00:00</td>"));
+        let page = html_page_at("v", &s, 86_400 * 12 + 3600 * 23 + 60 * 59 + 59);
+        assert!(page.contains("<td>uts</td><td>12d 23:59</td>"));
+        assert!(html_page("v", &s).contains("<td>uts</td><td>0d 00:0"));
+    }
+
+    /// Minimal structural JSON check: an object of `"key":value` pairs with valid strings.
+    fn json_pairs(text: &str) -> Vec<(String, String)> {
+        let inner = text
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .expect("object");
+        let mut pairs = Vec::new();
+        let mut chars = inner.chars().peekable();
+        loop {
+            assert_eq!(chars.next(), Some('"'));
+            let mut key = String::new();
+            loop {
+                match chars.next().expect("unterminated key") {
+                    '"' => break,
+                    '\\' => {
+                        key.push('\\');
+                        key.push(chars.next().expect("escape"));
+                    }
+                    c => {
+                        assert!(c as u32 >= 0x20, "raw control char");
+                        key.push(c);
+                    }
+                }
+            }
+            assert_eq!(chars.next(), Some(':'));
+            let mut value = String::new();
+            let mut in_str = false;
+            let mut escaped = false;
+            while let Some(&c) = chars.peek() {
+                if !in_str && c == ',' {
+                    break;
+                }
+                chars.next();
+                assert!(c as u32 >= 0x20, "raw control char");
+                if in_str && !escaped && c == '"' {
+                    in_str = false;
+                } else if !in_str && c == '"' {
+                    in_str = true;
+                }
+                escaped = in_str && !escaped && c == '\\';
+                value.push(c);
+            }
+            assert!(!in_str, "unterminated string");
+            pairs.push((key, value));
+            if chars.next().is_none() {
+                break;
+            }
+        }
+        pairs
+    }
+
+    #[test]
+    fn json_has_every_counter() {
+        let s = sample();
+        let text = json_at("v \"q\" \\ \n\t\u{1}é", &s, UTS);
+        let pairs = json_pairs(&text);
+        assert_eq!(pairs.len(), TABLE.len() + 1);
+        assert_eq!(
+            pairs[0],
+            (
+                "version".into(),
+                "\"v \\\"q\\\" \\\\ \\n\\t\\u0001é\"".into()
+            )
+        );
+        for (info, (key, value)) in TABLE.iter().zip(&pairs[1..]) {
+            assert_eq!(key, info.name);
+            assert!(value.parse::<f64>().is_ok(), "{key}: {value}");
+        }
+        assert!(text.contains(",\"uts\":93784,"));
+        assert!(text.contains(",\"kvg\":3.00,"));
+        assert!(text.contains(",\"avg\":200,"));
+        assert!(text.contains(",\"204\":450,"));
+        assert!(text.ends_with(",\"cqf\":580}"));
+        assert!(json("v", &Stats::new()).starts_with("{\"version\":\"v\",\"uts\":"));
+    }
+
+    fn valid_metric_name(name: &str) -> bool {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+
+    #[test]
+    fn metrics_names_help_type() {
+        let text = metrics_at(&sample(), UTS);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3 * TABLE.len());
+        assert!(text.ends_with('\n'));
+        let mut names = Vec::new();
+        for (info, chunk) in TABLE.iter().zip(lines.chunks(3)) {
+            let name = chunk[2].split(' ').next().expect("name");
+            assert!(valid_metric_name(name), "{name}");
+            assert_eq!(chunk[0], format!("# HELP {name} {}", info.label));
+            let kind = chunk[1]
+                .strip_prefix(&format!("# TYPE {name} "))
+                .expect("type");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{name}");
+            assert!(kind == "counter" || kind == "gauge");
+            let value = &chunk[2][name.len() + 1..];
+            assert!(value.parse::<f64>().is_ok(), "{value}");
+            names.push(name.to_string());
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), TABLE.len());
+        assert!(text.contains("# TYPE pixelserv_uts gauge\npixelserv_uts 93784\n"));
+        assert!(text.contains("# TYPE pixelserv_ssh gauge\n"));
+        assert!(text.contains("# TYPE pixelserv_kvg gauge\npixelserv_kvg 3.00\n"));
+        assert!(text
+            .contains("# TYPE pixelserv_http_204_total counter\npixelserv_http_204_total 450\n"));
+        assert!(text.contains("# TYPE pixelserv_gif_total counter\npixelserv_gif_total 322\n"));
+        assert!(metrics(&Stats::new()).starts_with("# HELP pixelserv_uts process uptime\n"));
+    }
+
+    #[test]
+    fn help_text_is_escaped() {
+        assert_eq!(help_escape("a\\b\nc"), "a\\\\b\\nc");
+    }
+}
