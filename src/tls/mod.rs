@@ -1,0 +1,3 @@
+pub mod names;
+pub mod psl;
+pub mod sni;
