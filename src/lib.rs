@@ -4,10 +4,13 @@
 //! (`server::transport`, plain or TLS) → `http::parser` frames requests →
 //! `http::dispatch` classifies them → `http::response` renders the bytes.
 
+pub mod app;
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod server;
 pub mod stats;
 pub mod stats_render;
+pub mod sys;
 pub mod tls;
 pub mod version;

@@ -1,3 +1,15 @@
+//! HTTPS: certificate names, the CA, certificate making and storage, the in-memory cache,
+//! the worker pool and the TLS contexts with their ClientHello callback.
+
+pub mod ca;
+pub mod cache;
+pub mod certgen;
+pub mod certs;
+pub mod context;
+pub mod hello;
 pub mod names;
+pub mod prefetch;
 pub mod psl;
 pub mod sni;
+pub mod store;
+pub mod workers;
