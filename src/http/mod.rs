@@ -1,1 +1,8 @@
 //! HTTP/1.1: request framing, classification and pre-rendered responses.
+
+pub mod assets;
+pub mod body;
+pub mod dispatch;
+pub mod parser;
+pub mod redirect;
+pub mod response;
