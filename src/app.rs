@@ -66,7 +66,9 @@ fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
     }
 }
 
@@ -102,7 +104,13 @@ fn run(mut cfg: Config) -> Result<(), String> {
     let want_files = cfg.max_conns as u64 + cfg.ports.len() as u64 + 64;
     match process::raise_nofile(want_files) {
         Ok(got) if got < want_files => {
-            plog!(WARNING, "open-file limit is {} (wanted {}): fewer connections than -T {} fit", got, want_files, cfg.max_conns)
+            plog!(
+                WARNING,
+                "open-file limit is {} (wanted {}): fewer connections than -T {} fit",
+                got,
+                want_files,
+                cfg.max_conns
+            )
         }
         Ok(_) => {}
         Err(e) => plog!(ERROR, "setrlimit NOFILE failed: {}", e),
@@ -111,7 +119,8 @@ fn run(mut cfg: Config) -> Result<(), String> {
     // As root, before the drop: ca.key is usually readable by root only.
     prepare_cert_path(&cfg.cert_path, user.as_ref());
     let key_type = KeyType::from(cfg.leaf_key);
-    let (ca, status) = ca::load_or_create(&cfg.cert_path, key_type).map_err(|e| format!("CA: {e}"))?;
+    let (ca, status) =
+        ca::load_or_create(&cfg.cert_path, key_type).map_err(|e| format!("CA: {e}"))?;
     for w in &ca.warnings {
         plog!(WARNING, "{}", w);
     }
@@ -134,11 +143,15 @@ fn run(mut cfg: Config) -> Result<(), String> {
     }
     let ca_pem = ca.servable_pem().map(<[u8]>::to_vec);
     if ca_pem.is_none() {
-        plog!(ERROR, "ca.crt contains a private key: /ca.crt will not serve it");
+        plog!(
+            ERROR,
+            "ca.crt contains a private key: /ca.crt will not serve it"
+        );
     }
     let psl = Arc::new(load_psl(&cfg));
     let certs = Arc::new(Mutex::new(Certs::new(cfg.cert_cache_size)));
-    let ctx = context::server_context(certs.clone(), psl).map_err(|e| format!("TLS context: {e}"))?;
+    let ctx =
+        context::server_context(certs.clone(), psl).map_err(|e| format!("TLS context: {e}"))?;
     if let Some(path) = &cfg.ticket_keys {
         let keys = context::read_ticket_keys(path)?;
         context::set_ticket_keys(&ctx, &keys).map_err(|e| format!("session ticket keys: {e}"))?;
@@ -150,15 +163,16 @@ fn run(mut cfg: Config) -> Result<(), String> {
     let signals = SignalFd::new().map_err(|e| format!("signalfd: {e}"))?;
     if let Some(u) = &user {
         if u.uid != 0 {
-            process::drop_privileges(u).map_err(|e| format!("cannot switch to user \"{}\": {}", u.name, e))?;
+            process::drop_privileges(u)
+                .map_err(|e| format!("cannot switch to user \"{}\": {}", u.name, e))?;
         }
     }
     process::ignore_sigpipe();
 
     let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
-    let workers =
-        Workers::start(cfg.cert_workers, CERT_QUEUE, maker, waker.clone()).map_err(|e| format!("workers: {e}"))?;
+    let workers = Workers::start(cfg.cert_workers, CERT_QUEUE, maker, waker.clone())
+        .map_err(|e| format!("workers: {e}"))?;
     let site = Site {
         settings: Settings {
             disable_204: cfg.disable_204,
@@ -177,11 +191,20 @@ fn run(mut cfg: Config) -> Result<(), String> {
         version,
         admin_restricted: cfg.admin_port.is_some(),
     };
-    let tls = Tls { ctx, certs, workers };
+    let tls = Tls {
+        ctx,
+        certs,
+        workers,
+    };
     let mut server = Server::new(poll, waker, listeners, site, tls, signals, cfg.max_conns)
         .map_err(|e| format!("event loop: {e}"))?;
-    let mut hooks = Saver { cert_path: cfg.cert_path.clone(), ticket_keys: cfg.ticket_keys.clone() };
-    server.run(&mut hooks).map_err(|e| format!("event loop: {e}"))?;
+    let mut hooks = Saver {
+        cert_path: cfg.cert_path.clone(),
+        ticket_keys: cfg.ticket_keys.clone(),
+    };
+    server
+        .run(&mut hooks)
+        .map_err(|e| format!("event loop: {e}"))?;
     Ok(())
 }
 
@@ -212,7 +235,10 @@ fn chown_ca_files(dir: &Path, user: Option<&process::User>) {
 
 fn load_psl(cfg: &Config) -> Psl {
     let explicit = cfg.psl_file.is_some();
-    let path = cfg.psl_file.clone().unwrap_or_else(|| cfg.cert_path.join(PSL_FILE));
+    let path = cfg
+        .psl_file
+        .clone()
+        .unwrap_or_else(|| cfg.cert_path.join(PSL_FILE));
     match Psl::load(&path) {
         Ok(psl) => {
             plog!(NOTICE, "public suffix list loaded from {}", path.display());
@@ -220,7 +246,12 @@ fn load_psl(cfg: &Config) -> Psl {
         }
         Err(e) => {
             if explicit || path.exists() {
-                plog!(ERROR, "cannot use {}: {}; using the built-in list", path.display(), e);
+                plog!(
+                    ERROR,
+                    "cannot use {}: {}; using the built-in list",
+                    path.display(),
+                    e
+                );
             }
             Psl::builtin()
         }
@@ -233,7 +264,12 @@ fn load_prefetch(dir: &Path, maker: &Maker, certs: &Mutex<Certs>) {
     let names = match prefetch::read(&path) {
         Ok(n) => n,
         Err(e) => {
-            plog!(WARNING, "sslctx_tbl_load: {} doesn't exist. ({})", path.display(), e);
+            plog!(
+                WARNING,
+                "sslctx_tbl_load: {} doesn't exist. ({})",
+                path.display(),
+                e
+            );
             return;
         }
     };
@@ -244,7 +280,11 @@ fn load_prefetch(dir: &Path, maker: &Maker, certs: &Mutex<Certs>) {
             break;
         }
         let Ok(name) = CertName::from_file_name(&name) else {
-            plog!(WARNING, "prefetch: ignoring invalid name {}", log::escape(name.as_bytes()));
+            plog!(
+                WARNING,
+                "prefetch: ignoring invalid name {}",
+                log::escape(name.as_bytes())
+            );
             continue;
         };
         match maker.load(name.file_name()) {
@@ -260,13 +300,23 @@ fn load_prefetch(dir: &Path, maker: &Maker, certs: &Mutex<Certs>) {
 }
 
 fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
-    let ip = listener::resolve(cfg.listen_addr.as_deref()).map_err(|e| format!("getaddrinfo: {e}"))?;
+    let ip =
+        listener::resolve(cfg.listen_addr.as_deref()).map_err(|e| format!("getaddrinfo: {e}"))?;
     let mut out = Vec::new();
     for port in &cfg.ports {
         let where_ = listener::describe(ip, cfg.iface.as_deref(), port.port);
-        let bound = listener::bind(ip, port, cfg.iface.as_deref()).map_err(|e| format!("Abort: {e} - {where_}"))?;
-        plog!(CRITICAL, "Listening on {}{}", where_, if port.tls { " (TLS)" } else { "" });
-        out.push(Listener { socket: mio::net::TcpListener::from_std(bound.socket), port: bound.port });
+        let bound = listener::bind(ip, port, cfg.iface.as_deref())
+            .map_err(|e| format!("Abort: {e} - {where_}"))?;
+        plog!(
+            CRITICAL,
+            "Listening on {}{}",
+            where_,
+            if port.tls { " (TLS)" } else { "" }
+        );
+        out.push(Listener {
+            socket: mio::net::TcpListener::from_std(bound.socket),
+            port: bound.port,
+        });
     }
     Ok(out)
 }
@@ -281,7 +331,12 @@ impl Hooks for Saver {
     fn save(&mut self, certs: &Certs) {
         let path = self.cert_path.join("prefetch");
         if let Err(e) = prefetch::write(&path, &certs.by_reuse()) {
-            plog!(ERROR, "sslctx_tbl_save: failed to open {}: {}", path.display(), e);
+            plog!(
+                ERROR,
+                "sslctx_tbl_save: failed to open {}: {}",
+                path.display(),
+                e
+            );
         }
     }
 
@@ -339,7 +394,9 @@ fn benchmark(cfg: &Config, file: Option<&str>) -> i32 {
         let load_ms = start.elapsed().as_secs_f64() * 1000.0 / 5.0;
         gen_total += gen_ms;
         load_total += load_ms;
-        println!("{round:2}. generate cert to disk: {gen_ms:.3} ms\tload from disk: {load_ms:.3} ms");
+        println!(
+            "{round:2}. generate cert to disk: {gen_ms:.3} ms\tload from disk: {load_ms:.3} ms"
+        );
     }
     println!("generate to disk average: {:.3} ms", gen_total / 10.0);
     println!("  load from disk average: {:.3} ms", load_total / 10.0);

@@ -12,13 +12,66 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(usize)]
 pub enum Counter {
-    Uts, Log, Kcc, Kmx, Kvg, Krq, Req, Avg, Rmx, Tav, Tmx,
-    Slh, Slm, Sle, Slc, Slu, V13, V12, V10, Zrt, Uca, Ucb, Uce, Ush,
-    Sct, Sch, Scm, Scp, Ssh, Ssm, Ssp,
-    Nfe, Gif, Ico, Txt, Jpg, Png, Swf, Ufe, Opt, Pst, Hed, Rdr, Nou, Pth, N204, Bad,
-    Cls, Cly, Clt, Err,
+    Uts,
+    Log,
+    Kcc,
+    Kmx,
+    Kvg,
+    Krq,
+    Req,
+    Avg,
+    Rmx,
+    Tav,
+    Tmx,
+    Slh,
+    Slm,
+    Sle,
+    Slc,
+    Slu,
+    V13,
+    V12,
+    V10,
+    Zrt,
+    Uca,
+    Ucb,
+    Uce,
+    Ush,
+    Sct,
+    Sch,
+    Scm,
+    Scp,
+    Ssh,
+    Ssm,
+    Ssp,
+    Nfe,
+    Gif,
+    Ico,
+    Txt,
+    Jpg,
+    Png,
+    Swf,
+    Ufe,
+    Opt,
+    Pst,
+    Hed,
+    Rdr,
+    Nou,
+    Pth,
+    N204,
+    Bad,
+    Cls,
+    Cly,
+    Clt,
+    Err,
     // Ours, after the original 51.
-    V11, Sta, Stt, Tmo, Snx, Cgn, Cgf, Cqf,
+    V11,
+    Sta,
+    Stt,
+    Tmo,
+    Snx,
+    Cgn,
+    Cgf,
+    Cqf,
 }
 
 /// How a value is printed on the pages.
@@ -44,71 +97,166 @@ pub struct CounterInfo {
 
 macro_rules! info {
     ($c:ident, $n:expr, $f:ident, $l:expr) => {
-        CounterInfo { counter: Counter::$c, name: $n, label: $l, format: Format::$f }
+        CounterInfo {
+            counter: Counter::$c,
+            name: $n,
+            label: $l,
+            format: Format::$f,
+        }
     };
 }
 
 /// Display table: order, names and the original's HTML labels (byte-exact).
 pub const TABLE: &[CounterInfo] = &[
     info!(Uts, "uts", Uptime, "process uptime"),
-    info!(Log, "log", Int, "critical (0) error (1) warning (2) notice (3) info (4) debug (5)"),
+    info!(
+        Log,
+        "log", Int, "critical (0) error (1) warning (2) notice (3) info (4) debug (5)"
+    ),
     info!(Kcc, "kcc", Int, "number of active service threads"),
     info!(Kmx, "kmx", Int, "maximum number of service threads"),
-    info!(Kvg, "kvg", Fixed2, "average number of requests per service thread"),
-    info!(Krq, "krq", Int, "max number of requests by one service thread"),
-    info!(Req, "req", Int, "total # of requests (HTTP, HTTPS, success, failure etc)"),
+    info!(
+        Kvg,
+        "kvg", Fixed2, "average number of requests per service thread"
+    ),
+    info!(
+        Krq,
+        "krq", Int, "max number of requests by one service thread"
+    ),
+    info!(
+        Req,
+        "req", Int, "total # of requests (HTTP, HTTPS, success, failure etc)"
+    ),
     info!(Avg, "avg", Bytes, "average size of requests"),
     info!(Rmx, "rmx", Bytes, "largest size of request(s)"),
     info!(Tav, "tav", Millis, "average processing time (per request)"),
     info!(Tmx, "tmx", Millis, "longest processing time (per request)"),
     info!(Slh, "slh", Int, "# of accepted HTTPS requests"),
-    info!(Slm, "slm", Int, "# of rejected HTTPS requests (missing certificate)"),
-    info!(Sle, "sle", Int, "# of rejected HTTPS requests (certificate available but not usable)"),
-    info!(Slc, "slc", Int, "# of dropped HTTPS requests (client disconnect without sending any request)"),
-    info!(Slu, "slu", Int, "# of dropped HTTPS requests (other TLS handshake errors)"),
+    info!(
+        Slm,
+        "slm", Int, "# of rejected HTTPS requests (missing certificate)"
+    ),
+    info!(
+        Sle,
+        "sle", Int, "# of rejected HTTPS requests (certificate available but not usable)"
+    ),
+    info!(
+        Slc,
+        "slc", Int, "# of dropped HTTPS requests (client disconnect without sending any request)"
+    ),
+    info!(
+        Slu,
+        "slu", Int, "# of dropped HTTPS requests (other TLS handshake errors)"
+    ),
     info!(V13, "v13", Int, "slh/slc break-down: TLS 1.3"),
     info!(V12, "v12", Int, "slh/slc break-down: TLS 1.2"),
     info!(V10, "v10", Int, "slh/slc break-down: TLS 1.0"),
-    info!(Zrt, "zrt", Int, "slh break-down: TLS 1.3 Early Data aka 0-RTT"),
-    info!(Uca, "uca", Int, "slu break-down: # of unknown CA reported by clients"),
-    info!(Ucb, "ucb", Int, "slu break-down: # of bad certificate reported by clients"),
-    info!(Uce, "uce", Int, "slu break-down: # of unknown cert reported by clients"),
-    info!(Ush, "ush", Int, "slu break-down: # of shutdown by clients after ServerHello"),
+    info!(
+        Zrt,
+        "zrt", Int, "slh break-down: TLS 1.3 Early Data aka 0-RTT"
+    ),
+    info!(
+        Uca,
+        "uca", Int, "slu break-down: # of unknown CA reported by clients"
+    ),
+    info!(
+        Ucb,
+        "ucb", Int, "slu break-down: # of bad certificate reported by clients"
+    ),
+    info!(
+        Uce,
+        "uce", Int, "slu break-down: # of unknown cert reported by clients"
+    ),
+    info!(
+        Ush,
+        "ush", Int, "slu break-down: # of shutdown by clients after ServerHello"
+    ),
     info!(Sct, "sct", Int, "cert cache: # of certs in cache"),
     info!(Sch, "sch", Int, "cert cache: # of reuses of cached certs"),
-    info!(Scm, "scm", Int, "cert cache: # of misses to find a cert in cache"),
-    info!(Scp, "scp", Int, "cert cache: # of purges to give room for a new cert"),
-    info!(Ssh, "ssh", Int, "sess cache: # of reuses of cached TLS sessions"),
-    info!(Ssm, "ssm", Int, "sess cache: # of misses to find a TLS session in cache"),
-    info!(Ssp, "ssp", Int, "sess cache: # of purges to give room for a new TLS session"),
-    info!(Nfe, "nfe", Int, "# of GET requests for server-side scripting"),
+    info!(
+        Scm,
+        "scm", Int, "cert cache: # of misses to find a cert in cache"
+    ),
+    info!(
+        Scp,
+        "scp", Int, "cert cache: # of purges to give room for a new cert"
+    ),
+    info!(
+        Ssh,
+        "ssh", Int, "sess cache: # of reuses of cached TLS sessions"
+    ),
+    info!(
+        Ssm,
+        "ssm", Int, "sess cache: # of misses to find a TLS session in cache"
+    ),
+    info!(
+        Ssp,
+        "ssp", Int, "sess cache: # of purges to give room for a new TLS session"
+    ),
+    info!(
+        Nfe,
+        "nfe", Int, "# of GET requests for server-side scripting"
+    ),
     info!(Gif, "gif", Int, "# of GET requests for GIF"),
     info!(Ico, "ico", Int, "# of GET requests for ICO"),
     info!(Txt, "txt", Int, "# of GET requests for Javascripts"),
     info!(Jpg, "jpg", Int, "# of GET requests for JPG"),
     info!(Png, "png", Int, "# of GET requests for PNG"),
     info!(Swf, "swf", Int, "# of GET requests for SWF"),
-    info!(Ufe, "ufe", Int, "# of GET requests /w unknown file extension"),
+    info!(
+        Ufe,
+        "ufe", Int, "# of GET requests /w unknown file extension"
+    ),
     info!(Opt, "opt", Int, "# of OPTIONS requests"),
     info!(Pst, "pst", Int, "# of POST requests"),
     info!(Hed, "hed", Int, "# of HEAD requests (HTTP 501 response)"),
-    info!(Rdr, "rdr", Int, "# of GET requests resulted in REDIRECT response"),
+    info!(
+        Rdr,
+        "rdr", Int, "# of GET requests resulted in REDIRECT response"
+    ),
     info!(Nou, "nou", Int, "# of GET requests /w empty URL"),
     info!(Pth, "pth", Int, "# of GET requests /w malformed URL"),
     info!(N204, "204", Int, "# of GET requests (HTTP 204 response)"),
-    info!(Bad, "bad", Int, "# of unknown HTTP requests (HTTP 501 response)"),
-    info!(Cls, "cls", Int, "# of dropped requests (client disconnect without sending any  request)"),
-    info!(Cly, "cly", Int, "# of dropped requests (client disconnect before response sent)"),
-    info!(Clt, "clt", Int, "# of dropped requests (reached maximum service threads)"),
+    info!(
+        Bad,
+        "bad", Int, "# of unknown HTTP requests (HTTP 501 response)"
+    ),
+    info!(
+        Cls,
+        "cls", Int, "# of dropped requests (client disconnect without sending any  request)"
+    ),
+    info!(
+        Cly,
+        "cly", Int, "# of dropped requests (client disconnect before response sent)"
+    ),
+    info!(
+        Clt,
+        "clt", Int, "# of dropped requests (reached maximum service threads)"
+    ),
     info!(Err, "err", Int, "# of dropped requests (unknown reason)"),
     info!(V11, "v11", Int, "slh/slc break-down: TLS 1.1"),
     info!(Sta, "sta", Int, "# of HTML statistics pages served"),
-    info!(Stt, "stt", Int, "# of text/JSON/metrics statistics pages served"),
-    info!(Tmo, "tmo", Int, "# of connections closed by a read, write or handshake deadline"),
-    info!(Snx, "snx", Int, "# of TLS names refused a certificate (invalid SNI)"),
+    info!(
+        Stt,
+        "stt", Int, "# of text/JSON/metrics statistics pages served"
+    ),
+    info!(
+        Tmo,
+        "tmo", Int, "# of connections closed by a read, write or handshake deadline"
+    ),
+    info!(
+        Snx,
+        "snx", Int, "# of TLS names refused a certificate (invalid SNI)"
+    ),
     info!(Cgn, "cgn", Int, "cert workers: # of certificates generated"),
-    info!(Cgf, "cgf", Int, "cert workers: # of certificate jobs that failed"),
-    info!(Cqf, "cqf", Int, "cert workers: # of jobs refused because the queue was full"),
+    info!(
+        Cgf,
+        "cgf", Int, "cert workers: # of certificate jobs that failed"
+    ),
+    info!(
+        Cqf,
+        "cqf", Int, "cert workers: # of jobs refused because the queue was full"
+    ),
 ];
 
 /// Number of counters the original printed; scripts parse exactly these first.

@@ -13,7 +13,9 @@ pub struct Pool {
 
 impl Pool {
     pub fn rx(&mut self) -> Box<[u8]> {
-        self.rx.pop().unwrap_or_else(|| vec![0u8; RX_SIZE].into_boxed_slice())
+        self.rx
+            .pop()
+            .unwrap_or_else(|| vec![0u8; RX_SIZE].into_boxed_slice())
     }
 
     pub fn tx(&mut self) -> Vec<u8> {
@@ -44,7 +46,11 @@ pub struct RxBuf {
 
 impl RxBuf {
     pub fn new(buf: Box<[u8]>) -> RxBuf {
-        RxBuf { buf, start: 0, end: 0 }
+        RxBuf {
+            buf,
+            start: 0,
+            end: 0,
+        }
     }
 
     pub fn data(&self) -> &[u8] {

@@ -15,8 +15,8 @@ use super::timer::{Armed, TimerKey};
 use super::transport::{Handshake, Io, Transport, Want};
 use crate::http::body::BodyDecoder;
 use crate::http::dispatch::{self, Reply};
-use crate::http::parser::{self, BodyFraming, Head, Version};
-use crate::http::response::{self, Mode};
+use crate::http::parser::{self, BodyFraming, Head};
+use crate::http::response::{self, Canned, Mode};
 use crate::log::{self, INFO};
 use crate::plog;
 use crate::stats::{Counter, Stats};
@@ -71,7 +71,10 @@ pub enum State {
     Head,
     /// Discarding a request body; its response is already queued. `then_close`: the
     /// request asked to close the connection after it.
-    Body { decoder: BodyDecoder, then_close: bool },
+    Body {
+        decoder: BodyDecoder,
+        then_close: bool,
+    },
     /// No more requests: flush what is queued, then close.
     Closing,
 }
@@ -106,8 +109,18 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(transport: Transport, key: TimerKey, admin: bool, peer: SocketAddr, now: Instant) -> Conn {
-        let state = if transport.is_tls() { State::EarlyData(Want::Read) } else { State::Idle };
+    pub fn new(
+        transport: Transport,
+        key: TimerKey,
+        admin: bool,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Conn {
+        let state = if transport.is_tls() {
+            State::EarlyData(Want::Read)
+        } else {
+            State::Idle
+        };
         Conn {
             transport,
             state,
@@ -129,7 +142,9 @@ impl Conn {
 
     /// Nothing in flight: safe to close at shutdown.
     pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Idle) && !self.tx_pending() && self.rx.as_ref().is_none_or(RxBuf::is_empty)
+        matches!(self.state, State::Idle)
+            && !self.tx_pending()
+            && self.rx.as_ref().is_none_or(RxBuf::is_empty)
     }
 
     pub fn requests(&self) -> u64 {
@@ -170,7 +185,14 @@ impl Conn {
     pub fn cert_ready(&mut self, now: Instant) {
         if matches!(self.state, State::CertWait) {
             let early_done = self.early_phase_done();
-            self.enter(if early_done { State::Handshake(Want::Read) } else { State::EarlyData(Want::Read) }, now);
+            self.enter(
+                if early_done {
+                    State::Handshake(Want::Read)
+                } else {
+                    State::EarlyData(Want::Read)
+                },
+                now,
+            );
         }
     }
 
@@ -254,7 +276,11 @@ impl Conn {
                 None
             }
             Handshake::Blocked(w) => {
-                self.state = if early_done { State::Handshake(w) } else { State::EarlyData(w) };
+                self.state = if early_done {
+                    State::Handshake(w)
+                } else {
+                    State::EarlyData(w)
+                };
                 Some(Step::Wait)
             }
             Handshake::NeedCert => Some(Step::NeedCert),
@@ -292,12 +318,19 @@ impl Conn {
                         return;
                     }
                 }
-                State::Body { decoder, then_close } => match decoder.feed(rx.data(), &mut |_| {}) {
+                State::Body {
+                    decoder,
+                    then_close,
+                } => match decoder.feed(rx.data(), &mut |_| {}) {
                     Ok(feed) => {
                         rx.consume(feed.consumed);
                         self.since = env.now;
                         if feed.done {
-                            let next = if *then_close { State::Closing } else { State::Idle };
+                            let next = if *then_close {
+                                State::Closing
+                            } else {
+                                State::Idle
+                            };
                             self.enter(next, env.now);
                         }
                     }
@@ -330,7 +363,9 @@ impl Conn {
     /// connection is closing.
     fn parse_one(&mut self, env: &mut Env) -> bool {
         self.ensure_tx(env.pool);
-        let Some(rx) = self.rx.as_mut() else { return false };
+        let Some(rx) = self.rx.as_mut() else {
+            return false;
+        };
         let head = match parser::parse(rx.data()) {
             Ok(None) => return false,
             Ok(Some(head)) => head,
@@ -338,7 +373,12 @@ impl Conn {
                 let bytes = rx.data().len() as u64;
                 rx.consume(rx.data().len());
                 response::write_error(e.status(), &mut self.tx);
-                plog!(log::DEBUG, "bad request from {}: {}", self.peer.ip(), e.status());
+                plog!(
+                    log::DEBUG,
+                    "bad request from {}: {}",
+                    self.peer.ip(),
+                    e.status()
+                );
                 self.count(env, Counter::Bad, bytes);
                 self.enter(State::Closing, env.now);
                 return false;
@@ -351,7 +391,14 @@ impl Conn {
             BodyFraming::Length(n) => n,
             _ => 0,
         };
-        let counter = respond(&head, self.admin, &self.transport, self.peer, &mut self.tx, env);
+        let counter = respond(
+            &head,
+            self.admin,
+            &self.transport,
+            self.peer,
+            &mut self.tx,
+            env,
+        );
         rx.consume(len);
         if let Some(c) = counter {
             self.count(env, c, len as u64 + body_len);
@@ -359,7 +406,10 @@ impl Conn {
         let next = match (framing, keep_alive) {
             (BodyFraming::None, true) => State::Idle,
             (BodyFraming::None, false) => State::Closing,
-            (other, keep_alive) => State::Body { decoder: BodyDecoder::new(other), then_close: !keep_alive },
+            (other, keep_alive) => State::Body {
+                decoder: BodyDecoder::new(other),
+                then_close: !keep_alive,
+            },
         };
         let go_on = !matches!(next, State::Closing);
         self.enter(next, env.now);
@@ -369,7 +419,10 @@ impl Conn {
     /// Counts one answered request.
     fn count(&mut self, env: &mut Env, counter: Counter, bytes: u64) {
         self.requests += 1;
-        let micros = env.now.saturating_duration_since(self.req_start).as_micros() as u64;
+        let micros = env
+            .now
+            .saturating_duration_since(self.req_start)
+            .as_micros() as u64;
         env.stats.request(counter, bytes, micros);
         if let Some(v) = self.transport.tls_version() {
             env.stats.bump(Counter::Slh);
@@ -396,7 +449,11 @@ impl Conn {
                     return Some(self.close(env, Some(Counter::Cly)));
                 }
                 Io::Failed(why) => {
-                    plog!(log::ERROR, "attempt to send response resulted in error: {}", why);
+                    plog!(
+                        log::ERROR,
+                        "attempt to send response resulted in error: {}",
+                        why
+                    );
                     return Some(self.close(env, Some(Counter::Err)));
                 }
             }
@@ -436,7 +493,12 @@ impl Conn {
     pub fn expire(&mut self, env: &mut Env) -> Step {
         let outcome = match &self.state {
             State::EarlyData(_) | State::Handshake(_) | State::CertWait => {
-                plog!(log::WARNING, "handshake failed: timeout. client {} server {}", self.peer, hello::server_name(&self.transport));
+                plog!(
+                    log::WARNING,
+                    "handshake failed: timeout. client {} server {}",
+                    self.peer,
+                    hello::server_name(&self.transport)
+                );
                 env.stats.bump(Counter::Tmo);
                 Some(Counter::Slu)
             }
@@ -495,15 +557,28 @@ fn tls_label(t: &Transport) -> &'static str {
 }
 
 /// Dispatches one request and renders its response into `out`; the counter to count.
-fn respond(head: &Head, admin: bool, transport: &Transport, peer: SocketAddr, out: &mut Vec<u8>, env: &mut Env) -> Option<Counter> {
+fn respond(
+    head: &Head,
+    admin: bool,
+    transport: &Transport,
+    peer: SocketAddr,
+    out: &mut Vec<u8>,
+    env: &mut Env,
+) -> Option<Counter> {
     let decision = dispatch::dispatch(head, admin, &env.site.settings);
-    let mode = Mode { keep_alive: head.keep_alive, head_only: head.method == b"HEAD" };
+    let mode = Mode {
+        keep_alive: head.keep_alive,
+        head_only: head.method == b"HEAD",
+    };
     match decision.reply {
-        Reply::Static(asset) => response::write_static(asset, mode, out),
+        Reply::Static(asset) => response::write_static(asset.into(), mode, out),
+        Reply::NoContent => response::write_static(Canned::NoContent, mode, out),
+        Reply::Options => response::write_static(Canned::Options, mode, out),
+        Reply::NotImplemented => response::write_static(Canned::NotImplemented, mode, out),
         Reply::Text => response::write_text(head.origin, mode, out),
         Reply::Redirect(location) => response::write_redirect(&location, head.origin, mode, out),
         Reply::CaCert => match &env.site.ca_pem {
-            Some(pem) => response::write_body("200 OK", "application/x-x509-ca-cert", pem, mode, out),
+            Some(pem) => response::write_ca_cert(pem, mode, out),
             None => response::write_not_found(mode, out),
         },
         Reply::NotFound => response::write_not_found(mode, out),
@@ -514,7 +589,10 @@ fn respond(head: &Head, admin: bool, transport: &Transport, peer: SocketAddr, ou
                 Reply::StatsHtml => (stats_render::html_page(version, env.stats), "text/html"),
                 Reply::StatsText => (stats_render::text_page(version, env.stats), "text/plain"),
                 Reply::StatsJson => (stats_render::json(version, env.stats), "application/json"),
-                _ => (stats_render::metrics(env.stats), "text/plain; version=0.0.4"),
+                _ => (
+                    stats_render::metrics(env.stats),
+                    "text/plain; version=0.0.4",
+                ),
             };
             response::write_body("200 OK", ctype, body.as_bytes(), mode, out);
         }
@@ -524,16 +602,13 @@ fn respond(head: &Head, admin: bool, transport: &Transport, peer: SocketAddr, ou
         }
     }
     if log::enabled(INFO) {
-        let version = match head.version {
-            Version::Http10 | Version::Http11 => tls_label(transport),
-        };
         plog!(
             INFO,
             "{} {} {} tls_{}",
             peer.ip(),
             log::escape(head.host.unwrap_or(b"")),
             log::escape(head.request_line),
-            version
+            tls_label(transport)
         );
     }
     decision.counter

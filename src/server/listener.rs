@@ -32,7 +32,12 @@ pub fn resolve(host: Option<&str>) -> io::Result<Option<IpAddr>> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address")))
 }
 
-fn setopt(fd: libc::c_int, level: libc::c_int, name: libc::c_int, val: libc::c_int) -> io::Result<()> {
+fn setopt(
+    fd: libc::c_int,
+    level: libc::c_int,
+    name: libc::c_int,
+    val: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: `val` lives across the call and its size is passed.
     let rc = unsafe {
         libc::setsockopt(
@@ -55,19 +60,42 @@ fn setopt(fd: libc::c_int, level: libc::c_int, name: libc::c_int, val: libc::c_i
 pub fn bind(ip: Option<IpAddr>, port: &ListenPort, iface: Option<&str>) -> io::Result<Bound> {
     match ip {
         Some(ip) => bind_addr(SocketAddr::new(ip, port.port), port, iface, false),
-        None => match bind_addr(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port.port), port, iface, true) {
-            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
-                bind_addr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.port), port, iface, false)
-            }
+        None => match bind_addr(
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port.port),
+            port,
+            iface,
+            true,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => bind_addr(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.port),
+                port,
+                iface,
+                false,
+            ),
             other => other,
         },
     }
 }
 
-fn bind_addr(addr: SocketAddr, port: &ListenPort, iface: Option<&str>, dual: bool) -> io::Result<Bound> {
-    let domain = if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
+fn bind_addr(
+    addr: SocketAddr,
+    port: &ListenPort,
+    iface: Option<&str>,
+    dual: bool,
+) -> io::Result<Bound> {
+    let domain = if addr.is_ipv6() {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
     // SAFETY: plain socket(2); the fd is owned by `socket` right after.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -80,11 +108,18 @@ fn bind_addr(addr: SocketAddr, port: &ListenPort, iface: Option<&str>, dual: boo
         setopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, i32::from(!dual))?;
     }
     if let Some(iface) = iface {
-        let name = CString::new(iface).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name"))?;
+        let name = CString::new(iface)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name"))?;
         let bytes = name.as_bytes_with_nul();
         // SAFETY: the name buffer is valid for its length.
         let rc = unsafe {
-            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_BINDTODEVICE, bytes.as_ptr().cast(), bytes.len() as libc::socklen_t)
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                bytes.as_ptr().cast(),
+                bytes.len() as libc::socklen_t,
+            )
         };
         if rc < 0 {
             return Err(io::Error::last_os_error());
@@ -102,7 +137,11 @@ fn bind_addr(addr: SocketAddr, port: &ListenPort, iface: Option<&str>, dual: boo
         return Err(io::Error::last_os_error());
     }
     let addr = socket.local_addr()?;
-    Ok(Bound { socket, port: port.clone(), addr })
+    Ok(Bound {
+        socket,
+        port: port.clone(),
+        addr,
+    })
 }
 
 fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -113,24 +152,34 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_in fits in sockaddr_storage.
             unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            (storage, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
         }
         SocketAddr::V6(a) => {
             let sin6 = libc::sockaddr_in6 {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_in6 fits in sockaddr_storage.
             unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            (storage, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
         }
     }
 }

@@ -52,8 +52,8 @@ pub struct Listener {
 pub trait Hooks {
     /// SIGUSR1 (and SIGTERM before exit): save what must be saved (the prefetch list).
     fn save(&mut self, certs: &Certs);
-    /// SIGHUP: reload what can be reloaded (session-ticket keys).
-    fn reload(&mut self);
+    /// SIGHUP: new session-ticket keys to install, if any are configured.
+    fn reload(&mut self) -> Option<[u8; crate::tls::context::TICKET_KEYS_LEN]>;
 }
 
 pub struct Tls {
@@ -115,10 +115,17 @@ impl Server {
             waker,
         };
         for (i, l) in server.listeners.iter_mut().enumerate() {
-            server.poll.registry().register(&mut l.socket, Token(LISTENER_BASE - i), Interest::READABLE)?;
+            server.poll.registry().register(
+                &mut l.socket,
+                Token(LISTENER_BASE - i),
+                Interest::READABLE,
+            )?;
         }
         let fd = server.signals.as_raw_fd();
-        server.poll.registry().register(&mut SourceFd(&fd), SIGNALS, Interest::READABLE)?;
+        server
+            .poll
+            .registry()
+            .register(&mut SourceFd(&fd), SIGNALS, Interest::READABLE)?;
         Ok(server)
     }
 
@@ -139,7 +146,10 @@ impl Server {
                 Some(Duration::ZERO)
             } else {
                 let mut next = self.timers.next();
-                for extra in [self.paused, self.draining.map(|d| d + DRAIN)].into_iter().flatten() {
+                for extra in [self.paused, self.draining.map(|d| d + DRAIN)]
+                    .into_iter()
+                    .flatten()
+                {
                     next = Some(next.map_or(extra, |n| n.min(extra)));
                 }
                 next.map(|n| n.saturating_duration_since(now))
@@ -171,7 +181,10 @@ impl Server {
                 }
             }
             self.expire(now);
-            if self.paused.is_some_and(|at| at <= now) && self.conns.len() < self.max_conns && self.draining.is_none() {
+            if self.paused.is_some_and(|at| at <= now)
+                && self.conns.len() < self.max_conns
+                && self.draining.is_none()
+            {
                 self.paused = None;
                 for i in 0..self.listeners.len() {
                     self.accept(i, now);
@@ -231,14 +244,22 @@ impl Server {
             };
             self.serial += 1;
             let entry = self.conns.vacant_entry();
-            let key = TimerKey { slot: entry.key(), serial: self.serial };
+            let key = TimerKey {
+                slot: entry.key(),
+                serial: self.serial,
+            };
             let admin = !self.site.admin_restricted || port.admin;
             let mut conn = Conn::new(transport, key, admin, peer, now);
-            if let Err(e) = self.poll.registry().register(conn.transport.tcp(), Token(key.slot), conn.interest()) {
+            let interest = conn.interest();
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(conn.transport.tcp(), Token(key.slot), interest)
+            {
                 plog!(log::ERROR, "register: {}", e);
                 continue;
             }
-            conn.registered = conn.interest();
+            conn.registered = interest;
             entry.insert(conn);
             self.stats.conn_opened();
             // Data may already be waiting (TCP Fast Open, or a fast client).
@@ -248,15 +269,29 @@ impl Server {
         self.paused.get_or_insert(now);
     }
 
-    fn env<'a>(stats: &'a mut Stats, pool: &'a mut Pool, site: &'a Site, gauges: &'a dyn Fn(&mut Stats), now: Instant) -> Env<'a> {
-        Env { now, stats, pool, site, gauges }
+    fn env<'a>(
+        stats: &'a mut Stats,
+        pool: &'a mut Pool,
+        site: &'a Site,
+        gauges: &'a dyn Fn(&mut Stats),
+        now: Instant,
+    ) -> Env<'a> {
+        Env {
+            now,
+            stats,
+            pool,
+            site,
+            gauges,
+        }
     }
 
     fn drive(&mut self, slot: usize, now: Instant) {
         let certs = self.tls.certs.clone();
         let kcc = self.conns.len() as u64;
         let gauges = move |s: &mut Stats| fill_gauges(s, kcc, &certs);
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         let mut env = Self::env(&mut self.stats, &mut self.pool, &self.site, &gauges, now);
         let step = conn.drive(&mut env);
         self.after(slot, step, now);
@@ -268,13 +303,19 @@ impl Server {
             Step::Close => self.remove(slot),
             Step::NeedCert => self.need_cert(slot, now),
             Step::Again | Step::Wait => {
-                let Some(conn) = self.conns.get_mut(slot) else { return };
+                let Some(conn) = self.conns.get_mut(slot) else {
+                    return;
+                };
                 if matches!(step, Step::Again) {
                     self.again.push(conn.key);
                 }
                 let want = conn.interest();
                 if want != conn.registered {
-                    if let Err(e) = self.poll.registry().reregister(conn.transport.tcp(), Token(slot), want) {
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .reregister(conn.transport.tcp(), Token(slot), want)
+                    {
                         plog!(log::ERROR, "reregister: {}", e);
                         self.remove(slot);
                         return;
@@ -302,7 +343,9 @@ impl Server {
 
     fn expire(&mut self, now: Instant) {
         while let Some((at, key)) = self.timers.pop_due(now) {
-            let Some(conn) = self.conns.get_mut(key.slot) else { continue };
+            let Some(conn) = self.conns.get_mut(key.slot) else {
+                continue;
+            };
             if conn.key != key || !conn.armed.fired(at) {
                 continue;
             }
@@ -334,7 +377,9 @@ impl Server {
     /// The ClientHello callback found no cached certificate: look again from the loop
     /// (for no-SNI clients the name is our local address), else park and ask a worker.
     fn need_cert(&mut self, slot: usize, now: Instant) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         let key = conn.key;
         let name: CertName = match hello::lookup(&conn.transport) {
             Some(Lookup::Name(name)) => name,
@@ -344,7 +389,12 @@ impl Server {
             },
             None => return self.refuse(slot, Counter::Slu, now),
         };
-        let cached = self.tls.certs.lock().map(|mut c| c.get(name.file_name())).unwrap_or(None);
+        let cached = self
+            .tls
+            .certs
+            .lock()
+            .map(|mut c| c.get(name.file_name()))
+            .unwrap_or(None);
         if let Some(ctx) = cached {
             hello::install(&conn.transport, ctx);
             conn.cert_ready(now);
@@ -357,7 +407,11 @@ impl Server {
         self.waiting.entry(file.clone()).or_default().push(key);
         if first {
             if let Err(name) = self.tls.workers.submit(name) {
-                plog!(log::ERROR, "certificate queue full: refusing {}", name.file_name());
+                plog!(
+                    log::ERROR,
+                    "certificate queue full: refusing {}",
+                    name.file_name()
+                );
                 self.stats.bump(Counter::Cqf);
                 self.finish_waiters(&file, None, Counter::Slm, now);
                 return;
@@ -376,7 +430,12 @@ impl Server {
 
     fn certificates_ready(&mut self, now: Instant) {
         while let Some(done) = self.tls.workers.try_recv() {
-            let Done { name, result, generated, replaced } = done;
+            let Done {
+                name,
+                result,
+                generated,
+                replaced,
+            } = done;
             if replaced {
                 self.stats.bump(Counter::Sle);
             }
@@ -401,9 +460,17 @@ impl Server {
     }
 
     /// Resumes every connection parked on `name`, with its certificate or a refusal.
-    fn finish_waiters(&mut self, name: &str, ctx: Option<SslContext>, refusal: Counter, now: Instant) {
+    fn finish_waiters(
+        &mut self,
+        name: &str,
+        ctx: Option<SslContext>,
+        refusal: Counter,
+        now: Instant,
+    ) {
         for key in self.waiting.remove(name).unwrap_or_default() {
-            let Some(conn) = self.conns.get_mut(key.slot) else { continue };
+            let Some(conn) = self.conns.get_mut(key.slot) else {
+                continue;
+            };
             if conn.key != key {
                 continue;
             }
@@ -428,7 +495,12 @@ impl Server {
                 }
                 Signal::Hup => {
                     plog!(NOTICE, "SIGHUP: reloading");
-                    hooks.reload();
+                    if let Some(keys) = hooks.reload() {
+                        match crate::tls::context::set_ticket_keys(&self.tls.ctx, &keys) {
+                            Ok(()) => plog!(NOTICE, "session ticket keys reloaded"),
+                            Err(e) => plog!(log::ERROR, "session ticket keys: {}", e),
+                        }
+                    }
                 }
                 Signal::Terminate(signo) => {
                     if self.draining.is_some() {
@@ -444,7 +516,15 @@ impl Server {
                     if let Ok(certs) = self.tls.certs.lock() {
                         hooks.save(&certs);
                     }
-                    plog!(NOTICE, "exit on {}", if signo == libc::SIGINT { "SIGINT" } else { "SIGTERM" });
+                    plog!(
+                        NOTICE,
+                        "exit on {}",
+                        if signo == libc::SIGINT {
+                            "SIGINT"
+                        } else {
+                            "SIGTERM"
+                        }
+                    );
                     if self.conns.is_empty() {
                         return Ok(true);
                     }
@@ -456,7 +536,12 @@ impl Server {
 
     /// Shutdown: connections with nothing in flight close now; the rest may finish.
     fn close_idle(&mut self, now: Instant) {
-        let idle: Vec<usize> = self.conns.iter().filter(|(_, c)| c.is_idle()).map(|(k, _)| k).collect();
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_idle())
+            .map(|(k, _)| k)
+            .collect();
         for slot in idle {
             let certs = self.tls.certs.clone();
             let kcc = self.conns.len() as u64;
@@ -470,7 +555,11 @@ impl Server {
 
     pub fn log_stats(&mut self) {
         fill_gauges(&mut self.stats, self.conns.len() as u64, &self.tls.certs);
-        plog!(log::CRITICAL, "{}", crate::stats_render::stats_line(&self.stats));
+        plog!(
+            log::CRITICAL,
+            "{}",
+            crate::stats_render::stats_line(&self.stats)
+        );
     }
 }
 

@@ -114,7 +114,11 @@ mod tests {
         let mut t = Timers::default();
         let mut armed = Armed::default();
         let now = Instant::now();
-        t.arm(TimerKey { slot: 0, serial: 0 }, &mut armed, now + Duration::from_millis(50));
+        t.arm(
+            TimerKey { slot: 0, serial: 0 },
+            &mut armed,
+            now + Duration::from_millis(50),
+        );
         assert!(t.pop_due(now).is_none());
     }
 }

@@ -54,7 +54,9 @@ pub enum Transport {
 fn io_error(e: io::Error) -> Io {
     match e.kind() {
         io::ErrorKind::WouldBlock => Io::Blocked(Want::Read),
-        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted => Io::Gone,
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted => Io::Gone,
         _ => Io::Failed(e.to_string()),
     }
 }
@@ -118,7 +120,9 @@ impl Transport {
                     Ok(0) => return Io::Gone,
                     Ok(n) => return Io::Done(n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Io::Blocked(Want::Write),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Io::Blocked(Want::Write)
+                    }
                     Err(e) => return io_error(e),
                 }
             },
@@ -136,7 +140,9 @@ impl Transport {
     /// into `early` (0-RTT requests are served like any other); `early_done` says that
     /// phase is over and only the handshake itself remains.
     pub fn handshake(&mut self, early: &mut [u8], early_done: bool) -> Handshake {
-        let Transport::Tls(s) = self else { return Handshake::Done };
+        let Transport::Tls(s) = self else {
+            return Handshake::Done;
+        };
         let result = if early_done {
             s.do_handshake().map(|()| 0)
         } else {

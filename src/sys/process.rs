@@ -35,7 +35,13 @@ pub fn lookup_user(name: &str) -> io::Result<Option<User>> {
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: all pointers are valid for the call; getpwnam_r writes only into `pwd`/`buf`.
     let rc = unsafe {
-        libc::getpwnam_r(cname.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result)
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
     };
     if rc != 0 && rc != libc::ENOENT && rc != libc::ESRCH {
         return Err(io::Error::from_raw_os_error(rc));
@@ -43,7 +49,11 @@ pub fn lookup_user(name: &str) -> io::Result<Option<User>> {
     if result.is_null() {
         return Ok(None);
     }
-    Ok(Some(User { name: name.to_string(), uid: pwd.pw_uid, gid: pwd.pw_gid }))
+    Ok(Some(User {
+        name: name.to_string(),
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+    }))
 }
 
 pub fn is_root() -> bool {
@@ -63,7 +73,9 @@ pub fn drop_privileges(user: &User) -> io::Result<()> {
         check(libc::setuid(user.uid))?;
         // Regaining root must be impossible now.
         if user.uid != 0 && libc::setuid(0) == 0 {
-            return Err(io::Error::other("setuid(0) still succeeds after dropping privileges"));
+            return Err(io::Error::other(
+                "setuid(0) still succeeds after dropping privileges",
+            ));
         }
     }
     Ok(())
@@ -72,13 +84,19 @@ pub fn drop_privileges(user: &User) -> io::Result<()> {
 /// Raises the soft open-file limit to `want` (capped by the hard limit, which root may
 /// raise too). Returns the soft limit in force afterwards.
 pub fn raise_nofile(want: u64) -> io::Result<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: valid pointer to an rlimit.
     check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
     if lim.rlim_cur as u64 >= want {
         return Ok(lim.rlim_cur as u64);
     }
-    let mut new = libc::rlimit { rlim_cur: want as libc::rlim_t, rlim_max: lim.rlim_max };
+    let mut new = libc::rlimit {
+        rlim_cur: want as libc::rlim_t,
+        rlim_max: lim.rlim_max,
+    };
     if (lim.rlim_max as u64) < want {
         new.rlim_max = want as libc::rlim_t;
         // SAFETY: valid pointer; only root may raise the hard limit, fall back below.

@@ -14,8 +14,13 @@ pub struct SignalFd {
     fd: OwnedFd,
 }
 
-const HANDLED: [libc::c_int; 5] =
-    [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGHUP];
+const HANDLED: [libc::c_int; 5] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGHUP,
+];
 
 impl SignalFd {
     /// Blocks the handled signals in this thread (threads started later inherit the mask)
@@ -36,7 +41,9 @@ impl SignalFd {
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(SignalFd { fd: OwnedFd::from_raw_fd(fd) })
+            Ok(SignalFd {
+                fd: OwnedFd::from_raw_fd(fd),
+            })
         }
     }
 
@@ -47,7 +54,11 @@ impl SignalFd {
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
             // SAFETY: reading at most `size` bytes into a properly sized struct.
             let n = unsafe {
-                libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                )
             };
             if n < 0 {
                 let e = io::Error::last_os_error();

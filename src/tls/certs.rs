@@ -25,18 +25,28 @@ pub struct Certs {
 }
 
 pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Certs {
     pub fn new(capacity: usize) -> Certs {
-        Certs { lru: LruCache::new(capacity), hits: 0, loads: 0, purges: 0 }
+        Certs {
+            lru: LruCache::new(capacity),
+            hits: 0,
+            loads: 0,
+            purges: 0,
+        }
     }
 
     /// A usable context for `file`; an entry about to expire is dropped so that the miss
     /// makes a worker renew it.
     pub fn get(&mut self, file: &str) -> Option<SslContext> {
-        let fresh = self.lru.peek(file).map(|leaf| leaf.not_after - unix_now() > RENEW_MARGIN_SECS)?;
+        let fresh = self
+            .lru
+            .peek(file)
+            .map(|leaf| leaf.not_after - unix_now() > RENEW_MARGIN_SECS)?;
         if !fresh {
             self.lru.remove(file);
             return None;
@@ -59,6 +69,10 @@ impl Certs {
 
     pub fn len(&self) -> usize {
         self.lru.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.lru.capacity()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKeyRef, Private};
 use openssl::ssl::{
-    SslContext, SslContextBuilder, SslContextRef, SslMethod, SslMode, SslOptions, SslSessionCacheMode, SslVersion,
+    SslContext, SslContextBuilder, SslContextRef, SslMethod, SslMode, SslOptions,
+    SslSessionCacheMode, SslVersion,
 };
 use openssl::x509::{X509Ref, X509};
 
@@ -18,7 +19,6 @@ use super::psl::Psl;
 /// Same value on every context so sessions survive the switch to a certificate context.
 const SESSION_ID_CONTEXT: &[u8] = b"pixelserv-tls";
 const SESSION_CACHE_SIZE: i32 = 8192;
-const SESSION_TIMEOUT_SECS: u32 = 3600;
 const MAX_EARLY_DATA: u32 = 16384;
 
 /// TLS 1.0-1.2: forward-secret suites first; ChaCha20 goes first for clients that prefer
@@ -29,7 +29,8 @@ ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
 ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
 ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:\
 AES128-GCM-SHA256:AES128-SHA:AES256-SHA:@SECLEVEL=0";
-const CIPHERS_TLS13: &str = "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384";
+const CIPHERS_TLS13: &str =
+    "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384";
 const GROUPS: &str = "X25519:P-256:P-384";
 
 const SSL_CTRL_SESS_NUMBER: libc::c_int = 20;
@@ -40,14 +41,12 @@ const SSL_CTRL_SET_TLSEXT_TICKET_KEYS: libc::c_int = 59;
 /// Ticket key material: 16-byte name, 32-byte HMAC secret, 32-byte AES key.
 pub const TICKET_KEYS_LEN: usize = 80;
 
-fn base(method: SslMethod) -> Result<SslContextBuilder, ErrorStack> {
-    let mut b = SslContext::builder(method)?;
+/// Settings shared by the server context and the certificate contexts: a switch of
+/// context takes over the certificate's CERT structure, which carries the security level
+/// and signature settings, so both must agree.
+fn base() -> Result<SslContextBuilder, ErrorStack> {
+    let mut b = SslContext::builder(SslMethod::tls_server())?;
     b.set_session_id_context(SESSION_ID_CONTEXT)?;
-    Ok(b)
-}
-
-pub fn server_context(certs: Arc<Mutex<Certs>>, psl: Arc<Psl>) -> Result<SslContext, ErrorStack> {
-    let mut b = base(SslMethod::tls_server())?;
     b.set_min_proto_version(Some(SslVersion::TLS1))?;
     b.set_max_proto_version(Some(SslVersion::TLS1_3))?;
     b.set_cipher_list(CIPHERS_TLS12)?;
@@ -63,10 +62,19 @@ pub fn server_context(certs: Arc<Mutex<Certs>>, psl: Arc<Psl>) -> Result<SslCont
             | SslOptions::IGNORE_UNEXPECTED_EOF,
     );
     // Idle connections hold no TLS buffers; writes may be partial and resumed.
-    b.set_mode(SslMode::RELEASE_BUFFERS | SslMode::ENABLE_PARTIAL_WRITE | SslMode::ACCEPT_MOVING_WRITE_BUFFER);
+    b.set_mode(
+        SslMode::RELEASE_BUFFERS
+            | SslMode::ENABLE_PARTIAL_WRITE
+            | SslMode::ACCEPT_MOVING_WRITE_BUFFER,
+    );
+    Ok(b)
+}
+
+pub fn server_context(certs: Arc<Mutex<Certs>>, psl: Arc<Psl>) -> Result<SslContext, ErrorStack> {
+    let mut b = base()?;
     b.set_session_cache_mode(SslSessionCacheMode::SERVER);
+    // Sessions live for the library default (2 h for TLS), bounded in number.
     b.set_session_cache_size(SESSION_CACHE_SIZE);
-    b.set_timeout(SESSION_TIMEOUT_SECS);
     // One ticket per full handshake is enough for a client that reconnects.
     b.set_num_tickets(1)?;
     b.set_max_early_data(MAX_EARLY_DATA)?;
@@ -74,10 +82,13 @@ pub fn server_context(certs: Arc<Mutex<Certs>>, psl: Arc<Psl>) -> Result<SslCont
     Ok(b.build())
 }
 
-/// The context for one certificate: only what SSL_set_SSL_CTX takes over (certificate,
-/// key, chain, session id context).
-pub fn leaf_context(cert: &X509Ref, key: &PKeyRef<Private>, chain: &[X509]) -> Result<SslContext, ErrorStack> {
-    let mut b = base(SslMethod::tls_server())?;
+/// The context for one certificate, which the ClientHello callback switches to.
+pub fn leaf_context(
+    cert: &X509Ref,
+    key: &PKeyRef<Private>,
+    chain: &[X509],
+) -> Result<SslContext, ErrorStack> {
+    let mut b = base()?;
     b.set_certificate(cert)?;
     b.set_private_key(key)?;
     for c in chain {
@@ -90,7 +101,12 @@ pub fn leaf_context(cert: &X509Ref, key: &PKeyRef<Private>, chain: &[X509]) -> R
 fn ctrl_read(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
     // SAFETY: `&SslContextRef` is the `SSL_CTX*`; these controls only read counters.
     let v = unsafe {
-        openssl_sys::SSL_CTX_ctrl(ctx as *const SslContextRef as *mut openssl_sys::SSL_CTX, cmd, 0, std::ptr::null_mut())
+        openssl_sys::SSL_CTX_ctrl(
+            ctx as *const SslContextRef as *mut openssl_sys::SSL_CTX,
+            cmd,
+            0,
+            std::ptr::null_mut(),
+        )
     };
     u64::try_from(v).unwrap_or(0)
 }
@@ -117,7 +133,10 @@ fn ctx_u(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
 }
 
 /// Installs session-ticket keys shared with other instances (`--ticket-keys`).
-pub fn set_ticket_keys(ctx: &SslContextRef, keys: &[u8; TICKET_KEYS_LEN]) -> Result<(), ErrorStack> {
+pub fn set_ticket_keys(
+    ctx: &SslContextRef,
+    keys: &[u8; TICKET_KEYS_LEN],
+) -> Result<(), ErrorStack> {
     let mut copy = *keys;
     // SAFETY: OpenSSL copies exactly TICKET_KEYS_LEN bytes from the buffer we own.
     let rc = unsafe {
@@ -139,6 +158,12 @@ pub fn set_ticket_keys(ctx: &SslContextRef, keys: &[u8; TICKET_KEYS_LEN]) -> Res
 /// /dev/urandom`), the format nginx's `ssl_session_ticket_key` uses.
 pub fn read_ticket_keys(path: &std::path::Path) -> Result<[u8; TICKET_KEYS_LEN], String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {}", path.display(), e))?;
-    <[u8; TICKET_KEYS_LEN]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("{}: must hold exactly {} bytes, has {}", path.display(), TICKET_KEYS_LEN, bytes.len()))
+    <[u8; TICKET_KEYS_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "{}: must hold exactly {} bytes, has {}",
+            path.display(),
+            TICKET_KEYS_LEN,
+            bytes.len()
+        )
+    })
 }

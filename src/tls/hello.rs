@@ -68,7 +68,8 @@ pub fn attach(ssl: &mut SslRef) -> Result<(), ErrorStack> {
 }
 
 fn state(ssl: &SslRef) -> Option<MutexGuard<'_, Hello>> {
-    ssl.ex_data(index()).map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    ssl.ex_data(index())
+        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 fn with<R>(t: &Transport, f: impl FnOnce(&mut Hello) -> R) -> Option<R> {
@@ -87,7 +88,8 @@ fn client_hello_ext(ssl: &SslRef, ty: libc::c_uint) -> Option<&[u8]> {
     // which the returned slice's lifetime (tied to `ssl`) does not exceed.
     unsafe {
         let raw = ssl as *const SslRef as *mut openssl_sys::SSL;
-        if openssl_sys::SSL_client_hello_get0_ext(raw, ty, &mut out, &mut len) != 1 || out.is_null() {
+        if openssl_sys::SSL_client_hello_get0_ext(raw, ty, &mut out, &mut len) != 1 || out.is_null()
+        {
             return None;
         }
         Some(std::slice::from_raw_parts(out, len))
@@ -98,7 +100,8 @@ fn client_hello_ext(ssl: &SslRef, ty: libc::c_uint) -> Option<&[u8]> {
 pub fn callback(
     certs: Arc<Mutex<Certs>>,
     psl: Arc<Psl>,
-) -> impl Fn(&mut SslRef, &mut SslAlert) -> Result<ClientHelloResponse, ErrorStack> + Send + Sync + 'static {
+) -> impl Fn(&mut SslRef, &mut SslAlert) -> Result<ClientHelloResponse, ErrorStack> + Send + Sync + 'static
+{
     move |ssl, alert| {
         let phase = match state(ssl) {
             Some(mut h) => std::mem::take(&mut h.phase),
@@ -214,14 +217,19 @@ pub fn classify_failure(t: &Transport, e: &openssl::ssl::Error) -> (Counter, Opt
         Some(Ok(served)) => served,
         None => false,
     };
-    let reason = e.ssl_error().and_then(|s| s.errors().first()).map(|err| err.reason_code());
+    let reason = e
+        .ssl_error()
+        .and_then(|s| s.errors().first())
+        .map(|err| err.reason_code());
     let detail = match reason {
         Some(SSL_R_TLSV1_ALERT_UNKNOWN_CA) => Some(Counter::Uca),
         Some(SSL_R_SSLV3_ALERT_BAD_CERTIFICATE) => Some(Counter::Ucb),
         Some(SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN) => Some(Counter::Uce),
         // The client hung up after our ServerHello instead of sending an alert.
         Some(SSL_R_UNEXPECTED_EOF_WHILE_READING) if served => Some(Counter::Ush),
-        _ if served && matches!(e.code(), ErrorCode::SYSCALL | ErrorCode::ZERO_RETURN) => Some(Counter::Ush),
+        _ if served && matches!(e.code(), ErrorCode::SYSCALL | ErrorCode::ZERO_RETURN) => {
+            Some(Counter::Ush)
+        }
         _ => None,
     };
     (Counter::Slu, detail)

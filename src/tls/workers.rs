@@ -54,20 +54,30 @@ fn not_after_unix(t: &Asn1TimeRef) -> i64 {
 
 impl Maker {
     pub fn new(dir: PathBuf, ca: Ca, leaf_kind: KeyType) -> Maker {
-        Maker { dir, ca, leaf_kind, shared_rsa: OnceLock::new(), disk_warned: AtomicBool::new(false) }
+        Maker {
+            dir,
+            ca,
+            leaf_kind,
+            shared_rsa: OnceLock::new(),
+            disk_warned: AtomicBool::new(false),
+        }
     }
 
     fn leaf(&self, cert: &X509, key: &PKey<Private>) -> Result<Leaf, String> {
         let ctx = context::leaf_context(cert, key, &self.ca.chain).map_err(|e| e.to_string())?;
-        Ok(Leaf { ctx, not_after: not_after_unix(cert.not_after()) })
+        Ok(Leaf {
+            ctx,
+            not_after: not_after_unix(cert.not_after()),
+        })
     }
 
     /// A valid, not-expiring certificate from disk, if there is one.
     pub fn load(&self, name: &str) -> Result<Option<Leaf>, StoreError> {
         match store::load(&self.dir, name)? {
-            Some((cert, key)) if !certgen::needs_renewal(&cert) => {
-                self.leaf(&cert, &key).map(Some).map_err(StoreError::Corrupt)
-            }
+            Some((cert, key)) if !certgen::needs_renewal(&cert) => self
+                .leaf(&cert, &key)
+                .map(Some)
+                .map_err(StoreError::Corrupt),
             _ => Ok(None),
         }
     }
@@ -92,12 +102,18 @@ impl Maker {
             return Err("no usable ca.key: certificates are not generated".into());
         }
         let key = self.leaf_key()?;
-        let cert = certgen::generate(&name.subject(), name.ip(), &self.ca, &key).map_err(|e| e.to_string())?;
+        let cert = certgen::generate(&name.subject(), name.ip(), &self.ca, &key)
+            .map_err(|e| e.to_string())?;
         match store::save(&self.dir, name.file_name(), &cert, &key) {
             Ok(()) => plog!(log::NOTICE, "cert generated to disk: {}", name.file_name()),
             Err(e) => {
                 if !self.disk_warned.swap(true, Ordering::Relaxed) {
-                    plog!(log::ERROR, "cannot write certificates to {}: {}; serving them from memory", self.dir.display(), e);
+                    plog!(
+                        log::ERROR,
+                        "cannot write certificates to {}: {}; serving them from memory",
+                        self.dir.display(),
+                        e
+                    );
                 }
             }
         }
@@ -109,17 +125,34 @@ impl Maker {
         let file = name.file_name().to_string();
         let mut replaced = false;
         match self.load(&file) {
-            Ok(Some(leaf)) => return Done { name: file, result: Ok(leaf), generated: false, replaced },
+            Ok(Some(leaf)) => {
+                return Done {
+                    name: file,
+                    result: Ok(leaf),
+                    generated: false,
+                    replaced,
+                }
+            }
             Ok(None) => {}
             Err(StoreError::Corrupt(why)) => {
-                plog!(log::WARNING, "replacing unusable certificate {}: {}", file, why);
+                plog!(
+                    log::WARNING,
+                    "replacing unusable certificate {}: {}",
+                    file,
+                    why
+                );
                 replaced = true;
             }
             Err(e) => plog!(log::WARNING, "cannot read certificate {}: {}", file, e),
         }
         let result = self.generate(name);
         let generated = result.is_ok();
-        Done { name: file, result, generated, replaced }
+        Done {
+            name: file,
+            result,
+            generated,
+            replaced,
+        }
     }
 }
 
@@ -130,7 +163,12 @@ pub struct Workers {
 
 impl Workers {
     /// Starts `threads` workers behind a queue of `queue` jobs.
-    pub fn start(threads: usize, queue: usize, maker: Arc<Maker>, waker: Arc<Waker>) -> io::Result<Workers> {
+    pub fn start(
+        threads: usize,
+        queue: usize,
+        maker: Arc<Maker>,
+        waker: Arc<Waker>,
+    ) -> io::Result<Workers> {
         let (jobs, job_rx) = mpsc::sync_channel::<CertName>(queue);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done) = mpsc::channel();
@@ -139,14 +177,17 @@ impl Workers {
             let done_tx = done_tx.clone();
             let maker = maker.clone();
             let waker = waker.clone();
-            thread::Builder::new().name(format!("cert-{i}")).stack_size(256 * 1024).spawn(move || loop {
-                let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                let Ok(name) = job else { return };
-                if done_tx.send(maker.obtain(&name)).is_err() {
-                    return;
-                }
-                let _ = waker.wake();
-            })?;
+            thread::Builder::new()
+                .name(format!("cert-{i}"))
+                .stack_size(256 * 1024)
+                .spawn(move || loop {
+                    let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(name) = job else { return };
+                    if done_tx.send(maker.obtain(&name)).is_err() {
+                        return;
+                    }
+                    let _ = waker.wake();
+                })?;
         }
         Ok(Workers { jobs, done })
     }
