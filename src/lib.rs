@@ -9,4 +9,5 @@ pub mod http;
 pub mod log;
 pub mod stats;
 pub mod stats_render;
+pub mod tls;
 pub mod version;
