@@ -20,9 +20,9 @@ use crate::tls::ca::{self, CaStatus, KeyType};
 use crate::tls::certs::Certs;
 use crate::tls::context;
 use crate::tls::names::CertName;
+use crate::tls::prefetch;
 use crate::tls::psl::Psl;
 use crate::tls::workers::{Maker, Workers};
-use crate::tls::{certgen, prefetch, store};
 use crate::version;
 
 const WAKER: Token = Token(usize::MAX);
@@ -287,13 +287,10 @@ fn load_prefetch(dir: &Path, maker: &Maker, certs: &Mutex<Certs>) {
             );
             continue;
         };
-        match maker.load(name.file_name()) {
-            Ok(Some(leaf)) => {
-                certs.insert(name.file_name().to_string(), leaf);
-                plog!(NOTICE, "sslctx_tbl_load: {}", name.file_name());
-            }
-            // Missing, expiring or corrupt: made on first use instead.
-            _ => {}
+        // Missing, expiring or corrupt certificates are made on first use instead.
+        if let Ok(Some(leaf)) = maker.load(name.file_name()) {
+            certs.insert(name.file_name().to_string(), leaf);
+            plog!(NOTICE, "sslctx_tbl_load: {}", name.file_name());
         }
     }
     certs.forget_loads();
@@ -400,6 +397,5 @@ fn benchmark(cfg: &Config, file: Option<&str>) -> i32 {
     }
     println!("generate to disk average: {:.3} ms", gen_total / 10.0);
     println!("  load from disk average: {:.3} ms", load_total / 10.0);
-    let _ = (certgen::needs_renewal, store::load);
     0
 }

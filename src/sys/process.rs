@@ -90,14 +90,14 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
     };
     // SAFETY: valid pointer to an rlimit.
     check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
-    if lim.rlim_cur as u64 >= want {
-        return Ok(lim.rlim_cur as u64);
+    if lim.rlim_cur >= want {
+        return Ok(lim.rlim_cur);
     }
     let mut new = libc::rlimit {
         rlim_cur: want as libc::rlim_t,
         rlim_max: lim.rlim_max,
     };
-    if (lim.rlim_max as u64) < want {
+    if lim.rlim_max < want {
         new.rlim_max = want as libc::rlim_t;
         // SAFETY: valid pointer; only root may raise the hard limit, fall back below.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
@@ -108,7 +108,7 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
     }
     // SAFETY: valid pointer.
     check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) })?;
-    Ok(new.rlim_cur as u64)
+    Ok(new.rlim_cur)
 }
 
 /// Ignores SIGPIPE so that writes to a vanished peer return EPIPE instead of killing us.
