@@ -1,0 +1,345 @@
+//! Test harness: starts the real `pixelserv-tls` binary on free loopback ports with its own
+//! CERT_PATH, waits until it listens (readiness, not sleeps) and stops it at the end.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pixelserv-tls");
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("pxs-test-{}-{}-{}", tag, std::process::id(), n));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port that was free a moment ago (the kernel picks it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Server {
+    pub child: Child,
+    pub http: u16,
+    pub https: u16,
+    pub dir: TempDir,
+    /// Every line the server wrote to stderr so far (it runs with -f, which echoes logs).
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+pub struct Options {
+    pub args: Vec<String>,
+    /// Use this CERT_PATH instead of a fresh one.
+    pub dir: Option<TempDir>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            args: Vec::new(),
+            dir: None,
+        }
+    }
+}
+
+impl Server {
+    /// Starts the server with `-f -u <me> -l 4 -p HTTP -k HTTPS -z DIR 127.0.0.1` plus `extra`.
+    pub fn start(extra: &[&str]) -> Server {
+        Self::start_with(Options {
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            dir: None,
+        })
+    }
+
+    pub fn start_with(opts: Options) -> Server {
+        for attempt in 0..5 {
+            let dir = match &opts.dir {
+                Some(d) => TempDir(d.0.clone()),
+                None => TempDir::new("srv"),
+            };
+            let http = free_port();
+            let https = free_port();
+            match Self::try_start(&opts.args, dir, http, https) {
+                Ok(s) => return s,
+                Err((dir, why)) => {
+                    // Port raced with another test: try others. Keep a given dir alive.
+                    if opts.dir.is_some() {
+                        std::mem::forget(dir);
+                    }
+                    if attempt == 4 {
+                        panic!("server did not start: {why}");
+                    }
+                }
+            }
+        }
+        unreachable!()
+    }
+
+    fn try_start(
+        extra: &[String],
+        dir: TempDir,
+        http: u16,
+        https: u16,
+    ) -> Result<Server, (TempDir, String)> {
+        let user = whoami();
+        let mut args: Vec<String> = vec![
+            "-f".into(),
+            "-u".into(),
+            user,
+            "-l".into(),
+            "4".into(),
+            "-p".into(),
+            http.to_string(),
+            "-k".into(),
+            https.to_string(),
+            "-z".into(),
+            dir.path().display().to_string(),
+        ];
+        args.extend(extra.iter().cloned());
+        if !extra
+            .iter()
+            .any(|a| a.parse::<std::net::IpAddr>().is_ok() || a == "localhost")
+        {
+            args.push("127.0.0.1".into());
+        }
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pixelserv-tls");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut ready_sent = false;
+                let mut listening = 0;
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains("Listening on") {
+                        listening += 1;
+                    }
+                    log.lock().unwrap().push(line);
+                    if !ready_sent && listening >= 2 {
+                        ready_sent = true;
+                        let _ = tx.send(());
+                    }
+                }
+            });
+        }
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(()) => Ok(Server {
+                child,
+                http,
+                https,
+                dir,
+                log,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let lines = log.lock().unwrap().join("\n");
+                Err((dir, lines))
+            }
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits until a log line containing `needle` appears.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.http)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+
+    /// One request on a fresh connection; returns the whole response (server closes or
+    /// the `Connection: close` we send makes it close).
+    pub fn get(&self, path: &str) -> Response {
+        let mut s = self.connect();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        read_response(&mut s).expect("response")
+    }
+
+    /// The text stats line parsed into (name, value) pairs.
+    pub fn stats(&self) -> Vec<(String, String)> {
+        let r = self.get("/servstats.txt");
+        parse_stats(&String::from_utf8_lossy(&r.body))
+    }
+
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.parse::<f64>().unwrap() as u64)
+            .unwrap_or_else(|| panic!("no counter {name}"))
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn whoami() -> String {
+    let uid = unsafe { libc::geteuid() };
+    let pw = unsafe { libc::getpwuid(uid) };
+    assert!(!pw.is_null());
+    unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn parse_stats(body: &str) -> Vec<(String, String)> {
+    let line = body.lines().nth(1).unwrap_or("");
+    line.trim_end()
+        .split(", ")
+        .filter_map(|item| {
+            let (v, n) = item.split_once(' ')?;
+            Some((n.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub status_line: String,
+    /// Header lines exactly as received, in order.
+    pub headers: Vec<(String, String)>,
+    pub head_raw: Vec<u8>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one response framed by its Content-Length (all of ours have one).
+/// For HEAD pass `head_only = true` via `read_response_opts`.
+pub fn read_response(s: &mut impl Read) -> std::io::Result<Response> {
+    read_response_opts(s, false)
+}
+
+pub fn read_response_opts(s: &mut impl Read, head_only: bool) -> std::io::Result<Response> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("eof after {:?}", String::from_utf8_lossy(&head)),
+            ));
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or("").to_string();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| {
+            l.split_once(": ")
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
+        .collect();
+    let len = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.parse::<usize>().unwrap())
+        .expect("every response has Content-Length");
+    let mut body = vec![0u8; if head_only { 0 } else { len }];
+    s.read_exact(&mut body)?;
+    Ok(Response {
+        status,
+        status_line,
+        headers,
+        head_raw: head,
+        body,
+    })
+}
+
+/// True when the peer closed the connection (EOF) within `timeout`.
+pub fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut buf = [0u8; 64];
+    matches!(s.read(&mut buf), Ok(0))
+        || matches!(s.read(&mut buf), Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+}
