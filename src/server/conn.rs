@@ -63,8 +63,9 @@ pub enum State {
     EarlyData(Want),
     /// TLS: handshake after any early data.
     Handshake(Want),
-    /// TLS: parked until a certificate worker delivers this connection's certificate.
-    CertWait,
+    /// TLS: parked until a certificate worker delivers this connection's certificate;
+    /// `early_done` says which handshake phase to resume.
+    CertWait { early_done: bool },
     /// Waiting for the first byte of a request (keep-alive idle).
     Idle,
     /// Part of a request head has arrived.
@@ -167,7 +168,7 @@ impl Conn {
     /// When this connection times out, derived from its state.
     pub fn deadline(&self, t: &Timeouts) -> Instant {
         let span = match &self.state {
-            State::EarlyData(_) | State::Handshake(_) | State::CertWait => t.handshake,
+            State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => t.handshake,
             _ if self.tx_pending() => t.write,
             State::Idle => t.keepalive,
             State::Head | State::Body { .. } => t.header,
@@ -181,25 +182,23 @@ impl Conn {
         self.since = now;
     }
 
-    /// The loop installed (or refused) this connection's certificate: continue.
-    pub fn cert_ready(&mut self, now: Instant) {
-        if matches!(self.state, State::CertWait) {
-            let early_done = self.early_phase_done();
-            self.enter(
-                if early_done {
-                    State::Handshake(Want::Read)
-                } else {
-                    State::EarlyData(Want::Read)
-                },
-                now,
-            );
-        }
+    /// Parks the connection until its certificate is ready.
+    pub fn wait_cert(&mut self) {
+        let early_done = matches!(self.state, State::Handshake(_));
+        // Not `enter`: the handshake deadline keeps counting from the accept.
+        self.state = State::CertWait { early_done };
     }
 
-    fn early_phase_done(&self) -> bool {
-        // The ClientHello callback runs inside SSL_read_early_data until that returns
-        // FINISH; `handshaken` is set only later, so remember the phase in the state.
-        matches!(self.state, State::Handshake(_))
+    /// The loop installed (or refused) this connection's certificate: drive the handshake
+    /// phase that asked for it.
+    pub fn cert_ready(&mut self) {
+        if let State::CertWait { early_done } = self.state {
+            self.state = if early_done {
+                State::Handshake(Want::Read)
+            } else {
+                State::EarlyData(Want::Read)
+            };
+        }
     }
 
     pub fn drive(&mut self, env: &mut Env) -> Step {
@@ -212,7 +211,7 @@ impl Conn {
                     }
                     continue;
                 }
-                State::CertWait => return Step::Wait,
+                State::CertWait { .. } => return Step::Wait,
                 _ => {}
             }
             self.process(env);
@@ -348,7 +347,7 @@ impl Conn {
                     rx.consume(rx.data().len());
                     return;
                 }
-                State::EarlyData(_) | State::Handshake(_) | State::CertWait => return,
+                State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => return,
             }
         }
     }
@@ -492,7 +491,7 @@ impl Conn {
     /// A deadline passed: count why and close.
     pub fn expire(&mut self, env: &mut Env) -> Step {
         let outcome = match &self.state {
-            State::EarlyData(_) | State::Handshake(_) | State::CertWait => {
+            State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => {
                 plog!(
                     log::WARNING,
                     "handshake failed: timeout. client {} server {}",

@@ -269,32 +269,38 @@ impl Server {
         self.paused.get_or_insert(now);
     }
 
-    fn env<'a>(
-        stats: &'a mut Stats,
-        pool: &'a mut Pool,
-        site: &'a Site,
-        gauges: &'a dyn Fn(&mut Stats),
+    /// Runs `f` on a connection with the environment it borrows from the loop.
+    fn with_conn<R>(
+        &mut self,
+        slot: usize,
         now: Instant,
-    ) -> Env<'a> {
-        Env {
+        f: impl FnOnce(&mut Conn, &mut Env) -> R,
+    ) -> Option<R> {
+        let Server {
+            conns,
+            stats,
+            pool,
+            site,
+            tls,
+            ..
+        } = self;
+        let kcc = conns.len() as u64;
+        let gauges = |s: &mut Stats| fill_gauges(s, kcc, tls);
+        let conn = conns.get_mut(slot)?;
+        let mut env = Env {
             now,
             stats,
             pool,
             site,
-            gauges,
-        }
+            gauges: &gauges,
+        };
+        Some(f(conn, &mut env))
     }
 
     fn drive(&mut self, slot: usize, now: Instant) {
-        let certs = self.tls.certs.clone();
-        let kcc = self.conns.len() as u64;
-        let gauges = move |s: &mut Stats| fill_gauges(s, kcc, &certs);
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let mut env = Self::env(&mut self.stats, &mut self.pool, &self.site, &gauges, now);
-        let step = conn.drive(&mut env);
-        self.after(slot, step, now);
+        if let Some(step) = self.with_conn(slot, now, |conn, env| conn.drive(env)) {
+            self.after(slot, step, now);
+        }
     }
 
     /// Applies a connection's step: re-register, re-arm its deadline, park or close it.
@@ -359,12 +365,7 @@ impl Server {
                     list.retain(|k| *k != key);
                 }
             }
-            let certs = self.tls.certs.clone();
-            let kcc = self.conns.len() as u64;
-            let gauges = move |s: &mut Stats| fill_gauges(s, kcc, &certs);
-            let conn = self.conns.get_mut(key.slot).expect("checked");
-            let mut env = Self::env(&mut self.stats, &mut self.pool, &self.site, &gauges, now);
-            conn.expire(&mut env);
+            self.with_conn(key.slot, now, |conn, env| conn.expire(env));
             self.remove(key.slot);
         }
     }
@@ -397,11 +398,11 @@ impl Server {
             .unwrap_or(None);
         if let Some(ctx) = cached {
             hello::install(&conn.transport, ctx);
-            conn.cert_ready(now);
+            conn.cert_ready();
             return self.drive(slot, now);
         }
         hello::set_waiting(&conn.transport, name.file_name());
-        conn.state = conn::State::CertWait;
+        conn.wait_cert();
         let file = name.file_name().to_string();
         let first = !self.waiting.contains_key(&file);
         self.waiting.entry(file.clone()).or_default().push(key);
@@ -423,7 +424,7 @@ impl Server {
     fn refuse(&mut self, slot: usize, counter: Counter, now: Instant) {
         if let Some(conn) = self.conns.get_mut(slot) {
             hello::refuse(&conn.transport, counter);
-            conn.cert_ready(now);
+            conn.cert_ready();
             self.drive(slot, now);
         }
     }
@@ -478,7 +479,7 @@ impl Server {
                 Some(ctx) => hello::install(&conn.transport, ctx.clone()),
                 None => hello::refuse(&conn.transport, refusal),
             }
-            conn.cert_ready(now);
+            conn.cert_ready();
             self.drive(key.slot, now);
         }
     }
@@ -543,18 +544,13 @@ impl Server {
             .map(|(k, _)| k)
             .collect();
         for slot in idle {
-            let certs = self.tls.certs.clone();
-            let kcc = self.conns.len() as u64;
-            let gauges = move |s: &mut Stats| fill_gauges(s, kcc, &certs);
-            let conn = self.conns.get_mut(slot).expect("listed");
-            let mut env = Self::env(&mut self.stats, &mut self.pool, &self.site, &gauges, now);
-            conn.close(&mut env, None);
+            self.with_conn(slot, now, |conn, env| conn.close(env, None));
             self.remove(slot);
         }
     }
 
     pub fn log_stats(&mut self) {
-        fill_gauges(&mut self.stats, self.conns.len() as u64, &self.tls.certs);
+        fill_gauges(&mut self.stats, self.conns.len() as u64, &self.tls);
         plog!(
             log::CRITICAL,
             "{}",
@@ -572,10 +568,15 @@ pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
-fn fill_gauges(s: &mut Stats, kcc: u64, certs: &std::sync::Mutex<Certs>) {
+fn fill_gauges(s: &mut Stats, kcc: u64, tls: &Tls) {
     s.set(Counter::Kcc, kcc);
     s.set(Counter::Log, u64::from(log::level()));
-    if let Ok(c) = certs.lock() {
+    if let Ok(c) = tls.certs.lock() {
         c.fill_gauges(s);
     }
+    // ssh as the original: sessions stored plus sessions reused.
+    let sess = crate::tls::context::session_stats(&tls.ctx);
+    s.set(Counter::Ssh, sess.stored + sess.hits);
+    s.set(Counter::Ssm, sess.misses);
+    s.set(Counter::Ssp, sess.full);
 }
