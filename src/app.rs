@@ -118,6 +118,10 @@ fn run(mut cfg: Config) -> Result<(), String> {
 
     // As root, before the drop: ca.key is usually readable by root only.
     prepare_cert_path(&cfg.cert_path, user.as_ref());
+    let swept = crate::tls::store::sweep_temp_files(&cfg.cert_path);
+    if swept > 0 {
+        plog!(NOTICE, "removed {} unfinished temporary file(s) from {}", swept, cfg.cert_path.display());
+    }
     let key_type = KeyType::from(cfg.leaf_key);
     let (ca, status) =
         ca::load_or_create(&cfg.cert_path, key_type).map_err(|e| format!("CA: {e}"))?;

@@ -132,6 +132,18 @@ pub fn save(dir: &Path, name: &str, cert: &X509, key: &PKey<Private>) -> Result<
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// Removes temporary files a killed process left behind (`write_atomic` never leaves one
+/// otherwise). Startup only: runs before the event loop. Returns how many were removed.
+pub fn sweep_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Writes `<path>.<pid>.<n>.tmp` (exclusive create, exact `mode`), fsyncs it and renames it
 /// over `path`; on any failure the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
