@@ -120,7 +120,12 @@ fn run(mut cfg: Config) -> Result<(), String> {
     prepare_cert_path(&cfg.cert_path, user.as_ref());
     let swept = crate::tls::store::sweep_temp_files(&cfg.cert_path);
     if swept > 0 {
-        plog!(NOTICE, "removed {} unfinished temporary file(s) from {}", swept, cfg.cert_path.display());
+        plog!(
+            NOTICE,
+            "removed {} unfinished temporary file(s) from {}",
+            swept,
+            cfg.cert_path.display()
+        );
     }
     let key_type = KeyType::from(cfg.leaf_key);
     let (ca, status) =

@@ -167,3 +167,85 @@ pub fn read_ticket_keys(path: &std::path::Path) -> Result<[u8; TICKET_KEYS_LEN],
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::ca::KeyType;
+    use crate::tls::certgen;
+
+    #[test]
+    #[ignore = "timing: cargo test --release --lib leaf_context_cost -- --ignored --nocapture"]
+    fn leaf_context_cost() {
+        let key = certgen::new_leaf_key(KeyType::Ecdsa).unwrap();
+        let dir = std::env::temp_dir().join(format!("pxs-ctx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ca, _) = crate::tls::ca::load_or_create(&dir, KeyType::Ecdsa).unwrap();
+        let cert = certgen::generate("*.example.com", None, &ca, &key).unwrap();
+        let n = 200;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            leaf_context(&cert, &key, &ca.chain).unwrap();
+        }
+        println!(
+            "leaf_context: {:.1} us",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            SslContext::builder(SslMethod::tls_server())
+                .unwrap()
+                .build();
+        }
+        println!(
+            "bare SSL_CTX_new: {:.1} us",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+        let pem = crate::tls::store::pem_bytes(&cert, &key).unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            X509::from_pem(&pem).unwrap();
+            openssl::pkey::PKey::private_key_from_pem(&pem).unwrap();
+        }
+        println!(
+            "parse cert+key: {:.1} us",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            X509::from_pem(&pem).unwrap();
+        }
+        println!(
+            "parse cert: {:.1} us",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+        let der = key.private_key_to_pkcs8().unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            openssl::pkey::PKey::private_key_from_pkcs8(&der).unwrap();
+        }
+        println!(
+            "parse key pkcs8 der: {:.1} us",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+        let der = key.private_key_to_der().unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            openssl::pkey::PKey::private_key_from_der(&der).unwrap();
+        }
+        println!(
+            "parse key der: {:.1} us",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+        let ecder = key.ec_key().unwrap().private_key_to_der().unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            openssl::ec::EcKey::private_key_from_der(&ecder).unwrap();
+        }
+        println!(
+            "parse EC key der (legacy d2i): {:.1} us",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -127,7 +127,10 @@ pub fn pem_bytes(cert: &X509, key: &PKey<Private>) -> Result<Vec<u8>, ErrorStack
 pub fn save(dir: &Path, name: &str, cert: &X509, key: &PKey<Private>) -> Result<(), StoreError> {
     let path = cert_path(dir, name)?;
     let pem = pem_bytes(cert, key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    write_atomic(&path, &pem, 0o600).map_err(StoreError::from)
+    // No fsync: a certificate can always be made again, and a file torn by a power cut is
+    // detected as corrupt and replaced; an fsync per certificate would cost a router's
+    // flash several milliseconds per new name.
+    replace_file(&path, &pem, 0o600, false).map_err(StoreError::from)
 }
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -135,7 +138,9 @@ static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 /// Removes temporary files a killed process left behind (`write_atomic` never leaves one
 /// otherwise). Startup only: runs before the event loop. Returns how many were removed.
 pub fn sweep_temp_files(dir: &Path) -> usize {
-    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")))
@@ -147,6 +152,10 @@ pub fn sweep_temp_files(dir: &Path) -> usize {
 /// Writes `<path>.<pid>.<n>.tmp` (exclusive create, exact `mode`), fsyncs it and renames it
 /// over `path`; on any failure the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace_file(path, bytes, mode, true)
+}
+
+fn replace_file(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
@@ -171,18 +180,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     };
-    let written = finish(file, bytes, mode).and_then(|()| fs::rename(&tmp, path));
+    let written = finish(file, bytes, mode, durable).and_then(|()| fs::rename(&tmp, path));
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     written
 }
 
-fn finish(mut file: File, bytes: &[u8], mode: u32) -> io::Result<()> {
+fn finish(mut file: File, bytes: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     // The umask must not widen or narrow the mode we promise.
     file.set_permissions(Permissions::from_mode(mode))?;
     file.write_all(bytes)?;
-    file.sync_all()
+    if durable {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
