@@ -288,7 +288,8 @@ impl Server {
     fn drive(&mut self, slot: usize, now: Instant) {
         let certs = self.tls.certs.clone();
         let kcc = self.conns.len() as u64;
-        let gauges = move |s: &mut Stats| fill_gauges(s, kcc, &certs);
+        let ctx = &self.tls.ctx;
+        let gauges = move |s: &mut Stats| fill_gauges(s, kcc, &certs, ctx);
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
@@ -361,7 +362,8 @@ impl Server {
             }
             let certs = self.tls.certs.clone();
             let kcc = self.conns.len() as u64;
-            let gauges = move |s: &mut Stats| fill_gauges(s, kcc, &certs);
+            let ctx = &self.tls.ctx;
+            let gauges = move |s: &mut Stats| fill_gauges(s, kcc, &certs, ctx);
             let conn = self.conns.get_mut(key.slot).expect("checked");
             let mut env = Self::env(&mut self.stats, &mut self.pool, &self.site, &gauges, now);
             conn.expire(&mut env);
@@ -545,7 +547,8 @@ impl Server {
         for slot in idle {
             let certs = self.tls.certs.clone();
             let kcc = self.conns.len() as u64;
-            let gauges = move |s: &mut Stats| fill_gauges(s, kcc, &certs);
+            let ctx = &self.tls.ctx;
+            let gauges = move |s: &mut Stats| fill_gauges(s, kcc, &certs, ctx);
             let conn = self.conns.get_mut(slot).expect("listed");
             let mut env = Self::env(&mut self.stats, &mut self.pool, &self.site, &gauges, now);
             conn.close(&mut env, None);
@@ -554,7 +557,12 @@ impl Server {
     }
 
     pub fn log_stats(&mut self) {
-        fill_gauges(&mut self.stats, self.conns.len() as u64, &self.tls.certs);
+        fill_gauges(
+            &mut self.stats,
+            self.conns.len() as u64,
+            &self.tls.certs,
+            &self.tls.ctx,
+        );
         plog!(
             log::CRITICAL,
             "{}",
@@ -572,10 +580,15 @@ pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
-fn fill_gauges(s: &mut Stats, kcc: u64, certs: &std::sync::Mutex<Certs>) {
+fn fill_gauges(s: &mut Stats, kcc: u64, certs: &std::sync::Mutex<Certs>, ctx: &SslContext) {
     s.set(Counter::Kcc, kcc);
     s.set(Counter::Log, u64::from(log::level()));
     if let Ok(c) = certs.lock() {
         c.fill_gauges(s);
     }
+    // Sessions are cached on the server context, whichever certificate context served them.
+    let sess = crate::tls::context::session_stats(ctx);
+    s.set(Counter::Ssh, sess.stored + sess.hits);
+    s.set(Counter::Ssm, sess.misses);
+    s.set(Counter::Ssp, sess.full);
 }
