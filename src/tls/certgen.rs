@@ -67,7 +67,9 @@ pub fn generate(
     builder.set_serial_number(&serial)?;
     let now = unix_now();
     builder.set_not_before(Asn1Time::from_unix(now - BACKDATE_SECS)?.as_ref())?;
-    builder.set_not_after(Asn1Time::from_unix(now + LIFETIME_SECS)?.as_ref())?;
+    // The lifetime counts from notBefore: at most 397 days in all (Apple and browsers limit
+    // the span, back-dating included).
+    builder.set_not_after(Asn1Time::from_unix(now - BACKDATE_SECS + LIFETIME_SECS)?.as_ref())?;
     builder.set_issuer_name(ca.cert.subject_name())?;
     let mut name = X509NameBuilder::new()?;
     let has_cn = subject.len() <= MAX_CN;
@@ -248,7 +250,9 @@ mod tests {
         let back = cert.not_before().diff(&now).unwrap();
         assert!(back.days == 2 && back.secs < 5 || back.days == 1 && back.secs > 86395);
         let ahead = now.diff(cert.not_after()).unwrap();
-        assert!(ahead.days == 397 || ahead.days == 396 && ahead.secs > 86395);
+        assert!(ahead.days == 395 || ahead.days == 394 && ahead.secs > 86395);
+        let span = cert.not_before().diff(cert.not_after()).unwrap();
+        assert_eq!((span.days, span.secs), (397, 0));
         assert!(!needs_renewal(&cert));
     }
 

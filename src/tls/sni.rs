@@ -17,6 +17,9 @@ pub enum SniError {
     EmptyList,
     /// A host_name entry of length zero.
     EmptyName,
+    /// More than one host_name (RFC 6066 forbids it; OpenSSL rejects the hello after our
+    /// callback, so a certificate made for it would be wasted).
+    Duplicate,
 }
 
 impl fmt::Display for SniError {
@@ -26,6 +29,7 @@ impl fmt::Display for SniError {
             SniError::Trailing => "trailing bytes in server_name extension",
             SniError::EmptyList => "empty server_name list",
             SniError::EmptyName => "empty host_name in server_name extension",
+            SniError::Duplicate => "more than one host_name in server_name extension",
         })
     }
 }
@@ -59,7 +63,10 @@ pub fn server_name(ext: &[u8]) -> Result<Option<&[u8]>, SniError> {
             if name.is_empty() {
                 return Err(SniError::EmptyName);
             }
-            found = found.or(Some(name));
+            if found.is_some() {
+                return Err(SniError::Duplicate);
+            }
+            found = Some(name);
         }
     }
     Ok(found)
@@ -180,9 +187,11 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_return_first() {
+    fn duplicates_are_refused() {
         let e = ext(&[(0, b"first.com"), (0, b"second.com")]);
-        assert_eq!(server_name(&e), Ok(Some(&b"first.com"[..])));
+        assert_eq!(server_name(&e), Err(SniError::Duplicate));
+        let e = ext(&[(0, b"first.com"), (1, b"x"), (0, b"first.com")]);
+        assert_eq!(server_name(&e), Err(SniError::Duplicate));
     }
 
     #[test]

@@ -54,19 +54,11 @@ pub struct Server {
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub args: Vec<String>,
     /// Use this CERT_PATH instead of a fresh one.
     pub dir: Option<TempDir>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            args: Vec::new(),
-            dir: None,
-        }
-    }
 }
 
 impl Server {
@@ -80,6 +72,7 @@ impl Server {
 
     pub fn start_with(opts: Options) -> Server {
         for attempt in 0..5 {
+            // A given dir is owned by the server from now on: `opts` must not remove it.
             let dir = match &opts.dir {
                 Some(d) => TempDir(d.0.clone()),
                 None => TempDir::new("srv"),
@@ -87,7 +80,12 @@ impl Server {
             let http = free_port();
             let https = free_port();
             match Self::try_start(&opts.args, dir, http, https) {
-                Ok(s) => return s,
+                Ok(s) => {
+                    if let Some(d) = opts.dir {
+                        std::mem::forget(d);
+                    }
+                    return s;
+                }
                 Err((dir, why)) => {
                     // Port raced with another test: try others. Keep a given dir alive.
                     if opts.dir.is_some() {
@@ -342,4 +340,64 @@ pub fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
     let mut buf = [0u8; 64];
     matches!(s.read(&mut buf), Ok(0))
         || matches!(s.read(&mut buf), Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+}
+
+impl Server {
+    /// Takes CERT_PATH away from this server so that it outlives it (for a restart).
+    pub fn take_dir(&mut self) -> TempDir {
+        std::mem::replace(&mut self.dir, TempDir(PathBuf::new()))
+    }
+
+    /// Polls the stats until `name` satisfies `ok`; returns the last value.
+    pub fn wait_stat(&self, name: &str, timeout: Duration, ok: impl Fn(u64) -> bool) -> u64 {
+        let end = Instant::now() + timeout;
+        loop {
+            let v = self.stat(name);
+            if ok(v) || Instant::now() >= end {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Runs a command with `input` on stdin; kills it after `timeout`. Returns stdout + stderr.
+pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> String {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+        // Dropping stdin sends EOF.
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let r_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let r_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = writer.join();
+    let mut text = String::from_utf8_lossy(&r_out.join().unwrap()).into_owned();
+    text.push_str(&String::from_utf8_lossy(&r_err.join().unwrap()));
+    text
 }
