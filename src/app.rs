@@ -168,8 +168,9 @@ fn run(mut cfg: Config) -> Result<(), String> {
     let maker = Arc::new(Maker::new(cfg.cert_path.clone(), ca, key_type));
     load_prefetch(&cfg.cert_path, &maker, &certs);
 
-    let listeners = bind_all(&cfg)?;
+    // Before listening: a signal sent once "Listening on" is logged must not kill us.
     let signals = SignalFd::new().map_err(|e| format!("signalfd: {e}"))?;
+    let listeners = bind_all(&cfg)?;
     if let Some(u) = &user {
         if u.uid != 0 {
             process::drop_privileges(u)

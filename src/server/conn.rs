@@ -399,8 +399,10 @@ impl Conn {
             env,
         );
         rx.consume(len);
-        if let Some(c) = counter {
-            self.count(env, c, len as u64 + body_len);
+        match counter {
+            Some(c) => self.count(env, c, len as u64 + body_len),
+            // `/log=N` is not in `req`, but the connection was used: no `cls` at its end.
+            None => self.requests += 1,
         }
         let next = match (framing, keep_alive) {
             (BodyFraming::None, true) => State::Idle,

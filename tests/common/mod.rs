@@ -401,3 +401,120 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Str
     text.push_str(&String::from_utf8_lossy(&r_err.join().unwrap()));
     text
 }
+
+/// A request head for `path` on a keep-alive HTTP/1.1 connection.
+pub fn get_req(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
+}
+
+/// Writes `raw` and reads one response from the same connection.
+pub fn exchange(s: &mut TcpStream, raw: &str) -> Response {
+    s.write_all(raw.as_bytes()).unwrap();
+    read_response(s).unwrap_or_else(|e| panic!("no response to {raw:?}: {e}"))
+}
+
+/// True when nothing at all arrives within `timeout` and the connection stays open.
+pub fn silent_for(s: &mut TcpStream, timeout: Duration) -> bool {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut b = [0u8; 1];
+    let r = s.read(&mut b);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    matches!(r, Err(ref e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+}
+
+/// Value of counter `name` in parsed stats.
+pub fn stat_in(stats: &[(String, String)], name: &str) -> u64 {
+    stats
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.parse::<f64>().unwrap() as u64)
+        .unwrap_or_else(|| panic!("no counter {name}"))
+}
+
+/// Closes with RST instead of FIN.
+pub fn set_linger_zero(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: valid socket fd and a correctly sized, initialised linger struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+impl Server {
+    /// One keep-alive request on a fresh connection (TEXT responses then carry
+    /// `Connection: keep-alive`, as on a browser's connection).
+    pub fn get_keepalive(&self, path: &str) -> Response {
+        exchange(&mut self.connect(), &get_req(path))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Resident set size of the server process in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS")
+    }
+
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// The stats line the server logs on SIGUSR1 (works when no HTTP port serves stats).
+    pub fn stats_by_signal(&self) -> Vec<(String, String)> {
+        let before = self.count_log(" uts, ");
+        self.signal(libc::SIGUSR1);
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            let lines: Vec<String> = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(" uts, "))
+                .cloned()
+                .collect();
+            if lines.len() > before {
+                let line = lines.last().unwrap();
+                let at = line.find(": ").map_or(0, |i| i + 2);
+                return parse_stats(&format!("\n{}", &line[at..]));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no stats line after SIGUSR1");
+    }
+
+    /// Polls the stats until counter `name` satisfies `ok`; returns its last value.
+    pub fn wait_stat_until(&self, name: &str, ok: impl Fn(u64) -> bool, timeout: Duration) -> u64 {
+        let end = Instant::now() + timeout;
+        loop {
+            let v = self.stat(name);
+            if ok(v) || Instant::now() >= end {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -1,0 +1,705 @@
+//! Plain-HTTP behaviour of the real binary: reference Appendix A with the §12 fixes,
+//! framing, connection semantics, timeouts and the connection limit.
+mod common;
+use common::*;
+
+use std::io::{BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+const GIF: &[u8] = include_bytes!("../include-docs/assets/pixel.gif");
+const PNG: &[u8] = include_bytes!("../include-docs/assets/pixel.png");
+const JPEG: &[u8] = include_bytes!("../include-docs/assets/pixel.jpg");
+const SWF: &[u8] = include_bytes!("../include-docs/assets/pixel.swf");
+const ICO: &[u8] = include_bytes!("../include-docs/assets/pixel.ico");
+const FAVICON: &[u8] = include_bytes!("../include-docs/assets/favicon.ico");
+
+const TEXT_HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=UTF-8\r\n\
+                         Connection: keep-alive\r\nContent-Length: 0\r\n\r\n";
+
+fn head(r: &Response) -> String {
+    String::from_utf8_lossy(&r.head_raw).into_owned()
+}
+
+fn assert_text(r: &Response) {
+    assert_eq!(head(r), TEXT_HEAD);
+    assert!(r.body.is_empty());
+}
+
+fn has_cors(r: &Response) -> bool {
+    r.headers
+        .iter()
+        .any(|(n, _)| n.starts_with("Access-Control-"))
+}
+
+fn stats_of(srv: &Server) -> Vec<(String, String)> {
+    srv.stats()
+}
+
+#[test]
+fn appendix_a_responses_and_counters() {
+    let srv = Server::start(&[]);
+    let mut c = srv.connect();
+
+    let r = exchange(&mut c, "GET /ad.gif HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(
+        head(&r),
+        "HTTP/1.1 200 OK\r\nContent-type: image/gif\r\nContent-length: 42\r\n\
+         Connection: keep-alive\r\n\r\n"
+    );
+    assert_eq!(r.body, GIF);
+    assert!(srv.wait_log(
+        "127.0.0.1 a GET /ad.gif HTTP/1.1 tls_none",
+        Duration::from_secs(5)
+    ));
+
+    // JPEG: our fix says keep-alive and the connection stays usable.
+    for p in ["/x.JPG", "/x.jpeg"] {
+        let r = exchange(&mut c, &get_req(p));
+        assert_eq!(
+            head(&r),
+            "HTTP/1.1 200 OK\r\nContent-type: image/jpeg\r\nContent-length: 159\r\n\
+             Connection: keep-alive\r\n\r\n"
+        );
+        assert_eq!(r.body, JPEG);
+    }
+
+    let r = exchange(&mut c, &get_req("/x.ico"));
+    assert_eq!(
+        head(&r),
+        "HTTP/1.1 200 OK\r\nContent-type: image/x-icon\r\nCache-Control: max-age=2592000\r\n\
+         Content-length: 70\r\nConnection: keep-alive\r\n\r\n"
+    );
+    assert_eq!(r.body, ICO);
+
+    let r = exchange(&mut c, &get_req("/favicon.ico"));
+    assert_eq!(
+        head(&r),
+        "HTTP/1.1 200 OK\r\nContent-type: image/x-icon\r\nContent-length: 598\r\n\
+         Connection: keep-alive\r\n\r\n"
+    );
+    assert_eq!(r.body, FAVICON);
+
+    for p in ["/", "/a.b/c", "/foo?bar.gif", "/a;x.gif"] {
+        assert_text(&exchange(&mut c, &get_req(p)));
+    }
+    for p in ["/x.css", "/x.html", "/x.js", "/x.json"] {
+        assert_text(&exchange(&mut c, &get_req(p)));
+    }
+    for p in ["/x.gif?y=1", "/PAGEAD/conversion/1"] {
+        let r = exchange(&mut c, &get_req(p));
+        assert_eq!(r.header("Content-type"), Some("image/gif"));
+        assert_eq!(r.body, GIF);
+    }
+    for p in ["/generate_204", "/GEN_204"] {
+        let r = exchange(&mut c, &get_req(p));
+        assert_eq!(r.status, 204);
+        assert_eq!(r.header("Content-Length"), Some("0"));
+        assert_eq!(r.header("Content-Type"), Some("text/html; charset=UTF-8"));
+    }
+    assert_text(&exchange(&mut c, &get_req("/generate_204?x")));
+
+    // HEAD: the GET headers, Content-Length included, and no body (the next response
+    // must start right after the head).
+    c.write_all(b"HEAD /x.gif HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let r = read_response_opts(&mut c, true).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-length"), Some("42"));
+    assert_eq!(r.header("Content-type"), Some("image/gif"));
+
+    for raw in ["PUT /x HTTP/1.1\r\n\r\n", "get /x HTTP/1.1\r\n\r\n"] {
+        let r = exchange(&mut c, raw);
+        assert_eq!(r.status_line, "HTTP/1.1 501 Method Not Implemented");
+        assert_eq!(r.header("Content-Length"), Some("0"));
+        assert!(r.body.is_empty());
+    }
+
+    let r = exchange(
+        &mut c,
+        "OPTIONS /x HTTP/1.1\r\nHost: a\r\nOrigin: http://foo.com\r\n\r\n",
+    );
+    assert_eq!(
+        head(&r),
+        "HTTP/1.1 200 OK\r\nContent-type: text/html\r\nContent-length: 11\r\n\
+         Allow: GET,OPTIONS\r\nConnection: keep-alive\r\n\r\n"
+    );
+    assert_eq!(r.body, b"GET,OPTIONS");
+
+    assert_text(&exchange(&mut c, "GET * HTTP/1.1\r\n\r\n"));
+    // The original crashed on a path of only delimiters (§12.5).
+    assert_text(&exchange(&mut c, "GET ? HTTP/1.1\r\n\r\n"));
+    let r = exchange(&mut c, &get_req("/x.png"));
+    assert_eq!(r.header("Content-type"), Some("image/png"));
+    assert_eq!(r.body, PNG);
+    let r = exchange(&mut c, &get_req("http://host/dir/pic.png?x=1"));
+    assert_eq!(r.body, PNG);
+    let r = exchange(&mut c, &get_req("/x.swf"));
+    assert_eq!(
+        r.header("Content-type"),
+        Some("application/x-shockwave-flash")
+    );
+    assert_eq!(r.body, SWF);
+    drop(c);
+
+    let st = stats_of(&srv);
+    let expect = [
+        ("gif", 3),
+        ("jpg", 2),
+        ("ico", 2),
+        ("nfe", 5),
+        ("ufe", 2),
+        ("txt", 2),
+        ("204", 2),
+        ("hed", 1),
+        ("bad", 2),
+        ("opt", 1),
+        ("nou", 1),
+        ("pth", 1),
+        ("png", 2),
+        ("swf", 1),
+        ("err", 0),
+        ("cls", 0),
+        ("req", 27),
+    ];
+    for (name, v) in expect {
+        assert_eq!(stat_in(&st, name), v, "counter {name}");
+    }
+}
+
+#[test]
+fn head_with_curl_does_not_hang() {
+    let srv = Server::start(&[]);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-I", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{}/x.png", srv.http))
+        .output();
+    let Ok(out) = out else {
+        eprintln!("curl not available: skipped");
+        return;
+    };
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Content-length: 67"), "{text}");
+    assert_eq!(srv.stat("hed"), 1);
+}
+
+#[test]
+fn ca_crt_serves_the_created_ca() {
+    let srv = Server::start(&[]);
+    let r = srv.get("/ca.crt");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("application/x-x509-ca-cert"));
+    let file = std::fs::read(srv.dir.path().join("ca.crt")).unwrap();
+    assert_eq!(r.body, file);
+    assert!(r.body.starts_with(b"-----BEGIN CERTIFICATE-----"));
+    assert_eq!(srv.stat("txt"), 1);
+}
+
+#[test]
+fn ca_crt_with_private_key_is_404_without_nul() {
+    // Let a first server create a CA, then publish-proof it: ca.crt holding a key block.
+    let first = Server::start(&[]);
+    let crt = std::fs::read(first.dir.path().join("ca.crt")).unwrap();
+    let key = std::fs::read(first.dir.path().join("ca.key")).unwrap();
+    drop(first);
+    let dir = TempDir::new("cakey");
+    std::fs::write(dir.path().join("ca.crt"), [crt, key.clone()].concat()).unwrap();
+    std::fs::write(dir.path().join("ca.key"), key).unwrap();
+    let srv = Server::start_with(Options {
+        args: vec![],
+        dir: Some(dir),
+    });
+    let mut c = srv.connect();
+    let r = exchange(&mut c, &get_req("/ca.crt"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("Content-Length"), Some("15"));
+    assert_eq!(r.body, b"404 - Not Found");
+    // No stray NUL: the next response starts right away.
+    let r = exchange(&mut c, &get_req("/x.gif"));
+    assert_eq!(r.status_line, "HTTP/1.1 200 OK");
+    assert!(silent_for(&mut c, Duration::from_millis(200)));
+    assert_eq!(srv.stat("pth"), 1);
+}
+
+#[test]
+fn blank_lines_before_a_request_are_ignored() {
+    let srv = Server::start(&[]);
+    let mut c = srv.connect();
+    c.write_all(b"\r\n\r\n\n").unwrap();
+    assert!(silent_for(&mut c, Duration::from_millis(300)));
+    let r = exchange(&mut c, "\r\nGET /x.gif HTTP/1.1\r\n\r\n");
+    assert_eq!(r.body, GIF);
+    assert!(silent_for(&mut c, Duration::from_millis(200)));
+    let st = stats_of(&srv);
+    assert_eq!(stat_in(&st, "err"), 0);
+    assert_eq!(stat_in(&st, "gif"), 1);
+}
+
+#[test]
+fn pipelined_and_split_requests() {
+    let srv = Server::start(&[]);
+    let mut c = srv.connect();
+    c.write_all(b"GET /a.gif HTTP/1.1\r\nHost: a\r\n\r\nGET /b.png HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut c).unwrap().body, GIF);
+    assert_eq!(read_response(&mut c).unwrap().body, PNG);
+    assert!(silent_for(&mut c, Duration::from_millis(200)));
+
+    c.write_all(b"GET /x.gif HTTP/1.1\r\n").unwrap();
+    c.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    c.write_all(b"Host: a.com\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut c).unwrap().body, GIF);
+    assert!(silent_for(&mut c, Duration::from_millis(300)));
+    let st = stats_of(&srv);
+    assert_eq!(stat_in(&st, "bad"), 0);
+    assert_eq!(stat_in(&st, "gif"), 2);
+}
+
+#[test]
+fn cors_reflects_only_the_current_origin() {
+    let srv = Server::start(&[]);
+    let mut c = srv.connect();
+    let r = exchange(
+        &mut c,
+        "GET /x.js HTTP/1.1\r\nHost: a\r\nOrigin: https://www.site.com\r\n\r\n",
+    );
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("https://www.site.com")
+    );
+    assert_eq!(r.header("Access-Control-Allow-Credentials"), Some("true"));
+    assert_eq!(
+        r.header("Access-Control-Allow-Headers"),
+        Some("Origin, X-Requested-With, Content-Type, Accept, documentReferer")
+    );
+    let r = exchange(&mut c, &get_req("/b.js"));
+    assert!(!has_cors(&r), "{}", head(&r));
+    let r = exchange(&mut c, "GET /c.js HTTP/1.1\r\nOrigin: null\r\n\r\n");
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("null"));
+    // Images never carry CORS.
+    let r = exchange(&mut c, "GET /c.gif HTTP/1.1\r\nOrigin: http://x\r\n\r\n");
+    assert!(!has_cors(&r));
+    // X-Origin is another header, not Origin.
+    let r = exchange(&mut c, "GET /c.js HTTP/1.1\r\nX-Origin: evil\r\n\r\n");
+    assert!(!has_cors(&r));
+}
+
+#[test]
+fn post_bodies_are_consumed_not_answered() {
+    let srv = Server::start(&[]);
+    let mut c = srv.connect();
+    let r = exchange(
+        &mut c,
+        "POST /track HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nOrigin: null\r\n\r\nhello",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("null"));
+    // A body that looks like a request is still a body.
+    let body = "GET /evil.png HTTP/1.1\r\n\r\n";
+    let raw = format!(
+        "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}GET /x.gif HTTP/1.1\r\n\r\n",
+        body.len()
+    );
+    assert_text(&exchange(&mut c, &raw));
+    assert_eq!(read_response(&mut c).unwrap().body, GIF);
+    let raw = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+               1a\r\nGET /evil.png HTTP/1.1\r\n\r\n\r\n0\r\n\r\nGET /y.swf HTTP/1.1\r\n\r\n";
+    assert_text(&exchange(&mut c, raw));
+    assert_eq!(read_response(&mut c).unwrap().body, SWF);
+    assert!(silent_for(&mut c, Duration::from_millis(200)));
+    let st = stats_of(&srv);
+    assert_eq!(stat_in(&st, "pst"), 3);
+    assert_eq!(stat_in(&st, "png"), 0);
+}
+
+#[test]
+fn generate_204_disabled_by_dash_2() {
+    let srv = Server::start(&["-2"]);
+    let mut c = srv.connect();
+    assert_text(&exchange(&mut c, &get_req("/generate_204")));
+    assert_text(&exchange(&mut c, &get_req("/gen_204")));
+    let st = stats_of(&srv);
+    assert_eq!(stat_in(&st, "204"), 0);
+    assert_eq!(stat_in(&st, "nfe"), 2);
+}
+
+#[test]
+fn log_level_change_is_not_a_request() {
+    let srv = Server::start(&[]);
+    let before = stats_of(&srv);
+    assert_eq!(stat_in(&before, "log"), 4);
+    assert_text(&srv.get_keepalive("/log=5"));
+    let after = stats_of(&srv);
+    assert_eq!(stat_in(&after, "log"), 5);
+    // +1: the first stats request itself.
+    assert_eq!(stat_in(&after, "req"), stat_in(&before, "req") + 1);
+    assert_text(&srv.get_keepalive("/log=9"));
+    let last = stats_of(&srv);
+    assert_eq!(stat_in(&last, "log"), 5);
+    assert_eq!(stat_in(&last, "bad"), 1);
+    assert_eq!(stat_in(&last, "req"), stat_in(&after, "req") + 2);
+}
+
+#[test]
+fn redirects_and_no_header_injection() {
+    let srv = Server::start(&["-R"]);
+    let mut c = srv.connect();
+    let cases = [
+        (
+            "/click?url=http%3A%2F%2Fwww.example.org%2Fpage%3Fa%3D1",
+            "http://www.example.org/page?a=1",
+        ),
+        (
+            "/click?url=http%253A%252F%252Fwww.example.org%252Fpage",
+            "http://www.example.org/page",
+        ),
+        ("/c?u=http://a.com/?r=http://b.com/z", "http://b.com/z"),
+        (
+            "/c?u=https://secure.example.org/x?y=http",
+            "https://secure.example.org/x?y=http",
+        ),
+    ];
+    for (path, target) in cases {
+        let r = exchange(&mut c, &get_req(path));
+        assert_eq!(r.status_line, "HTTP/1.1 307 Temporary Redirect", "{path}");
+        assert_eq!(r.header("Location"), Some(target), "{path}");
+        assert_eq!(r.header("Content-length"), Some("0"));
+    }
+    // Upper-case scheme: no target, classified by extension.
+    let r = exchange(&mut c, &get_req("/c?u=HTTP://A.COM/z.gif"));
+    assert_eq!(r.status, 200);
+    // A Referer equal to the target suppresses the redirect.
+    let r = exchange(
+        &mut c,
+        "GET /click?url=http%3A%2F%2Fa.com%2Fz HTTP/1.1\r\nReferer: http://a.com/z\r\n\r\n",
+    );
+    assert_text(&r);
+    for path in [
+        "/c?u=http://a.com/%0d%0aSet-Cookie:%20x=1",
+        "/c?u=http://a.com/%250d%250aSet-Cookie:%2520x=1",
+        "/c?u=http%3A%2F%2Fa.com%2F%0D%0ASet-Cookie%3A%20x%3D1",
+        "/c?u=http://a.com/%0aSet-Cookie:x=1",
+    ] {
+        let r = exchange(&mut c, &get_req(path));
+        let h = head(&r);
+        assert!(
+            !h.to_ascii_lowercase().contains("set-cookie"),
+            "{path}: {h}"
+        );
+        assert_eq!(h.matches("\r\n").count(), r.headers.len() + 2, "{h}");
+        // Still the same framing: the connection remains usable.
+        assert_eq!(exchange(&mut c, &get_req("/z.gif")).body, GIF);
+    }
+    let st = stats_of(&srv);
+    assert_eq!(stat_in(&st, "rdr"), 4);
+}
+
+#[test]
+fn admin_port_makes_admin_uris_plain_text_on_http() {
+    let admin = free_port();
+    let srv = Server::start(&["-A", &admin.to_string()]);
+    let mut c = srv.connect();
+    for p in [
+        "/servstats",
+        "/servstats.txt",
+        "/servstats.json",
+        "/metrics",
+        "/log=1",
+    ] {
+        assert_text(&exchange(&mut c, &get_req(p)));
+    }
+    drop(c);
+    let st = srv.stats_by_signal();
+    assert_eq!(stat_in(&st, "log"), 4, "/log= must not work here");
+    assert_eq!(stat_in(&st, "sta") + stat_in(&st, "stt"), 0);
+    assert_eq!(stat_in(&st, "nfe"), 3); // /servstats, /metrics, /log=1 (file "/log")
+    assert_eq!(stat_in(&st, "ufe"), 1); // .txt
+    assert_eq!(stat_in(&st, "txt"), 1); // .json starts with .js
+}
+
+const ORIGINAL_51: &str =
+    "uts log kcc kmx kvg krq req avg rmx tav tmx slh slm sle slc slu v13 v12 \
+     v10 zrt uca ucb uce ush sct sch scm scp ssh ssm ssp nfe gif ico txt jpg png swf ufe opt pst \
+     hed rdr nou pth 204 bad cls cly clt err";
+
+#[test]
+fn stats_pages() {
+    let srv = Server::start(&[]);
+    srv.get("/x.gif");
+    let r = srv.get("/servstats.txt");
+    assert_eq!(r.header("Content-type"), Some("text/plain"));
+    let text = String::from_utf8(r.body).unwrap();
+    let mut lines = text.split('\n');
+    let version = lines.next().unwrap();
+    assert!(version.starts_with("pixelserv-tls "), "{version}");
+    assert!(version.contains(" options: "), "{version}");
+    let line = lines.next().unwrap();
+    assert!(line.ends_with('\r') && text.ends_with("\r\n"));
+    let names: Vec<&str> = line
+        .trim_end()
+        .split(", ")
+        .map(|i| i.split_once(' ').unwrap().1)
+        .collect();
+    let original: Vec<&str> = ORIGINAL_51.split_whitespace().collect();
+    assert_eq!(original.len(), 51);
+    assert_eq!(&names[..51], &original[..]);
+    assert!(names.len() > 51);
+    for extra in ["sta", "stt", "tmo"] {
+        assert!(names[51..].contains(&extra), "{extra} missing");
+    }
+
+    let r = srv.get("/servstats");
+    assert_eq!(r.header("Content-type"), Some("text/html"));
+    let html = String::from_utf8(r.body).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<table>"));
+    assert!(html.contains("<tr><td>gif</td><td>1</td><td># of GET requests for GIF</td></tr>"));
+    assert!(html.ends_with("</table></body></html>\r\n"));
+
+    let r = srv.get("/servstats.json");
+    let json = String::from_utf8(r.body).unwrap();
+    assert!(json.starts_with("{\"version\":\"pixelserv-tls "), "{json}");
+    assert!(json.ends_with('}'));
+    assert!(json.contains(",\"gif\":1,"), "{json}");
+    assert!(json.contains(",\"req\":"), "{json}");
+    assert_eq!(json.matches('{').count(), 1);
+
+    let r = srv.get("/metrics");
+    let m = String::from_utf8(r.body).unwrap();
+    assert!(m.contains("# HELP pixelserv_gif_total "));
+    assert!(m.contains("# TYPE pixelserv_gif_total counter\npixelserv_gif_total 1\n"));
+    assert!(m.contains("# TYPE pixelserv_uts gauge\n"));
+    for l in m.lines().filter(|l| !l.starts_with('#')) {
+        let (name, v) = l.split_once(' ').unwrap();
+        assert!(name.starts_with("pixelserv_"), "{l}");
+        assert!(v.parse::<f64>().is_ok(), "{l}");
+    }
+}
+
+#[test]
+fn connection_close_semantics() {
+    let srv = Server::start(&[]);
+    // HTTP/1.0 without keep-alive.
+    let mut c = srv.connect();
+    let r = exchange(&mut c, "GET /x.gif HTTP/1.0\r\n\r\n");
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(closed_within(&mut c, Duration::from_secs(3)));
+    // Connection: close on 1.1; a request behind it is not answered.
+    let mut c = srv.connect();
+    let r = exchange(
+        &mut c,
+        "GET /x.gif HTTP/1.1\r\nConnection: close\r\n\r\nGET /y.gif HTTP/1.1\r\n\r\n",
+    );
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(closed_within(&mut c, Duration::from_secs(3)));
+    // HTTP/1.0 with keep-alive stays open.
+    let mut c = srv.connect();
+    let raw = "GET /x.gif HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    assert_eq!(
+        exchange(&mut c, raw).header("Connection"),
+        Some("keep-alive")
+    );
+    assert_eq!(exchange(&mut c, raw).body, GIF);
+    let r = exchange(
+        &mut c,
+        "GET /x.png HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
+    );
+    assert_eq!(r.body, PNG);
+    assert!(silent_for(&mut c, Duration::from_millis(200)));
+}
+
+#[test]
+fn oversized_head_and_garbage_are_refused() {
+    let srv = Server::start(&[]);
+    let mut c = srv.connect();
+    let big = format!("GET /x.gif HTTP/1.1\r\nX-Pad: {}\r\n\r\n", "a".repeat(9000));
+    let _ = c.write_all(big.as_bytes());
+    let r = read_response(&mut c).unwrap();
+    assert_eq!(r.status, 431);
+    assert!(closed_within(&mut c, Duration::from_secs(3)));
+
+    // The first bytes of a TLS ClientHello.
+    let mut c = srv.connect();
+    c.write_all(&[
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ])
+    .unwrap();
+    let r = read_response(&mut c).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(closed_within(&mut c, Duration::from_secs(3)));
+    assert_eq!(srv.stat("bad"), 2);
+    assert_eq!(srv.get("/x.gif").body, GIF);
+}
+
+#[test]
+fn ten_thousand_pipelined_requests_in_order() {
+    const N: usize = 10_000;
+    let srv = Server::start(&[]);
+    let c = srv.connect();
+    let mut w = c.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for i in 0..N {
+            let p = if i % 2 == 0 { "/a.gif" } else { "/b.png" };
+            all.extend_from_slice(get_req(p).as_bytes());
+        }
+        w.write_all(&all).unwrap();
+    });
+    let mut r = BufReader::with_capacity(64 * 1024, c);
+    let mut max_rss = 0;
+    for i in 0..N {
+        let resp = read_response(&mut r).unwrap_or_else(|e| panic!("response {i}: {e}"));
+        let want = if i % 2 == 0 { GIF } else { PNG };
+        assert_eq!(resp.body, want, "response {i} out of order");
+        if i % 1000 == 0 {
+            max_rss = max_rss.max(srv.rss_kib());
+        }
+    }
+    writer.join().unwrap();
+    max_rss = max_rss.max(srv.rss_kib());
+    assert!(max_rss < 64 * 1024, "RSS {max_rss} KiB");
+    assert!(silent_for(r.get_mut(), Duration::from_millis(200)));
+}
+
+#[test]
+fn half_close_gets_the_response_then_eof() {
+    let srv = Server::start(&[]);
+    let mut c = srv.connect();
+    c.write_all(b"GET /x.gif HTTP/1.1\r\n\r\nGET /y.png HTTP/1.1\r\n\r\n")
+        .unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_response(&mut c).unwrap().body, GIF);
+    assert_eq!(read_response(&mut c).unwrap().body, PNG);
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn reset_mid_request_does_not_hurt_others() {
+    let srv = Server::start(&[]);
+    let other = srv.connect();
+    for _ in 0..5 {
+        let c = srv.connect();
+        (&c).write_all(b"GET /x.gif HTTP/1.1\r\nHo").unwrap();
+        set_linger_zero(&c);
+        drop(c);
+    }
+    let mut other = other;
+    assert_eq!(exchange(&mut other, &get_req("/x.gif")).body, GIF);
+    assert_eq!(srv.get("/y.png").body, PNG);
+}
+
+#[test]
+fn idle_keepalive_and_never_used_connections_time_out() {
+    let srv = Server::start(&["-O", "1"]);
+    let mut c = srv.connect();
+    exchange(&mut c, &get_req("/x.gif"));
+    let t = Instant::now();
+    assert!(closed_within(&mut c, Duration::from_secs(3)));
+    let idle = t.elapsed();
+    assert!(idle >= Duration::from_millis(500), "closed after {idle:?}");
+
+    let mut c = srv.connect();
+    let t = Instant::now();
+    assert!(closed_within(&mut c, Duration::from_secs(3)));
+    assert!(t.elapsed() >= Duration::from_millis(500));
+    let st = stats_of(&srv);
+    assert_eq!(stat_in(&st, "cls"), 1);
+}
+
+#[test]
+fn slowloris_is_cut_at_the_header_deadline() {
+    let srv = Server::start(&["--header-timeout", "1"]);
+    let mut c = srv.connect();
+    let req = b"GET /x.gif HTTP/1.1\r\nHost: slow.example\r\nUser-Agent: drip\r\n\r\n";
+    let start = Instant::now();
+    let mut closed_at = None;
+    for b in req.iter() {
+        let _ = c.write_all(&[*b]);
+        c.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        match c.read(&mut buf) {
+            Ok(0) => {
+                closed_at = Some(start.elapsed());
+                break;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                closed_at = Some(start.elapsed());
+                break;
+            }
+            Err(_) => {}
+        }
+        if start.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+    }
+    let at = closed_at.expect("slow client was never cut off");
+    assert!(
+        at >= Duration::from_millis(700) && at < Duration::from_millis(3500),
+        "{at:?}"
+    );
+    assert!(srv.stat("tmo") >= 1);
+}
+
+#[test]
+fn a_client_that_never_reads_is_cut_by_the_write_deadline() {
+    let srv = Server::start(&["--write-timeout", "1"]);
+    let hog = srv.connect();
+    let mut w = hog.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let all = get_req("/servstats").repeat(2000);
+        let _ = w.write_all(all.as_bytes());
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        let t = Instant::now();
+        assert_eq!(srv.get("/x.gif").body, GIF);
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    let tmo = srv.wait_stat_until("tmo", |v| v >= 1, Duration::from_secs(6));
+    assert!(tmo >= 1, "the hog was not cut off");
+    writer.join().unwrap();
+    drop(hog);
+    assert_eq!(srv.get("/y.png").body, PNG);
+}
+
+#[test]
+fn connection_limit_queues_instead_of_dropping() {
+    let srv = Server::start(&["-T", "3"]);
+    let mut held: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut c = srv.connect();
+            exchange(&mut c, &get_req("/x.gif"));
+            c
+        })
+        .collect();
+    let mut fourth = srv.connect();
+    fourth.write_all(get_req("/y.png").as_bytes()).unwrap();
+    assert!(silent_for(&mut fourth, Duration::from_millis(700)));
+    drop(held.pop());
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    assert_eq!(read_response(&mut fourth).unwrap().body, PNG);
+    drop(fourth);
+    drop(held);
+    // The closes may be seen after the stats request is accepted: poll.
+    assert_eq!(
+        srv.wait_stat_until("kcc", |v| v == 1, Duration::from_secs(5)),
+        1
+    );
+    let st = stats_of(&srv);
+    assert_eq!(stat_in(&st, "clt"), 0);
+    assert_eq!(stat_in(&st, "kmx"), 3);
+    assert_eq!(stat_in(&st, "kcc"), 1);
+    assert_eq!(stat_in(&st, "png"), 1);
+}
