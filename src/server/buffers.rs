@@ -3,7 +3,7 @@
 //! to a bound so that a burst does not leave the heap fragmented forever.
 
 pub const RX_SIZE: usize = 16 * 1024;
-const KEEP: usize = 256;
+const KEEP: usize = 64;
 
 #[derive(Default)]
 pub struct Pool {

@@ -42,6 +42,8 @@ const ACCEPT_BATCH: usize = 64;
 const DRAIN: Duration = Duration::from_secs(3);
 /// Retry accepting after EMFILE/ENFILE even if no connection closed meanwhile.
 const ACCEPT_RETRY: Duration = Duration::from_millis(250);
+/// Trim the heap when the connection count falls to an eighth of a peak at least this high.
+const TRIM_AFTER: usize = 512;
 
 pub struct Listener {
     pub socket: TcpListener,
@@ -84,6 +86,8 @@ pub struct Server {
     again: Vec<TimerKey>,
     draining: Option<Instant>,
     waker: Arc<Waker>,
+    /// Most connections open since the heap was last trimmed.
+    peak: usize,
 }
 
 impl Server {
@@ -113,6 +117,7 @@ impl Server {
             again: Vec::new(),
             draining: None,
             waker,
+            peak: 0,
         };
         for (i, l) in server.listeners.iter_mut().enumerate() {
             server.poll.registry().register(
@@ -262,6 +267,7 @@ impl Server {
             conn.registered = interest;
             entry.insert(conn);
             self.stats.conn_opened();
+            self.peak = self.peak.max(self.conns.len());
             // Data may already be waiting (TCP Fast Open, or a fast client).
             self.drive(key.slot, now);
         }
@@ -341,6 +347,11 @@ impl Server {
         let mut conn = self.conns.remove(slot);
         let _ = self.poll.registry().deregister(conn.transport.tcp());
         self.stats.conn_closed(conn.requests());
+        // After a burst, hand the memory back (a few ms, at most once per burst).
+        if self.peak >= TRIM_AFTER && self.conns.len() <= self.peak / 8 {
+            crate::sys::process::trim_heap();
+            self.peak = self.conns.len();
+        }
         if self.paused.is_some() {
             // A slot or a descriptor is free again.
             self.paused = Some(Instant::now());

@@ -125,3 +125,13 @@ pub fn tune_malloc() {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
+
+/// Gives freed heap pages back to the kernel. glibc keeps them after a burst of connections,
+/// which on a router would pin the peak size for good.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
