@@ -703,3 +703,20 @@ fn connection_limit_queues_instead_of_dropping() {
     assert_eq!(stat_in(&st, "kcc"), 1);
     assert_eq!(stat_in(&st, "png"), 1);
 }
+
+/// More pipelined requests in one write than fit under the unsent-response limit: after
+/// the first 64 KiB of responses drain, the rest must be answered without the client
+/// sending anything more (no readiness edge announces bytes already buffered).
+#[test]
+fn buffered_pipeline_beyond_the_write_limit_is_answered() {
+    let srv = Server::start(&[]);
+    let mut s = srv.connect();
+    let one = "GET /a.gif HTTP/1.1\r\nHost: t\r\n\r\n";
+    let n = 14 * 1024 / one.len();
+    s.write_all(one.repeat(n).as_bytes()).unwrap();
+    for i in 0..n {
+        let r = read_response(&mut s).unwrap_or_else(|e| panic!("response {i} of {n}: {e}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), 42);
+    }
+}

@@ -201,8 +201,12 @@ impl Conn {
         }
     }
 
-    pub fn drive(&mut self, env: &mut Env) -> Step {
+    /// `read_closed`: the readiness event said the peer half-closed; read to the end.
+    pub fn drive(&mut self, env: &mut Env, read_closed: bool) -> Step {
         let mut budget = READ_BUDGET;
+        // A short read on plain TCP took everything the kernel had: anything arriving later
+        // raises a new edge, so the read that would only say EAGAIN is skipped.
+        let mut drained = false;
         loop {
             match self.state {
                 State::EarlyData(_) | State::Handshake(_) => {
@@ -214,7 +218,7 @@ impl Conn {
                 State::CertWait { .. } => return Step::Wait,
                 _ => {}
             }
-            self.process(env);
+            let backlog = self.process(env);
             if self.tx_pending() {
                 match self.flush(env) {
                     Some(Step::Wait) => return Step::Wait,
@@ -225,17 +229,25 @@ impl Conn {
             if matches!(self.state, State::Closing) {
                 return self.close(env, None);
             }
+            if backlog {
+                // Requests are still buffered and no new edge will announce them.
+                continue;
+            }
             if budget == 0 {
                 return Step::Again;
             }
+            if drained {
+                self.release_idle_buffers(env.pool);
+                return Step::Wait;
+            }
             budget -= 1;
             match self.read(env) {
-                Io::Done(_) => {}
-                Io::Blocked(_) => {
+                (Io::Done(_), short) => drained = short && !read_closed && !self.transport.is_tls(),
+                (Io::Blocked(_), _) => {
                     self.release_idle_buffers(env.pool);
                     return Step::Wait;
                 }
-                Io::Eof => {
+                (Io::Eof, _) => {
                     // Half-close: answer what was fully received, then close.
                     self.process(env);
                     let partial = matches!(self.state, State::Head | State::Body { .. });
@@ -247,8 +259,8 @@ impl Conn {
                         return self.close(env, None);
                     }
                 }
-                Io::Gone => return self.close(env, Some(Counter::Cls)),
-                Io::Failed(why) => {
+                (Io::Gone, _) => return self.close(env, Some(Counter::Cls)),
+                (Io::Failed(why), _) => {
                     plog!(log::DEBUG, "read error from {}: {}", self.peer.ip(), why);
                     return self.close(env, Some(Counter::Err));
                 }
@@ -300,12 +312,18 @@ impl Conn {
         }
     }
 
-    /// Turns complete requests in the receive buffer into queued responses.
-    fn process(&mut self, env: &mut Env) {
-        while self.tx.len() - self.tx_pos < TX_HIGH_WATER {
-            let Some(rx) = self.rx.as_mut() else { return };
+    /// Turns complete requests in the receive buffer into queued responses; true when it
+    /// stopped because too much is unsent, with input left to process.
+    fn process(&mut self, env: &mut Env) -> bool {
+        loop {
+            let Some(rx) = self.rx.as_mut() else {
+                return false;
+            };
             if rx.is_empty() {
-                return;
+                return false;
+            }
+            if self.tx.len() - self.tx_pos >= TX_HIGH_WATER {
+                return true;
             }
             match &mut self.state {
                 State::Idle | State::Head => {
@@ -314,7 +332,7 @@ impl Conn {
                         self.enter(State::Head, env.now);
                     }
                     if !self.parse_one(env) {
-                        return;
+                        return false;
                     }
                 }
                 State::Body {
@@ -339,15 +357,15 @@ impl Conn {
                         response::write_error(400, &mut self.tx);
                         env.stats.bump(Counter::Bad);
                         self.enter(State::Closing, env.now);
-                        return;
+                        return false;
                     }
                 },
                 State::Closing => {
                     // Nothing after a request that closes the connection is answered.
                     rx.consume(rx.data().len());
-                    return;
+                    return false;
                 }
-                State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => return,
+                State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => return false,
             }
         }
     }
@@ -467,20 +485,23 @@ impl Conn {
         None
     }
 
-    fn read(&mut self, env: &mut Env) -> Io {
+    /// One read into the receive buffer; true with it when fewer bytes came than fit.
+    fn read(&mut self, env: &mut Env) -> (Io, bool) {
         let rx = self.rx.get_or_insert_with(|| RxBuf::new(env.pool.rx()));
         let spare = rx.spare();
-        if spare.is_empty() {
+        let room = spare.len();
+        if room == 0 {
             // A full buffer always holds a complete head or an oversized one, which
             // `process` answers; reaching here means the body is being discarded faster
             // than it is parsed, so just parse again.
-            return Io::Done(0);
+            return (Io::Done(0), false);
         }
         let io = self.transport.read(spare);
+        let short = matches!(io, Io::Done(n) if n < room);
         if let Io::Done(n) = io {
             rx.filled(n);
         }
-        io
+        (io, short)
     }
 
     /// An idle connection holds no buffers.

@@ -177,7 +177,7 @@ impl Server {
                     Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
                         self.accept(LISTENER_BASE - t, now)
                     }
-                    Token(slot) => self.drive(slot, now),
+                    Token(slot) => self.drive_event(slot, now, event.is_read_closed()),
                 }
             }
             for key in std::mem::take(&mut self.again) {
@@ -304,7 +304,11 @@ impl Server {
     }
 
     fn drive(&mut self, slot: usize, now: Instant) {
-        if let Some(step) = self.with_conn(slot, now, |conn, env| conn.drive(env)) {
+        self.drive_event(slot, now, false);
+    }
+
+    fn drive_event(&mut self, slot: usize, now: Instant, read_closed: bool) {
+        if let Some(step) = self.with_conn(slot, now, |conn, env| conn.drive(env, read_closed)) {
             self.after(slot, step, now);
         }
     }
