@@ -1,0 +1,178 @@
+# Static and cross builds of pixelserv-tls (router builds). See include-docs/BUILD-ROUTER.md.
+#
+#   make -f Makefile.xc static        x86-64 fully static, vendored minimal OpenSSL
+#   make -f Makefile.xc armv7-smoke   armv7 gnueabihf via Debian's rustc-web 1.85 (apt only),
+#                                     then a short HTTP + HTTPS test under qemu-arm
+#   make -f Makefile.xc setup         rustup targets + musl cross compilers (needs network)
+#   make -f Makefile.xc armv7 aarch64 mipsel   static musl router builds (after setup)
+#   make -f Makefile.xc size          size of every binary in dist/
+#   make -f Makefile.xc install       PREFIX=/usr/local DESTDIR=
+#
+# Every build leaves a stripped binary dist/pixelserv-tls-<name>. Only crates.io is needed
+# for sources (OpenSSL comes from the openssl-src crate), so after `cargo fetch` the
+# `static` target also works with CARGO_FLAGS="--locked --offline".
+
+CARGO       ?= cargo
+CARGO_FLAGS ?= --locked
+# release: opt-level 3. release-small (Cargo.toml) is opt-level "s"; see the comment there.
+PROFILE     ?= release-small
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BIN         := pixelserv-tls
+DIST        := dist
+XCDIR       := $(CURDIR)/target/xc
+# Toolchains that are not ours (cross gcc from musl.cc, Debian rustc-web) live here.
+TOOLS       ?= $(CURDIR)/target/xc-tools
+
+# --- Minimal OpenSSL --------------------------------------------------------------------
+# What the server needs: TLS 1.0-1.3; ECDHE X25519/P-256/P-384; AES-GCM, AES-CBC,
+# ChaCha20-Poly1305; RSA, ECDSA and Ed25519/Ed448 keys (CA and leaves); SHA-1/256/384 and
+# MD5 (TLS 1.0/1.1 PRF); DES and AES for encrypted ca.key files (PEM and PKCS#8/PBKDF2);
+# error strings for the log. Everything else goes. openssl-src has no hook for extra
+# Configure options, so xc/openssl-perl (given as PERL) appends them.
+OPENSSL_NO := no-engine no-dso no-srp no-psk no-gost no-idea no-seed no-camellia no-aria \
+	no-sm2 no-sm2-precomp no-sm3 no-sm4 no-whirlpool no-rmd160 no-mdc2 no-md4 no-rc2 no-rc4 \
+	no-bf no-cast no-dsa no-dh no-siphash no-scrypt no-argon2 no-blake2 no-cmac no-ocb \
+	no-siv no-cms no-ts no-ocsp no-ct no-cmp no-http no-rfc3779 no-srtp no-sctp no-dtls \
+	no-ssl3 no-comp no-ec2m no-quic no-ml-kem no-ml-dsa no-slh-dsa no-lms no-ssl-trace \
+	no-ui-console no-autoload-config no-padlockeng no-afalgeng no-uplink no-filenames \
+	no-docs no-apps
+OPENSSL_CFLAGS := -Os -fno-asynchronous-unwind-tables -fno-unwind-tables
+export XC_OPENSSL_OPTS := $(OPENSSL_NO) $(OPENSSL_CFLAGS)
+export XC_NO_AVX512_GCM := 1
+export PERL := $(CURDIR)/xc/openssl-perl
+unexport OPENSSL_SRC_PERL OPENSSL_DIR OPENSSL_NO_VENDOR
+
+# panic=abort makes unwind tables dead weight for our own code.
+RUSTFLAGS_COMMON := -C force-unwind-tables=no
+# Non-PIE: a static-pie carries ~440 KB of relocations; nothing here needs ASLR of the image.
+RUSTFLAGS_STATIC := -C target-feature=+crt-static -C relocation-model=static $(RUSTFLAGS_COMMON)
+
+# Prefer musl for x86-64 when its target and musl-gcc are installed; else glibc static.
+HAVE_MUSL := $(shell rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
+	&& command -v musl-gcc >/dev/null && echo yes)
+X86_TARGET ?= $(if $(HAVE_MUSL),x86_64-unknown-linux-musl,x86_64-unknown-linux-gnu)
+
+# $(call xbuild,TRIPLE,DIST-NAME,EXTRA-RUSTFLAGS,EXTRA-CARGO-ARGS)
+define xbuild
+	RUSTFLAGS="$(RUSTFLAGS_STATIC) $(3)" $(CARGO) $(4) build $(CARGO_FLAGS) --profile $(PROFILE) \
+		--features vendored --target $(1) --target-dir $(XCDIR) --bin $(BIN)
+	mkdir -p $(DIST)
+	cp $(XCDIR)/$(1)/$(PROFILE)/$(BIN) $(DIST)/$(BIN)-$(2)
+endef
+
+.PHONY: all static armv7 aarch64 mipsel setup setup-apt armv7-smoke size install clean
+
+all: static
+
+static:
+	$(call xbuild,$(X86_TARGET),x86_64-static,,)
+	@file $(DIST)/$(BIN)-x86_64-static
+
+# --- Router builds: static musl (need `setup`, i.e. rustup and network) -----------------
+# Soft-float EABI on purpose: Broadcom ARM router kernels (Asuswrt, Cortex-A9 without NEON)
+# are built without VFP support, so hard-float code would die with SIGILL there; it is
+# also what Entware's armv7sf userland uses. NEON is off; OpenSSL's own NEON code is only
+# used when the CPU reports it at run time.
+ARMV7_TARGET   := armv7-unknown-linux-musleabi
+AARCH64_TARGET := aarch64-unknown-linux-musl
+MIPSEL_TARGET  := mipsel-unknown-linux-musl
+MUSLCC_URL     ?= https://musl.cc
+XPATH = PATH="$(TOOLS)/arm-linux-musleabi-cross/bin:$(TOOLS)/aarch64-linux-musl-cross/bin:$(TOOLS)/mipsel-linux-muslsf-cross/bin:$$PATH"
+
+armv7:
+	$(XPATH) CC_armv7_unknown_linux_musleabi=arm-linux-musleabi-gcc \
+	AR_armv7_unknown_linux_musleabi=arm-linux-musleabi-ar \
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABI_LINKER=arm-linux-musleabi-gcc \
+	$(MAKE) -f Makefile.xc xc-one T=$(ARMV7_TARGET) N=armv7-static \
+		XRUSTFLAGS="-C target-cpu=cortex-a9 -C target-feature=-neon"
+
+aarch64:
+	$(XPATH) CC_aarch64_unknown_linux_musl=aarch64-linux-musl-gcc \
+	AR_aarch64_unknown_linux_musl=aarch64-linux-musl-ar \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-musl-gcc \
+	$(MAKE) -f Makefile.xc xc-one T=$(AARCH64_TARGET) N=aarch64-static
+
+# Tier 3: no prebuilt std, so nightly builds std itself (-Z build-std).
+mipsel:
+	$(XPATH) CC_mipsel_unknown_linux_musl=mipsel-linux-muslsf-gcc \
+	AR_mipsel_unknown_linux_musl=mipsel-linux-muslsf-ar \
+	CARGO_TARGET_MIPSEL_UNKNOWN_LINUX_MUSL_LINKER=mipsel-linux-muslsf-gcc \
+	$(MAKE) -f Makefile.xc xc-one T=$(MIPSEL_TARGET) N=mipsel-static \
+		XCARGO="+nightly" XBUILDSTD="-Z build-std=std,panic_abort"
+
+xc-one:
+	$(call xbuild,$(T),$(N),$(XRUSTFLAGS),$(XCARGO))
+	@file $(DIST)/$(BIN)-$(N)
+# build-std is a `build` flag, so it rides in CARGO_FLAGS for the mipsel case.
+xc-one: CARGO_FLAGS += $(XBUILDSTD)
+
+setup:
+	rustup target add $(ARMV7_TARGET) $(AARCH64_TARGET)
+	rustup toolchain install nightly --component rust-src
+	mkdir -p $(TOOLS)
+	for t in arm-linux-musleabi aarch64-linux-musl mipsel-linux-muslsf; do \
+		[ -x $(TOOLS)/$$t-cross/bin/$$t-gcc ] || \
+		curl -fsSL $(MUSLCC_URL)/$$t-cross.tgz | tar -xz -C $(TOOLS) || exit 1; \
+	done
+
+# --- armv7 with Debian packages only (no rustup targets needed) -------------------------
+# Debian bookworm's rustc-web 1.85 and its armhf std, unpacked under $(DEB) with dpkg -x
+# (the system toolchain is untouched); gcc-arm-linux-gnueabihf links, qemu-user runs.
+# Hard-float glibc here (that is the std Debian ships): a test build, not a router build.
+DEB      := $(CURDIR)/target/xc-deb
+DEB_RUST := 1.85.0+dfsg3-1~deb12u3
+DEB_APT   = apt-get -q -o APT::Architectures::=amd64 -o APT::Architectures::=armhf \
+	-o Dir::State::Lists=$(DEB)/lists -o Dir::Cache=$(DEB) \
+	-o Dir::Etc::SourceList=$(DEB)/sources.list -o Dir::Etc::SourceParts=/nonexistent
+DEB_PKGS := rustc-web=$(DEB_RUST) cargo-web=$(DEB_RUST) libstd-rust-web-1.85=$(DEB_RUST) \
+	libstd-rust-web-dev=$(DEB_RUST) libstd-rust-web-1.85:armhf=$(DEB_RUST) \
+	libstd-rust-web-dev:armhf=$(DEB_RUST) libllvm19 libgit2-1.5 libssh2-1 libhttp-parser2.9 \
+	libpcre3 libmbedtls14 libmbedx509-1 libmbedcrypto7
+DEB_ENV   = PATH="$(DEB)/root/usr/bin:$$PATH" \
+	LD_LIBRARY_PATH="$(DEB)/root/usr/lib/x86_64-linux-gnu:$(DEB)/root/lib/x86_64-linux-gnu"
+GNUEABIHF := armv7-unknown-linux-gnueabihf
+
+# System packages for the apt route (root).
+setup-apt:
+	apt-get install -y --no-install-recommends gcc-arm-linux-gnueabihf libc6-dev-armhf-cross \
+		qemu-user curl file
+
+$(DEB)/root/usr/bin/rustc:
+	mkdir -p $(DEB)/lists/partial $(DEB)/archives/partial $(DEB)/root
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main" \
+		> $(DEB)/sources.list
+	$(DEB_APT) update
+	cd $(DEB)/archives && $(DEB_APT) download $(DEB_PKGS)
+	for f in $(DEB)/archives/*.deb; do dpkg -x "$$f" $(DEB)/root || exit 1; done
+
+armv7-gnueabihf: $(DEB)/root/usr/bin/rustc
+	$(DEB_ENV) CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc \
+	AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar \
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
+	$(MAKE) -f Makefile.xc xc-one T=$(GNUEABIHF) N=armv7-gnueabihf-static \
+		XRUSTFLAGS="-C target-cpu=cortex-a9 -C target-feature=-neon"
+
+armv7-smoke: armv7-gnueabihf
+	QEMU_LD_PREFIX=/usr/arm-linux-gnueabihf sh .ci/static-check.sh --no-build \
+		--run "qemu-arm -cpu cortex-a9" $(DIST)/$(BIN)-armv7-gnueabihf-static
+
+# --- misc --------------------------------------------------------------------------------
+size:
+	@for f in $(DIST)/$(BIN)-*; do \
+		[ -f "$$f" ] && printf '%10d  %s\n' "$$(wc -c < "$$f")" "$$f"; \
+	done; true
+
+install:
+	@src=$$(ls -t $(DIST)/$(BIN)-x86_64-static target/release/$(BIN) 2>/dev/null | head -n 1); \
+	[ -n "$$src" ] || { echo "no binary: run make -f Makefile.xc static or cargo build --release" >&2; exit 1; }; \
+	install -d "$(DESTDIR)$(PREFIX)/bin"; \
+	install -m 0755 "$$src" "$(DESTDIR)$(PREFIX)/bin/$(BIN)"; \
+	echo "installed $$src as $(DESTDIR)$(PREFIX)/bin/$(BIN)"
+	@if [ -f include-docs/$(BIN).1 ]; then \
+		install -d "$(DESTDIR)$(PREFIX)/share/man/man1"; \
+		install -m 0644 include-docs/$(BIN).1 "$(DESTDIR)$(PREFIX)/share/man/man1/$(BIN).1"; \
+	fi
+
+clean:
+	rm -rf $(XCDIR) $(DIST)
