@@ -26,10 +26,48 @@ pub struct User {
     pub gid: libc::gid_t,
 }
 
-/// Looks the user up in the passwd database; `Ok(None)` when there is no such user.
+/// Looks the user up: `/etc/passwd` first (all a router has, and safe in a static binary,
+/// where glibc's NSS would load the host's shared modules), then, in dynamic builds, the
+/// system's passwd database (LDAP and the like). `Ok(None)` when there is no such user.
 pub fn lookup_user(name: &str) -> io::Result<Option<User>> {
+    if let Ok(text) = std::fs::read_to_string("/etc/passwd") {
+        if let Some(user) = passwd_entry(&text, name) {
+            return Ok(Some(user));
+        }
+    }
+    #[cfg(not(target_feature = "crt-static"))]
+    {
+        getpwnam(name)
+    }
+    #[cfg(target_feature = "crt-static")]
+    {
+        Ok(None)
+    }
+}
+
+/// The `name:passwd:uid:gid:...` line for `name`.
+fn passwd_entry(text: &str, name: &str) -> Option<User> {
+    text.lines().find_map(|line| {
+        let mut f = line.split(':');
+        if f.next()? != name {
+            return None;
+        }
+        let _password = f.next()?;
+        let uid = f.next()?.parse().ok()?;
+        let gid = f.next()?.parse().ok()?;
+        Some(User {
+            name: name.to_string(),
+            uid,
+            gid,
+        })
+    })
+}
+
+#[cfg(not(target_feature = "crt-static"))]
+fn getpwnam(name: &str) -> io::Result<Option<User>> {
     let cname = CString::new(name)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name contains NUL"))?;
+    // SAFETY: zeroed passwd is a valid out-parameter for getpwnam_r.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
@@ -90,15 +128,16 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
     };
     // SAFETY: valid pointer to an rlimit.
     check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
-    if lim.rlim_cur >= want {
-        return Ok(lim.rlim_cur);
+    if wide(lim.rlim_cur) >= want {
+        return Ok(wide(lim.rlim_cur));
     }
+    let want_lim = libc::rlim_t::try_from(want).unwrap_or(libc::rlim_t::MAX);
     let mut new = libc::rlimit {
-        rlim_cur: want as libc::rlim_t,
+        rlim_cur: want_lim,
         rlim_max: lim.rlim_max,
     };
-    if lim.rlim_max < want {
-        new.rlim_max = want as libc::rlim_t;
+    if wide(lim.rlim_max) < want {
+        new.rlim_max = want_lim;
         // SAFETY: valid pointer; only root may raise the hard limit, fall back below.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
             return Ok(want);
@@ -108,7 +147,13 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
     }
     // SAFETY: valid pointer.
     check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) })?;
-    Ok(new.rlim_cur)
+    Ok(wide(new.rlim_cur))
+}
+
+/// `rlim_t` is 32 bits on 32-bit targets.
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+fn wide(v: libc::rlim_t) -> u64 {
+    v as u64
 }
 
 /// Ignores SIGPIPE so that writes to a vanished peer return EPIPE instead of killing us.
@@ -133,5 +178,20 @@ pub fn trim_heap() {
     // SAFETY: malloc_trim only releases free memory.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_lines_are_parsed_exactly() {
+        let text = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/sbin/nologin\nbad:x:zz:1::/:\n";
+        let u = passwd_entry(text, "nobody").unwrap();
+        assert_eq!((u.uid, u.gid), (65534, 65534));
+        assert!(passwd_entry(text, "nob").is_none());
+        assert!(passwd_entry(text, "bad").is_none());
+        assert!(passwd_entry(text, "").is_none());
     }
 }

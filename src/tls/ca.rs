@@ -259,8 +259,8 @@ fn build_ca_cert(key: &PKey<Private>) -> Result<X509, openssl::error::ErrorStack
     builder.set_issuer_name(&name)?;
     builder.set_pubkey(key)?;
     let now = certgen::unix_now();
-    builder.set_not_before(Asn1Time::from_unix(now - BACKDATE_SECS)?.as_ref())?;
-    builder.set_not_after(Asn1Time::from_unix(now + CA_DAYS * 86400)?.as_ref())?;
+    builder.set_not_before(crate::tls::certgen::asn1_time(now - BACKDATE_SECS)?.as_ref())?;
+    builder.set_not_after(crate::tls::certgen::asn1_time(now + CA_DAYS * 86400)?.as_ref())?;
     builder.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
     builder.append_extension(
         KeyUsage::new()

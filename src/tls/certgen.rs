@@ -27,6 +27,17 @@ const RENEW_BEFORE_SECS: i64 = 30 * DAY;
 /// X.520 upper bound of commonName; longer names go in the SAN only.
 const MAX_CN: usize = 64;
 
+/// `Asn1Time` from seconds since the epoch; on 32-bit targets (`time_t` is 32 bits on
+/// armhf and mipsel) dates past 2038 are clamped rather than wrapped.
+pub fn asn1_time(unix: i64) -> Result<Asn1Time, ErrorStack> {
+    let t = libc::time_t::try_from(unix).unwrap_or(if unix < 0 {
+        libc::time_t::MIN
+    } else {
+        libc::time_t::MAX
+    });
+    Asn1Time::from_unix(t)
+}
+
 pub fn new_leaf_key(kind: KeyType) -> Result<PKey<Private>, ErrorStack> {
     match kind {
         KeyType::Ecdsa => {
@@ -66,10 +77,10 @@ pub fn generate(
     let serial = random_serial()?;
     builder.set_serial_number(&serial)?;
     let now = unix_now();
-    builder.set_not_before(Asn1Time::from_unix(now - BACKDATE_SECS)?.as_ref())?;
+    builder.set_not_before(asn1_time(now - BACKDATE_SECS)?.as_ref())?;
     // The lifetime counts from notBefore: at most 397 days in all (Apple and browsers limit
     // the span, back-dating included).
-    builder.set_not_after(Asn1Time::from_unix(now - BACKDATE_SECS + LIFETIME_SECS)?.as_ref())?;
+    builder.set_not_after(asn1_time(now - BACKDATE_SECS + LIFETIME_SECS)?.as_ref())?;
     builder.set_issuer_name(ca.cert.subject_name())?;
     let mut name = X509NameBuilder::new()?;
     let has_cn = subject.len() <= MAX_CN;
@@ -119,7 +130,7 @@ pub fn generate(
 
 /// Expired, or expiring within 30 days.
 pub fn needs_renewal(cert: &X509) -> bool {
-    let limit = match Asn1Time::from_unix(unix_now() + RENEW_BEFORE_SECS) {
+    let limit = match asn1_time(unix_now() + RENEW_BEFORE_SECS) {
         Ok(t) => t,
         Err(_) => return true,
     };
@@ -246,7 +257,7 @@ mod tests {
         let (_dir, ca) = ca(KeyType::Ecdsa);
         let key = new_leaf_key(KeyType::Ecdsa).unwrap();
         let cert = generate("a.example", None, &ca, &key).unwrap();
-        let now = Asn1Time::from_unix(unix_now()).unwrap();
+        let now = asn1_time(unix_now()).unwrap();
         let back = cert.not_before().diff(&now).unwrap();
         assert!(back.days == 2 && back.secs < 5 || back.days == 1 && back.secs > 86395);
         let ahead = now.diff(cert.not_after()).unwrap();
@@ -357,10 +368,9 @@ mod tests {
         let mut b = X509Builder::new().unwrap();
         b.set_version(2).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::from_unix(not_after - 10 * DAY).unwrap())
+        b.set_not_before(&asn1_time(not_after - 10 * DAY).unwrap())
             .unwrap();
-        b.set_not_after(&Asn1Time::from_unix(not_after).unwrap())
-            .unwrap();
+        b.set_not_after(&asn1_time(not_after).unwrap()).unwrap();
         b.sign(ca.key.as_ref().unwrap(), MessageDigest::sha256())
             .unwrap();
         b.build()

@@ -11,7 +11,7 @@ use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Larger files are not certificates we wrote; refusing them bounds the memory of a load.
 pub const MAX_FILE: u64 = 64 * 1024;
@@ -133,7 +133,7 @@ pub fn save(dir: &Path, name: &str, cert: &X509, key: &PKey<Private>) -> Result<
     replace_file(&path, &pem, 0o600, false).map_err(StoreError::from)
 }
 
-static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+static TMP_SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// Removes temporary files a killed process left behind (`write_atomic` never leaves one
 /// otherwise). Startup only: runs before the event loop. Returns how many were removed.
@@ -210,7 +210,7 @@ pub(crate) mod tests {
 
     impl TempDir {
         pub(crate) fn new(tag: &str) -> TempDir {
-            static N: AtomicU64 = AtomicU64::new(0);
+            static N: AtomicUsize = AtomicUsize::new(0);
             let path = std::env::temp_dir().join(format!(
                 "pixelserv-{tag}-{}-{}",
                 std::process::id(),

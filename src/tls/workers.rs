@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::{io, thread};
 
 use mio::Waker;
-use openssl::asn1::{Asn1Time, Asn1TimeRef};
+use openssl::asn1::Asn1TimeRef;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
@@ -46,7 +46,7 @@ pub struct Maker {
 
 fn not_after_unix(t: &Asn1TimeRef) -> i64 {
     let now = unix_now();
-    match Asn1Time::from_unix(now).and_then(|n| n.diff(t)) {
+    match crate::tls::certgen::asn1_time(now).and_then(|n| n.diff(t)) {
         Ok(d) => now + i64::from(d.days) * 86400 + i64::from(d.secs),
         Err(_) => 0,
     }
