@@ -19,5 +19,5 @@ mkdir -p logs
 for t in $TARGETS; do
     echo "== $t: cargo +nightly fuzz run $t $FLAGS -- -runs=$RUNS -max_total_time=$SECS"
     cargo +nightly fuzz run "$t" $FLAGS -- -runs="$RUNS" -max_total_time="$SECS" \
-        -print_final_stats=1 2>&1 | tee "logs/$t.log" | grep -E '^(#[0-9]+ *DONE|Done|stat::|==|SUMMARY|thread)' || true
+        -print_final_stats=1 2>&1 | tee "logs/$t.log" | grep -E '^(#[0-9]+[[:space:]]+DONE|Done|stat::|==|SUMMARY|thread)' || true
 done
