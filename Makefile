@@ -1,0 +1,30 @@
+# Everyday commands. Static and router builds live in Makefile.xc.
+.PHONY: build test check bench bench-quick soak fuzz-smoke fuzz static size install
+
+build:
+	cargo build --release
+
+test:
+	cargo test
+
+# What CI runs.
+check:
+	bash .ci/run
+
+# Load and resource figures (tools/bench); prints a table, asserts nothing.
+bench: build
+	cargo run --release --manifest-path tools/bench/Cargo.toml -- --server target/release/pixelserv-tls
+
+bench-quick: build
+	cargo run --release --manifest-path tools/bench/Cargo.toml -- --server target/release/pixelserv-tls --quick
+
+# Every fuzz target for ~30 s each (SECS=n to change); installs cargo-fuzz if missing.
+fuzz-smoke:
+	sh fuzz/smoke.sh
+
+# Each target for 10 M executions or 10 minutes.
+fuzz:
+	sh fuzz/run.sh
+
+static size install:
+	$(MAKE) -f Makefile.xc $@
