@@ -106,7 +106,7 @@ pub fn drop_privileges(user: &User) -> io::Result<()> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name contains NUL"))?;
     // SAFETY: plain syscalls with valid arguments.
     unsafe {
-        check(libc::initgroups(cname.as_ptr(), user.gid))?;
+        set_groups(&cname, user.gid)?;
         check(libc::setgid(user.gid))?;
         check(libc::setuid(user.uid))?;
         // Regaining root must be impossible now.
@@ -117,6 +117,18 @@ pub fn drop_privileges(user: &User) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Supplementary groups: the user's own through NSS in dynamic builds; in a static binary
+/// (where NSS modules cannot load) just the primary group.
+#[cfg(not(target_feature = "crt-static"))]
+unsafe fn set_groups(name: &CString, gid: libc::gid_t) -> io::Result<()> {
+    check(libc::initgroups(name.as_ptr(), gid)).map(|_| ())
+}
+
+#[cfg(target_feature = "crt-static")]
+unsafe fn set_groups(_name: &CString, gid: libc::gid_t) -> io::Result<()> {
+    check(libc::setgroups(1, &gid)).map(|_| ())
 }
 
 /// Raises the soft open-file limit to `want` (capped by the hard limit, which root may
