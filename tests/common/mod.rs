@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod tls;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_pixelserv-tls");
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
