@@ -88,6 +88,8 @@ pub struct Server {
     waker: Arc<Waker>,
     /// Most connections open since the heap was last trimmed.
     peak: usize,
+    /// `accept` is failing (EMFILE and the like); logged once until it works again.
+    accept_failing: bool,
 }
 
 impl Server {
@@ -118,6 +120,7 @@ impl Server {
             draining: None,
             waker,
             peak: 0,
+            accept_failing: false,
         };
         for (i, l) in server.listeners.iter_mut().enumerate() {
             server.poll.registry().register(
@@ -224,13 +227,21 @@ impl Server {
                         // Out of descriptors or memory: stop accepting instead of spinning on
                         // a listener that stays readable; retry when a connection closes.
                         _ => {
-                            plog!(log::ERROR, "accept: {}", e);
+                            // Once per episode: a long overload must not flood syslog.
+                            if !self.accept_failing {
+                                plog!(log::ERROR, "accept: {} (retrying until it succeeds)", e);
+                                self.accept_failing = true;
+                            }
                             self.paused = Some(now + ACCEPT_RETRY);
                             return;
                         }
                     }
                 }
             };
+            if self.accept_failing {
+                self.accept_failing = false;
+                plog!(NOTICE, "accept: accepting connections again");
+            }
             let port = listener.port.clone();
             let transport = if port.tls {
                 match Ssl::new(&self.tls.ctx).and_then(|mut ssl| {
