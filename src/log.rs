@@ -6,8 +6,10 @@
 
 use std::ffi::CString;
 use std::fmt;
-use std::io::Write;
+use std::io::{self, Write};
+use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::OnceLock;
 
 pub const CRITICAL: u8 = 0;
 pub const ERROR: u8 = 1;
@@ -18,7 +20,17 @@ pub const DEBUG: u8 = 5;
 
 static LEVEL: AtomicU8 = AtomicU8::new(ERROR);
 static STDERR: AtomicBool = AtomicBool::new(false);
-static SYSLOG: AtomicBool = AtomicBool::new(false);
+static SYSLOG: OnceLock<Sink> = OnceLock::new();
+const DEV_LOG: &str = "/dev/log";
+
+/// Where syslog lines go. The event loop logs (access lines at level 4), so a slow syslog
+/// daemon must not block it: lines go over a non-blocking datagram socket and are dropped
+/// when its queue is full. Only where /dev/log is not a datagram socket does the C library's
+/// (blocking) syslog take over.
+enum Sink {
+    Datagram(UnixDatagram),
+    Libc,
+}
 
 pub fn level() -> u8 {
     LEVEL.load(Ordering::Relaxed)
@@ -36,10 +48,75 @@ pub fn enabled(level: u8) -> bool {
 pub fn init(echo_stderr: bool, use_syslog: bool) {
     STDERR.store(echo_stderr, Ordering::Relaxed);
     if use_syslog {
-        // openlog keeps the pointer, so the ident must live for the whole process.
-        static IDENT: &[u8] = b"pixelserv-tls\0";
-        unsafe { libc::openlog(IDENT.as_ptr().cast(), libc::LOG_PID, libc::LOG_DAEMON) };
-        SYSLOG.store(true, Ordering::Relaxed);
+        let sink = match datagram() {
+            Ok(sock) => Sink::Datagram(sock),
+            Err(_) => {
+                // openlog keeps the pointer, so the ident must live for the whole process.
+                static IDENT: &[u8] = b"pixelserv-tls\0";
+                // SAFETY: IDENT is a static NUL-terminated string.
+                unsafe { libc::openlog(IDENT.as_ptr().cast(), libc::LOG_PID, libc::LOG_DAEMON) };
+                Sink::Libc
+            }
+        };
+        let _ = SYSLOG.set(sink);
+    }
+}
+
+fn datagram() -> io::Result<UnixDatagram> {
+    let sock = UnixDatagram::unbound()?;
+    sock.connect(DEV_LOG)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock)
+}
+
+/// `Mmm dd hh:mm:ss` in local time, as syslog(3) writes it.
+fn timestamp() -> String {
+    let mut buf = [0u8; 32];
+    // SAFETY: time/localtime_r/strftime with valid pointers and the buffer's length.
+    let n = unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return String::new();
+        }
+        libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%b %e %H:%M:%S".as_ptr(),
+            &tm,
+        )
+    };
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn send_syslog(sink: &Sink, level: u8, text: &str) {
+    let prio = libc::LOG_DAEMON | libc::c_int::from(level + 2);
+    match sink {
+        Sink::Datagram(sock) => {
+            let line = format!(
+                "<{}>{} pixelserv-tls[{}]: {}",
+                prio,
+                timestamp(),
+                std::process::id(),
+                text
+            );
+            if let Err(e) = sock.send(line.as_bytes()) {
+                // syslogd restarted: its socket is new; reconnect once, never wait.
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ECONNREFUSED) | Some(libc::ENOTCONN)
+                ) && sock.connect(DEV_LOG).is_ok()
+                {
+                    let _ = sock.send(line.as_bytes());
+                }
+            }
+        }
+        Sink::Libc => {
+            // Interior NULs would truncate the C string; make them visible instead.
+            let c = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
+            // SAFETY: a constant format string and a NUL-terminated argument.
+            unsafe { libc::syslog(prio, c"%s".as_ptr(), c.as_ptr()) };
+        }
     }
 }
 
@@ -57,11 +134,8 @@ pub fn emit(level: u8, args: fmt::Arguments<'_>) {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "pixelserv-tls[{}]: {}", std::process::id(), text);
     }
-    if SYSLOG.load(Ordering::Relaxed) {
-        // Interior NULs would truncate the C string; make them visible instead.
-        let c = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
-        let prio = libc::LOG_DAEMON | libc::c_int::from(level + 2);
-        unsafe { libc::syslog(prio, c"%s".as_ptr(), c.as_ptr()) };
+    if let Some(sink) = SYSLOG.get() {
+        send_syslog(sink, level, &text);
     }
 }
 
