@@ -206,7 +206,7 @@ fn run(mut cfg: Config) -> Result<(), String> {
         certs,
         workers,
     };
-    let mut server = Server::new(poll, waker, listeners, site, tls, signals, cfg.max_conns)
+    let mut server = Server::new(poll, listeners, site, tls, signals, cfg.max_conns)
         .map_err(|e| format!("event loop: {e}"))?;
     let mut hooks = Saver {
         cert_path: cfg.cert_path.clone(),

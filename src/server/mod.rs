@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
 use openssl::ssl::{Ssl, SslContext, SslStream};
 use slab::Slab;
 
@@ -85,7 +85,6 @@ pub struct Server {
     /// Connections that yielded with work left.
     again: Vec<TimerKey>,
     draining: Option<Instant>,
-    waker: Arc<Waker>,
     /// Most connections open since the heap was last trimmed.
     peak: usize,
     /// `accept` is failing (EMFILE and the like); logged once until it works again.
@@ -95,7 +94,6 @@ pub struct Server {
 impl Server {
     pub fn new(
         poll: Poll,
-        waker: Arc<Waker>,
         listeners: Vec<Listener>,
         site: Site,
         tls: Tls,
@@ -118,7 +116,6 @@ impl Server {
             waiting: HashMap::new(),
             again: Vec::new(),
             draining: None,
-            waker,
             peak: 0,
             accept_failing: false,
         };
@@ -135,14 +132,6 @@ impl Server {
             .registry()
             .register(&mut SourceFd(&fd), SIGNALS, Interest::READABLE)?;
         Ok(server)
-    }
-
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
-    pub fn waker(&self) -> Arc<Waker> {
-        self.waker.clone()
     }
 
     /// Runs until SIGTERM/SIGINT and the drain that follows.
