@@ -283,6 +283,7 @@ impl Conn {
             }
             Handshake::Done => {
                 self.handshaken = true;
+                hello::release(&mut self.transport);
                 self.enter(State::Idle, env.now);
                 None
             }

@@ -176,6 +176,52 @@ mod tests {
     use crate::tls::ca::KeyType;
     use crate::tls::certgen;
 
+    /// One SSL_CTX per certificate (switched to per connection) against installing the
+    /// certificate on each connection: CPU per connection for each.
+    #[test]
+    #[ignore = "timing: cargo test --release --lib switch_vs_install_cost -- --ignored --nocapture"]
+    fn switch_vs_install_cost() {
+        use openssl::ssl::Ssl;
+        let key = certgen::new_leaf_key(KeyType::Ecdsa).unwrap();
+        let dir = std::env::temp_dir().join(format!("pxs-sw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ca, _) = crate::tls::ca::load_or_create(&dir, KeyType::Ecdsa).unwrap();
+        let cert = certgen::generate("*.example.com", None, &ca, &key).unwrap();
+        let leaf = leaf_context(&cert, &key, &ca.chain).unwrap();
+        let server = base().unwrap().build();
+        let n = 20000;
+        for round in 0..2 {
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                let ssl = Ssl::new(&server).unwrap();
+                std::hint::black_box(&ssl);
+            }
+            let bare = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                let mut ssl = Ssl::new(&server).unwrap();
+                ssl.set_ssl_context(&leaf).unwrap();
+            }
+            let switch = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                let mut ssl = Ssl::new(&server).unwrap();
+                ssl.set_certificate(&cert).unwrap();
+                ssl.set_private_key(&key).unwrap();
+                for c in &ca.chain {
+                    ssl.add_chain_cert(c.clone()).unwrap();
+                }
+            }
+            let install = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+            println!(
+                "round {round}: SSL_new {bare:.2} us; + SSL_set_SSL_CTX {:.2} us; + use cert/key/chain {:.2} us",
+                switch - bare,
+                install - bare
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     #[ignore = "timing: cargo test --release --lib leaf_context_cost -- --ignored --nocapture"]
     fn leaf_context_cost() {

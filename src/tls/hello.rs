@@ -67,6 +67,26 @@ pub fn attach(ssl: &mut SslRef) -> Result<(), ErrorStack> {
     Ok(())
 }
 
+/// Frees the hello state once the handshake is done: nothing reads it afterwards (no
+/// renegotiation, so no second ClientHello; failures are classified before), and an idle
+/// keep-alive connection should not carry it. A callback that ever ran without it would
+/// fail the handshake with an alert, not panic.
+pub fn release(t: &mut Transport) {
+    let Transport::Tls(s) = t else { return };
+    let raw = s.ssl() as *const SslRef as *mut openssl_sys::SSL;
+    let idx = index().as_raw();
+    // SAFETY: `&mut Transport` gives exclusive use of the SSL, so no guard from `state`
+    // is alive. The slot holds either null or the `Box<Mutex<Hello>>` that
+    // `SslRef::set_ex_data` leaked into it; it is cleared before the box is dropped, so
+    // the index's free callback (which skips null) cannot free it a second time.
+    unsafe {
+        let p = openssl_sys::SSL_get_ex_data(raw, idx).cast::<Mutex<Hello>>();
+        if !p.is_null() && openssl_sys::SSL_set_ex_data(raw, idx, std::ptr::null_mut()) == 1 {
+            drop(Box::from_raw(p));
+        }
+    }
+}
+
 fn state(ssl: &SslRef) -> Option<MutexGuard<'_, Hello>> {
     ssl.ex_data(index())
         .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
@@ -233,4 +253,63 @@ pub fn classify_failure(t: &Transport, e: &openssl::ssl::Error) -> (Counter, Opt
         _ => None,
     };
     (Counter::Slu, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::ssl::{SslMethod, SslStream};
+
+    fn transport() -> Transport {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let ctx = SslContext::builder(SslMethod::tls_server())
+            .unwrap()
+            .build();
+        let mut ssl = Ssl::new(&ctx).unwrap();
+        attach(&mut ssl).unwrap();
+        let stream = SslStream::new(ssl, mio::net::TcpStream::from_std(tcp)).unwrap();
+        Transport::Tls(stream)
+    }
+
+    #[test]
+    fn state_round_trips_until_released() {
+        let mut t = transport();
+        set_waiting(&t, "_.example.com");
+        assert_eq!(waiting_for(&t).as_deref(), Some("_.example.com"));
+        release(&mut t);
+        assert_eq!(waiting_for(&t), None);
+        assert_eq!(server_name(&t), "");
+        assert!(lookup(&t).is_none());
+        // Twice is harmless, and so is using the released state.
+        release(&mut t);
+        install(
+            &t,
+            SslContext::builder(SslMethod::tls_server())
+                .unwrap()
+                .build(),
+        );
+        refuse(&t, Counter::Slm);
+        assert_eq!(waiting_for(&t), None);
+    }
+
+    #[test]
+    fn released_connection_is_not_served() {
+        let mut t = transport();
+        release(&mut t);
+        let Transport::Tls(s) = &t else {
+            unreachable!()
+        };
+        assert!(state(s.ssl()).is_none());
+    }
+
+    #[test]
+    fn plain_transport_has_no_state() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut t = Transport::Plain(mio::net::TcpStream::from_std(tcp));
+        release(&mut t);
+        assert_eq!(waiting_for(&t), None);
+        assert_eq!(server_name(&t), "");
+    }
 }
