@@ -67,24 +67,11 @@ pub fn attach(ssl: &mut SslRef) -> Result<(), ErrorStack> {
     Ok(())
 }
 
-/// Frees the hello state once the handshake is done: nothing reads it afterwards (no
-/// renegotiation, so no second ClientHello; failures are classified before), and an idle
-/// keep-alive connection should not carry it. A callback that ever ran without it would
-/// fail the handshake with an alert, not panic.
+/// Empties the hello state once the handshake is done (the SNI copy kept for log lines, any
+/// context): nothing reads it afterwards, and an idle keep-alive connection should not carry
+/// it. The slot itself stays, owned by OpenSSL until the connection is freed.
 pub fn release(t: &mut Transport) {
-    let Transport::Tls(s) = t else { return };
-    let raw = s.ssl() as *const SslRef as *mut openssl_sys::SSL;
-    let idx = index().as_raw();
-    // SAFETY: `&mut Transport` gives exclusive use of the SSL, so no guard from `state`
-    // is alive. The slot holds either null or the `Box<Mutex<Hello>>` that
-    // `SslRef::set_ex_data` leaked into it; it is cleared before the box is dropped, so
-    // the index's free callback (which skips null) cannot free it a second time.
-    unsafe {
-        let p = openssl_sys::SSL_get_ex_data(raw, idx).cast::<Mutex<Hello>>();
-        if !p.is_null() && openssl_sys::SSL_set_ex_data(raw, idx, std::ptr::null_mut()) == 1 {
-            drop(Box::from_raw(p));
-        }
-    }
+    with(t, |h| *h = Hello::default());
 }
 
 fn state(ssl: &SslRef) -> Option<MutexGuard<'_, Hello>> {
@@ -291,16 +278,6 @@ mod tests {
         );
         refuse(&t, Counter::Slm);
         assert_eq!(waiting_for(&t), None);
-    }
-
-    #[test]
-    fn released_connection_is_not_served() {
-        let mut t = transport();
-        release(&mut t);
-        let Transport::Tls(s) = &t else {
-            unreachable!()
-        };
-        assert!(state(s.ssl()).is_none());
     }
 
     #[test]
