@@ -353,6 +353,8 @@ impl Server {
         self.stats.conn_closed(conn.requests());
         // After a burst, hand the memory back (a few ms, at most once per burst).
         if self.peak >= TRIM_AFTER && self.conns.len() <= self.peak / 8 {
+            self.conns.shrink_to_fit();
+            self.timers.shrink_to_fit();
             crate::sys::process::trim_heap();
             self.peak = self.conns.len();
         }

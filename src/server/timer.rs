@@ -50,6 +50,11 @@ impl Timers {
         }
     }
 
+    /// After a burst: give back the heap capacity the burst needed.
+    pub fn shrink_to_fit(&mut self) {
+        self.heap.shrink_to_fit();
+    }
+
     pub fn len(&self) -> usize {
         self.heap.len()
     }

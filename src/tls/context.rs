@@ -18,7 +18,8 @@ use super::psl::Psl;
 
 /// Same value on every context so sessions survive the switch to a certificate context.
 const SESSION_ID_CONTEXT: &[u8] = b"pixelserv-tls";
-const SESSION_CACHE_SIZE: i32 = 8192;
+/// The original's size: enough for a home network, and every cached session pins heap.
+const SESSION_CACHE_SIZE: i32 = 2560;
 const MAX_EARLY_DATA: u32 = 16384;
 
 /// TLS 1.0-1.2: forward-secret suites first; ChaCha20 goes first for clients that prefer
@@ -33,6 +34,11 @@ const CIPHERS_TLS13: &str =
     "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384";
 const GROUPS: &str = "X25519:P-256:P-384";
 
+/// SSL_OP_NO_ANTI_REPLAY (not named by the openssl crate). With 0-RTT on, OpenSSL would
+/// otherwise keep every TLS 1.3 session in the server cache only to refuse a replayed early
+/// request: thousands of sessions that pin heap pages after a burst of connections. A
+/// replayed request for an empty pixel is harmless.
+const NO_ANTI_REPLAY: SslOptions = SslOptions::from_bits_retain(1 << 24);
 const SSL_CTRL_SESS_NUMBER: libc::c_int = 20;
 const SSL_CTRL_SESS_HIT: libc::c_int = 27;
 const SSL_CTRL_SESS_MISSES: libc::c_int = 29;
@@ -59,7 +65,8 @@ fn base() -> Result<SslContextBuilder, ErrorStack> {
             | SslOptions::NO_RENEGOTIATION
             // Clients rarely send close_notify; without this OpenSSL 3 treats their EOF
             // as an error and drops the session from the cache (§12 #21).
-            | SslOptions::IGNORE_UNEXPECTED_EOF,
+            | SslOptions::IGNORE_UNEXPECTED_EOF
+            | NO_ANTI_REPLAY,
     );
     // Idle connections hold no TLS buffers; writes may be partial and resumed.
     b.set_mode(
