@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mio::{Poll, Token, Waker};
+use mio::{Poll, Waker};
 
 use crate::config::{self, Config, Parsed};
 use crate::http::dispatch::Settings;
 use crate::log::{self, CRITICAL, ERROR, NOTICE, WARNING};
 use crate::plog;
 use crate::server::conn::{Site, Timeouts};
-use crate::server::{listener, Hooks, Listener, Server, Tls};
+use crate::server::{listener, Hooks, Listener, Server, Tls, WAKER};
 use crate::sys::process;
 use crate::sys::signals::SignalFd;
 use crate::tls::ca::{self, CaStatus, KeyType};
@@ -25,7 +25,6 @@ use crate::tls::psl::Psl;
 use crate::tls::workers::{Maker, Workers};
 use crate::version;
 
-const WAKER: Token = Token(usize::MAX);
 /// Jobs waiting for a certificate worker before new names are refused (`cqf`).
 const CERT_QUEUE: usize = 4096;
 const PSL_FILE: &str = "public_suffix_list.dat";

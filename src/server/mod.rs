@@ -33,7 +33,8 @@ use crate::tls::hello::{self, Lookup};
 use crate::tls::names::{self, CertName};
 use crate::tls::workers::{Done, Workers};
 
-const WAKER: Token = Token(usize::MAX);
+/// The certificate workers wake the loop with this token.
+pub const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
 const LISTENER_BASE: usize = usize::MAX - 2;
 /// Connections accepted per listener wake-up before other work gets a turn.
