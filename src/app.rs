@@ -65,8 +65,9 @@ fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {
+        // Collecting the components drops the `.` of `./certs` from log lines.
         std::env::current_dir()
-            .map(|d| d.join(path))
+            .map(|d| d.join(path).components().collect())
             .unwrap_or_else(|_| path.to_path_buf())
     }
 }
