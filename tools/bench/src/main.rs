@@ -3,6 +3,7 @@
 
 mod conn;
 mod figures;
+mod soak;
 mod sys;
 mod target;
 
@@ -43,6 +44,10 @@ usage: pixelserv-bench (--server PATH | --http PORT --https PORT --cacert FILE [
   --server-cpu N       CPU for the server (default 0 when >= 2 CPUs)
   --client-cpu N       CPU for this tool (default 1 when >= 2 CPUs)
   --no-pin             do not pin
+  --soak MINUTES       soak mode instead of figures: mixed traffic for MINUTES, one line of
+                       server RSS/fds/threads/stats a minute, then a summary (started server
+                       gets -O 5 unless a --server-arg -O is given)
+  --soak-rate R        soak requests per second in total (default 300)
 ";
 
 struct Opts {
@@ -64,6 +69,8 @@ struct Opts {
     server_cpu: usize,
     client_cpu: usize,
     pin: bool,
+    soak: Option<f64>,
+    soak_rate: f64,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -86,6 +93,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         server_cpu: 0,
         client_cpu: 1,
         pin: true,
+        soak: None,
+        soak_rate: 300.0,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -118,6 +127,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--server-cpu" => o.server_cpu = num(a, val()?)?,
             "--client-cpu" => o.client_cpu = num(a, val()?)?,
             "--no-pin" => o.pin = false,
+            "--soak" => o.soak = Some(num(a, val()?)?),
+            "--soak-rate" => o.soak_rate = num(a, val()?)?,
             "-h" | "--help" => return Err(String::new()),
             _ => return Err(format!("unknown argument {a}")),
         }
@@ -198,7 +209,32 @@ fn print_table(rows: &[Row]) {
     }
 }
 
+/// Soak mode: no pinning (it shares the machine at a bounded rate), short keep-alive timeout.
+fn run_soak(o: &Opts, minutes: f64) -> Result<(), String> {
+    sys::raise_nofile();
+    let t = match &o.server {
+        Some(bin) => {
+            let mut args = o.server_args.clone();
+            if !args.iter().any(|a| a.starts_with("-O")) {
+                args.extend(["-O".into(), "5".into()]);
+            }
+            eprintln!("soak: server args {}", args.join(" "));
+            Target::start(bin, 1000, &args)?
+        }
+        None => Target::running(
+            o.http.unwrap_or(80),
+            o.https.unwrap_or(443),
+            o.cacert.clone().unwrap_or_default(),
+            o.pid,
+        ),
+    };
+    soak::run(&t, minutes, o.soak_rate)
+}
+
 fn run(o: Opts) -> Result<(), String> {
+    if let Some(minutes) = o.soak {
+        return run_soak(&o, minutes);
+    }
     let quick = o.quick;
     let repeat = o.repeat.unwrap_or(if quick { 1 } else { 3 });
     let secs = o.duration.unwrap_or(if quick { 2.0 } else { 5.0 });
