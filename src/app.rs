@@ -159,8 +159,8 @@ fn run(mut cfg: Config) -> Result<(), String> {
     }
     let psl = Arc::new(load_psl(&cfg));
     let certs = Arc::new(Mutex::new(Certs::new(cfg.cert_cache_size)));
-    let ctx =
-        context::server_context(certs.clone(), psl).map_err(|e| format!("TLS context: {e}"))?;
+    let ctx = context::server_context(certs.clone(), psl, &ca.chain)
+        .map_err(|e| format!("TLS context: {e}"))?;
     if let Some(path) = &cfg.ticket_keys {
         let keys = context::read_ticket_keys(path)?;
         context::set_ticket_keys(&ctx, &keys).map_err(|e| format!("session ticket keys: {e}"))?;

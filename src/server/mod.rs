@@ -13,6 +13,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::tls::certs::Leaf;
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -463,11 +464,10 @@ impl Server {
                     if generated {
                         self.stats.bump(Counter::Cgn);
                     }
-                    let ctx = leaf.ctx.clone();
                     if let Ok(mut certs) = self.tls.certs.lock() {
-                        certs.insert(name.clone(), leaf);
+                        certs.insert(name.clone(), leaf.clone());
                     }
-                    self.finish_waiters(&name, Some(ctx), Counter::Slm, now);
+                    self.finish_waiters(&name, Some(leaf), Counter::Slm, now);
                 }
                 Err(why) => {
                     plog!(log::ERROR, "certificate for {} failed: {}", name, why);
@@ -479,13 +479,7 @@ impl Server {
     }
 
     /// Resumes every connection parked on `name`, with its certificate or a refusal.
-    fn finish_waiters(
-        &mut self,
-        name: &str,
-        ctx: Option<SslContext>,
-        refusal: Counter,
-        now: Instant,
-    ) {
+    fn finish_waiters(&mut self, name: &str, leaf: Option<Leaf>, refusal: Counter, now: Instant) {
         for key in self.waiting.remove(name).unwrap_or_default() {
             let Some(conn) = self.conns.get_mut(key.slot) else {
                 continue;
@@ -493,8 +487,8 @@ impl Server {
             if conn.key != key {
                 continue;
             }
-            match &ctx {
-                Some(ctx) => hello::install(&conn.transport, ctx.clone()),
+            match &leaf {
+                Some(leaf) => hello::install(&conn.transport, leaf.clone()),
                 None => hello::refuse(&conn.transport, refusal),
             }
             conn.cert_ready();

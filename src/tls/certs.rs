@@ -3,7 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use openssl::ssl::SslContext;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
 
 use super::cache::LruCache;
 use crate::stats::{Counter, Stats};
@@ -11,8 +12,12 @@ use crate::stats::{Counter, Stats};
 /// A cached entry closer than this to its notAfter is regenerated before use.
 const RENEW_MARGIN_SECS: i64 = 24 * 3600;
 
+/// A certificate ready to serve. The CA chain is not here: it is the same for every leaf
+/// and sits once on the server context.
+#[derive(Clone)]
 pub struct Leaf {
-    pub ctx: SslContext,
+    pub cert: X509,
+    pub key: PKey<Private>,
     /// notAfter as seconds since the epoch.
     pub not_after: i64,
 }
@@ -42,7 +47,7 @@ impl Certs {
 
     /// A usable context for `file`; an entry about to expire is dropped so that the miss
     /// makes a worker renew it.
-    pub fn get(&mut self, file: &str) -> Option<SslContext> {
+    pub fn get(&mut self, file: &str) -> Option<Leaf> {
         let fresh = self
             .lru
             .peek(file)
@@ -52,7 +57,7 @@ impl Certs {
             return None;
         }
         self.hits += 1;
-        self.lru.get(file).map(|leaf| leaf.ctx.clone())
+        self.lru.get(file).cloned()
     }
 
     pub fn insert(&mut self, file: String, leaf: Leaf) {

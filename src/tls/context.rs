@@ -1,16 +1,14 @@
-//! TLS contexts: the server context every TLS connection starts with (protocols, ciphers,
-//! sessions, the ClientHello callback) and the small per-certificate contexts the callback
-//! switches a connection to.
+//! The TLS context every connection uses: protocols, ciphers, sessions, the CA chain, and
+//! the ClientHello callback that installs each connection's certificate.
 
 use std::sync::{Arc, Mutex};
 
 use openssl::error::ErrorStack;
-use openssl::pkey::{PKeyRef, Private};
 use openssl::ssl::{
     SslContext, SslContextBuilder, SslContextRef, SslMethod, SslMode, SslOptions,
     SslSessionCacheMode, SslVersion,
 };
-use openssl::x509::{X509Ref, X509};
+use openssl::x509::X509;
 
 use super::certs::Certs;
 use super::hello;
@@ -79,7 +77,13 @@ fn base() -> Result<SslContextBuilder, ErrorStack> {
     Ok(b)
 }
 
-pub fn server_context(certs: Arc<Mutex<Certs>>, psl: Arc<Psl>) -> Result<SslContext, ErrorStack> {
+/// `chain`: the CA certificates sent after every leaf (the ClientHello callback installs
+/// only the leaf's certificate and key on each connection).
+pub fn server_context(
+    certs: Arc<Mutex<Certs>>,
+    psl: Arc<Psl>,
+    chain: &[X509],
+) -> Result<SslContext, ErrorStack> {
     let mut b = base()?;
     b.set_session_cache_mode(SslSessionCacheMode::SERVER);
     // Sessions live for the library default (2 h for TLS), bounded in number.
@@ -87,23 +91,10 @@ pub fn server_context(certs: Arc<Mutex<Certs>>, psl: Arc<Psl>) -> Result<SslCont
     // One ticket per full handshake is enough for a client that reconnects.
     b.set_num_tickets(1)?;
     b.set_max_early_data(MAX_EARLY_DATA)?;
-    b.set_client_hello_callback(hello::callback(certs, psl));
-    Ok(b.build())
-}
-
-/// The context for one certificate, which the ClientHello callback switches to.
-pub fn leaf_context(
-    cert: &X509Ref,
-    key: &PKeyRef<Private>,
-    chain: &[X509],
-) -> Result<SslContext, ErrorStack> {
-    let mut b = base()?;
-    b.set_certificate(cert)?;
-    b.set_private_key(key)?;
     for c in chain {
         b.add_extra_chain_cert(c.clone())?;
     }
-    b.check_private_key()?;
+    b.set_client_hello_callback(hello::callback(certs, psl));
     Ok(b.build())
 }
 
@@ -182,6 +173,19 @@ mod tests {
     use super::*;
     use crate::tls::ca::KeyType;
     use crate::tls::certgen;
+    use openssl::pkey::{PKeyRef, Private};
+    use openssl::x509::X509Ref;
+
+    /// What the server did before: a context per certificate, switched to per connection.
+    fn leaf_context(cert: &X509Ref, key: &PKeyRef<Private>, chain: &[X509]) -> SslContext {
+        let mut b = base().unwrap();
+        b.set_certificate(cert).unwrap();
+        b.set_private_key(key).unwrap();
+        for c in chain {
+            b.add_extra_chain_cert(c.clone()).unwrap();
+        }
+        b.build()
+    }
 
     /// One SSL_CTX per certificate (switched to per connection) against installing the
     /// certificate on each connection: CPU per connection for each.
@@ -194,7 +198,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let (ca, _) = crate::tls::ca::load_or_create(&dir, KeyType::Ecdsa).unwrap();
         let cert = certgen::generate("*.example.com", None, &ca, &key).unwrap();
-        let leaf = leaf_context(&cert, &key, &ca.chain).unwrap();
+        let leaf = leaf_context(&cert, &key, &ca.chain);
         let server = base().unwrap().build();
         let n = 20000;
         for round in 0..2 {
@@ -240,7 +244,7 @@ mod tests {
         let n = 200;
         let t = std::time::Instant::now();
         for _ in 0..n {
-            leaf_context(&cert, &key, &ca.chain).unwrap();
+            leaf_context(&cert, &key, &ca.chain);
         }
         println!(
             "leaf_context: {:.1} us",

@@ -16,7 +16,6 @@ use openssl::x509::X509;
 use super::ca::{Ca, KeyType};
 use super::certgen;
 use super::certs::{unix_now, Leaf};
-use super::context;
 use super::names::CertName;
 use super::store::{self, StoreError};
 use crate::log;
@@ -52,6 +51,15 @@ fn not_after_unix(t: &Asn1TimeRef) -> i64 {
     }
 }
 
+fn leaf(cert: X509, key: PKey<Private>) -> Leaf {
+    let not_after = not_after_unix(cert.not_after());
+    Leaf {
+        cert,
+        key,
+        not_after,
+    }
+}
+
 impl Maker {
     pub fn new(dir: PathBuf, ca: Ca, leaf_kind: KeyType) -> Maker {
         Maker {
@@ -63,21 +71,10 @@ impl Maker {
         }
     }
 
-    fn leaf(&self, cert: &X509, key: &PKey<Private>) -> Result<Leaf, String> {
-        let ctx = context::leaf_context(cert, key, &self.ca.chain).map_err(|e| e.to_string())?;
-        Ok(Leaf {
-            ctx,
-            not_after: not_after_unix(cert.not_after()),
-        })
-    }
-
     /// A valid, not-expiring certificate from disk, if there is one.
     pub fn load(&self, name: &str) -> Result<Option<Leaf>, StoreError> {
         match store::load(&self.dir, name)? {
-            Some((cert, key)) if !certgen::needs_renewal(&cert) => self
-                .leaf(&cert, &key)
-                .map(Some)
-                .map_err(StoreError::Corrupt),
+            Some((cert, key)) if !certgen::needs_renewal(&cert) => Ok(Some(leaf(cert, key))),
             _ => Ok(None),
         }
     }
@@ -117,7 +114,7 @@ impl Maker {
                 }
             }
         }
-        self.leaf(&cert, &key)
+        Ok(leaf(cert, key))
     }
 
     /// Load from disk, or generate: what a job does.
