@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::{Poll, Waker};
@@ -201,16 +201,20 @@ fn run(mut cfg: Config) -> Result<(), String> {
         version,
         admin_restricted: cfg.admin_port.is_some(),
     };
+    let (keys_tx, ticket_keys) = mpsc::channel();
     let tls = Tls {
         ctx,
         certs,
         workers,
+        ticket_keys,
     };
     let mut server = Server::new(poll, listeners, site, tls, signals, cfg.max_conns)
         .map_err(|e| format!("event loop: {e}"))?;
     let mut hooks = Saver {
         cert_path: cfg.cert_path.clone(),
         ticket_keys: cfg.ticket_keys.clone(),
+        keys_tx,
+        waker,
     };
     server
         .run(&mut hooks)
@@ -328,33 +332,58 @@ fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
     Ok(out)
 }
 
-/// What signals ask of the process outside the loop.
+/// What signals ask of the process outside the loop: file work, done on short-lived threads
+/// so that the loop never waits for the disk.
 struct Saver {
     cert_path: PathBuf,
     ticket_keys: Option<PathBuf>,
+    keys_tx: mpsc::Sender<[u8; context::TICKET_KEYS_LEN]>,
+    waker: Arc<Waker>,
+}
+
+fn save_prefetch(path: &Path, entries: &[(String, u64)]) {
+    let borrowed: Vec<(&str, u64)> = entries.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+    if let Err(e) = prefetch::write(path, &borrowed) {
+        plog!(
+            ERROR,
+            "sslctx_tbl_save: failed to open {}: {}",
+            path.display(),
+            e
+        );
+    }
 }
 
 impl Hooks for Saver {
-    fn save(&mut self, certs: &Certs) {
+    fn save(&mut self, entries: Vec<(String, u64)>, last: bool) {
         let path = self.cert_path.join("prefetch");
-        if let Err(e) = prefetch::write(&path, &certs.by_reuse()) {
-            plog!(
-                ERROR,
-                "sslctx_tbl_save: failed to open {}: {}",
-                path.display(),
-                e
-            );
+        if last {
+            // Shutting down: the file must be written before the process exits.
+            save_prefetch(&path, &entries);
+        } else if let Err(e) = std::thread::Builder::new()
+            .name("prefetch".into())
+            .spawn(move || save_prefetch(&path, &entries))
+        {
+            plog!(ERROR, "sslctx_tbl_save: {}", e);
         }
     }
 
-    fn reload(&mut self) -> Option<[u8; context::TICKET_KEYS_LEN]> {
-        let path = self.ticket_keys.as_ref()?;
-        match context::read_ticket_keys(path) {
-            Ok(keys) => Some(keys),
-            Err(e) => {
-                plog!(ERROR, "SIGHUP: {}", e);
-                None
-            }
+    fn reload(&mut self) {
+        let Some(path) = self.ticket_keys.clone() else {
+            return;
+        };
+        let (tx, waker) = (self.keys_tx.clone(), self.waker.clone());
+        let spawned = std::thread::Builder::new()
+            .name("ticket-keys".into())
+            .spawn(move || match context::read_ticket_keys(&path) {
+                Ok(keys) => {
+                    if tx.send(keys).is_ok() {
+                        let _ = waker.wake();
+                    }
+                }
+                Err(e) => plog!(ERROR, "SIGHUP: {}", e),
+            });
+        if let Err(e) = spawned {
+            plog!(ERROR, "SIGHUP: {}", e);
         }
     }
 }

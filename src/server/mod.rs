@@ -53,17 +53,21 @@ pub struct Listener {
 }
 
 /// What the loop does when a signal, SIGUSR1 or shutdown, needs work outside it.
+/// Both run their file I/O off the loop; results come back through `Tls::ticket_keys`.
 pub trait Hooks {
-    /// SIGUSR1 (and SIGTERM before exit): save what must be saved (the prefetch list).
-    fn save(&mut self, certs: &Certs);
-    /// SIGHUP: new session-ticket keys to install, if any are configured.
-    fn reload(&mut self) -> Option<[u8; crate::tls::context::TICKET_KEYS_LEN]>;
+    /// SIGUSR1, and SIGTERM before exit (`last`: finish before returning): save the
+    /// prefetch list, `(certificate file name, reuse count)` most reused first.
+    fn save(&mut self, entries: Vec<(String, u64)>, last: bool);
+    /// SIGHUP: re-read the session-ticket keys, if a file is configured.
+    fn reload(&mut self);
 }
 
 pub struct Tls {
     pub ctx: SslContext,
     pub certs: Arc<std::sync::Mutex<Certs>>,
     pub workers: Workers,
+    /// Ticket keys re-read on SIGHUP, delivered with a wake-up of `WAKER`.
+    pub ticket_keys: std::sync::mpsc::Receiver<[u8; crate::tls::context::TICKET_KEYS_LEN]>,
 }
 
 pub struct Server {
@@ -162,7 +166,10 @@ impl Server {
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    WAKER => self.certificates_ready(now),
+                    WAKER => {
+                        self.certificates_ready(now);
+                        self.install_ticket_keys();
+                    }
                     SIGNALS => {
                         if self.signal(now, hooks)? {
                             return Ok(());
@@ -496,6 +503,15 @@ impl Server {
         }
     }
 
+    fn install_ticket_keys(&mut self) {
+        while let Ok(keys) = self.tls.ticket_keys.try_recv() {
+            match crate::tls::context::set_ticket_keys(&self.tls.ctx, &keys) {
+                Ok(()) => plog!(NOTICE, "session ticket keys reloaded"),
+                Err(e) => plog!(log::ERROR, "session ticket keys: {}", e),
+            }
+        }
+    }
+
     /// Returns true when the loop must end now.
     fn signal(&mut self, now: Instant, hooks: &mut dyn Hooks) -> io::Result<bool> {
         while let Some(sig) = self.signals.next()? {
@@ -503,17 +519,12 @@ impl Server {
                 Signal::Usr1 => {
                     self.log_stats();
                     if let Ok(certs) = self.tls.certs.lock() {
-                        hooks.save(&certs);
+                        hooks.save(owned(&certs), false);
                     }
                 }
                 Signal::Hup => {
                     plog!(NOTICE, "SIGHUP: reloading");
-                    if let Some(keys) = hooks.reload() {
-                        match crate::tls::context::set_ticket_keys(&self.tls.ctx, &keys) {
-                            Ok(()) => plog!(NOTICE, "session ticket keys reloaded"),
-                            Err(e) => plog!(log::ERROR, "session ticket keys: {}", e),
-                        }
-                    }
+                    hooks.reload();
                 }
                 Signal::Terminate(signo) => {
                     if self.draining.is_some() {
@@ -527,7 +538,7 @@ impl Server {
                     self.close_idle(now);
                     self.log_stats();
                     if let Ok(certs) = self.tls.certs.lock() {
-                        hooks.save(&certs);
+                        hooks.save(owned(&certs), true);
                     }
                     plog!(
                         NOTICE,
@@ -569,6 +580,15 @@ impl Server {
             crate::stats_render::stats_line(&self.stats)
         );
     }
+}
+
+/// The prefetch entries, copied so that the file can be written off the loop.
+fn owned(certs: &Certs) -> Vec<(String, u64)> {
+    certs
+        .by_reuse()
+        .into_iter()
+        .map(|(n, c)| (n.to_string(), c))
+        .collect()
 }
 
 /// IPv4 clients on the dual-stack socket arrive as `::ffff:a.b.c.d`; certificates and
