@@ -149,6 +149,23 @@ macro_rules! plog {
     };
 }
 
+/// The access log's second line for a POST body (reference §9.2): the body in brackets, or
+/// a note when it holds bytes that do not belong in a log line: control bytes other than
+/// 0x0A-0x0D (so a tab counts), or anything non-ASCII, as the original judged it.
+pub fn post_body_line(body: &[u8], truncated: bool) -> String {
+    let binary = body
+        .iter()
+        .any(|&b| (b < 0x20 && !(0x0a..=0x0d).contains(&b)) || b >= 0x7f);
+    if binary {
+        return "[-binary POST content not dumped-]".to_string();
+    }
+    format!(
+        "[{}{}]",
+        String::from_utf8_lossy(body),
+        if truncated { "..." } else { "" }
+    )
+}
+
 /// Renders bytes from the network for a log line: printable ASCII as is, the rest as `\xNN`,
 /// so a hostile request line cannot forge log lines or inject terminal escapes.
 pub fn escape(bytes: &[u8]) -> String {
@@ -166,6 +183,19 @@ pub fn escape(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn post_bodies_are_dumped_unless_binary() {
+        assert_eq!(post_body_line(b"hello", false), "[hello]");
+        assert_eq!(post_body_line(b"a=1\r\nb=2", true), "[a=1\r\nb=2...]");
+        assert_eq!(post_body_line(b"", false), "[]");
+        for bad in [&b"a\tb"[..], b"\x00", b"caf\xc3\xa9", b"\x1b[31m", b"\x7f"] {
+            assert_eq!(
+                post_body_line(bad, false),
+                "[-binary POST content not dumped-]"
+            );
+        }
+    }
 
     #[test]
     fn escape_keeps_printables_and_hexes_the_rest() {

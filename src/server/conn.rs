@@ -75,9 +75,28 @@ pub enum State {
     Body {
         decoder: BodyDecoder,
         then_close: bool,
+        /// At log level 4, the start of a POST body for the access log.
+        capture: Option<Capture>,
     },
     /// No more requests: flush what is queued, then close.
     Closing,
+}
+
+/// The first `POST_LOG_MAX` bytes of a body, and whether there were more.
+pub struct Capture {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+/// One syslog message's worth (the original split longer bodies into 8000-byte chunks).
+const POST_LOG_MAX: usize = 8000;
+
+impl Capture {
+    fn add(&mut self, data: &[u8]) {
+        let room = POST_LOG_MAX - self.bytes.len();
+        self.bytes.extend_from_slice(&data[..data.len().min(room)]);
+        self.truncated |= data.len() > room;
+    }
 }
 
 pub enum Step {
@@ -339,11 +358,19 @@ impl Conn {
                 State::Body {
                     decoder,
                     then_close,
-                } => match decoder.feed(rx.data(), &mut |_| {}) {
+                    capture,
+                } => match decoder.feed(rx.data(), &mut |data| {
+                    if let Some(c) = capture.as_mut() {
+                        c.add(data);
+                    }
+                }) {
                     Ok(feed) => {
                         rx.consume(feed.consumed);
                         self.since = env.now;
                         if feed.done {
+                            if let Some(c) = capture.take() {
+                                plog!(INFO, "{}", log::post_body_line(&c.bytes, c.truncated));
+                            }
                             let next = if *then_close {
                                 State::Closing
                             } else {
@@ -405,6 +432,10 @@ impl Conn {
         let len = head.len;
         let framing = head.body;
         let keep_alive = head.keep_alive;
+        let capture = (head.method == b"POST" && log::enabled(INFO)).then(|| Capture {
+            bytes: Vec::new(),
+            truncated: false,
+        });
         let body_len = match framing {
             BodyFraming::Length(n) => n,
             _ => 0,
@@ -429,6 +460,7 @@ impl Conn {
             (other, keep_alive) => State::Body {
                 decoder: BodyDecoder::new(other),
                 then_close: !keep_alive,
+                capture,
             },
         };
         let go_on = !matches!(next, State::Closing);
