@@ -12,15 +12,6 @@ pub fn psl() -> &'static Psl {
     PSL.get_or_init(Psl::builtin)
 }
 
-/// Our own files in CERT_PATH, which no certificate may replace.
-const RESERVED: [&str; 5] = [
-    "ca.crt",
-    "ca.key",
-    "ca.key.passphrase",
-    "prefetch",
-    "public_suffix_list.dat",
-];
-
 /// Maps an SNI name to its certificate file name and checks that the name cannot leave
 /// CERT_PATH, hit one of our own files, or fail to read back.
 pub fn check_sni_name(sni: &[u8]) {
@@ -32,7 +23,7 @@ pub fn check_sni_name(sni: &[u8]) {
     assert!(!f.contains('/') && !f.contains('\0'), "{sni:?} -> {f:?}");
     assert!(f != "." && f != "..", "{sni:?} -> {f:?}");
     assert!(
-        !RESERVED.contains(&f) && !f.ends_with(".tmp"),
+        !pixelserv::tls::names::RESERVED.contains(&f) && !f.ends_with(".tmp"),
         "{sni:?} -> {f:?}"
     );
     let dir = Path::new("/cert");

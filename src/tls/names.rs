@@ -12,7 +12,7 @@ use super::psl::Psl;
 const MAX_NAME: usize = 253;
 const MAX_LABEL: usize = 63;
 /// Our own files in CERT_PATH; a certificate must never be written over one of them.
-const RESERVED: [&str; 5] = [
+pub const RESERVED: [&str; 5] = [
     "ca.crt",
     "ca.key",
     "ca.key.passphrase",

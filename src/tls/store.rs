@@ -16,16 +16,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Larger files are not certificates we wrote; refusing them bounds the memory of a load.
 pub const MAX_FILE: u64 = 64 * 1024;
 
-/// Files in CERT_PATH that are not leaf certificates. A name like `ca.key` passes DNS-name
-/// validation, and regenerating "its" certificate would overwrite the CA key.
-const RESERVED: &[&str] = &[
-    "ca.crt",
-    "ca.key",
-    "ca.key.passphrase",
-    "prefetch",
-    "public_suffix_list.dat",
-];
-
 #[derive(Debug)]
 pub enum StoreError {
     /// CERT_PATH itself is missing (on save).
@@ -69,12 +59,13 @@ impl From<io::Error> for StoreError {
 }
 
 fn cert_path(dir: &Path, name: &str) -> Result<PathBuf, StoreError> {
-    // Names arrive validated; this only keeps a bug elsewhere from escaping CERT_PATH.
+    // Names arrive validated; this only keeps a bug elsewhere from escaping CERT_PATH or
+    // overwriting one of our own files (`ca.key` is a valid-looking DNS name).
     let bad = name.is_empty()
         || name == "."
         || name == ".."
         || name.contains(['/', '\0'])
-        || RESERVED.contains(&name);
+        || super::names::RESERVED.contains(&name);
     if bad {
         return Err(StoreError::Corrupt(format!("refused file name {name:?}")));
     }
