@@ -125,7 +125,6 @@ pub struct Conn {
     req_start: Instant,
     /// Bytes of 0-RTT early data not yet consumed by requests (`zrt`).
     early: usize,
-    handshaken: bool,
 }
 
 impl Conn {
@@ -156,7 +155,6 @@ impl Conn {
             requests: 0,
             req_start: now,
             early: 0,
-            handshaken: false,
         }
     }
 
@@ -165,6 +163,15 @@ impl Conn {
         matches!(self.state, State::Idle)
             && !self.tx_pending()
             && self.rx.as_ref().is_none_or(RxBuf::is_empty)
+    }
+
+    /// A TLS connection past its handshake (close_notify is owed, `slc` may count).
+    fn handshaken(&self) -> bool {
+        self.transport.is_tls()
+            && !matches!(
+                self.state,
+                State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. }
+            )
     }
 
     pub fn requests(&self) -> u64 {
@@ -301,7 +308,6 @@ impl Conn {
                 None
             }
             Handshake::Done => {
-                self.handshaken = true;
                 hello::release(&mut self.transport);
                 self.enter(State::Idle, env.now);
                 None
@@ -570,14 +576,14 @@ impl Conn {
     pub fn close(&mut self, env: &mut Env, outcome: Option<Counter>) -> Step {
         if let Some(c) = outcome {
             env.stats.event(c);
-            if self.handshaken && self.requests == 0 && c == Counter::Cls {
+            if self.handshaken() && self.requests == 0 && c == Counter::Cls {
                 env.stats.bump(Counter::Slc);
                 if let Some(v) = self.transport.tls_version() {
                     env.stats.bump(version_counter(v));
                 }
             }
         }
-        if self.handshaken && !matches!(outcome, Some(Counter::Cly) | Some(Counter::Err)) {
+        if self.handshaken() && !matches!(outcome, Some(Counter::Cly) | Some(Counter::Err)) {
             self.transport.close_notify();
         }
         if let Some(rx) = self.rx.take() {
