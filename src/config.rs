@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::x509::KeyType;
+
 /// One listening socket to open, in command-line order (§2.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenPort {
@@ -11,12 +13,6 @@ pub struct ListenPort {
     pub tls: bool,
     /// This is the `-A` admin port.
     pub admin: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeafKey {
-    EcdsaP256,
-    Rsa2048,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -53,7 +49,7 @@ pub struct Config {
     /// `-z`: CERT_PATH.
     pub cert_path: PathBuf,
     /// `--leaf-key ecdsa|rsa` (default ecdsa).
-    pub leaf_key: LeafKey,
+    pub leaf_key: KeyType,
     /// `--ticket-keys FILE`: TLS session-ticket keys shared between instances.
     pub ticket_keys: Option<PathBuf>,
     /// `--psl FILE`: Public Suffix List (default CERT_PATH/public_suffix_list.dat if present).
@@ -252,6 +248,13 @@ fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), 
         entry.admin = entry.tls && Some(entry.port) == admin_port;
     }
 
+    add_default_ports(&mut ports, admin_port.is_some());
+    check_port_list(&ports)?;
+    Ok((ports.into_iter().map(|(p, _)| p).collect(), admin_port))
+}
+
+/// §2.3: the default ports the original adds, depending on what was given.
+fn add_default_ports(ports: &mut Vec<(ListenPort, String)>, admin: bool) {
     let https = || {
         (
             ListenPort {
@@ -273,7 +276,6 @@ fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), 
         )
     };
     let tls_count = ports.iter().filter(|(p, _)| p.tls).count();
-    let admin = admin_port.is_some();
     if (!admin && ports.is_empty()) || (admin && ports.len() == 1) {
         ports.push(https());
         ports.push(http());
@@ -282,7 +284,10 @@ fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), 
     } else if ports.len() == tls_count {
         ports.push(http());
     }
+}
 
+/// The original's port array limits, and no port twice.
+fn check_port_list(ports: &[(ListenPort, String)]) -> Result<(), String> {
     let tls_count = ports.iter().filter(|(p, _)| p.tls).count();
     if tls_count > MAX_TLS_PORTS {
         return Err(format!(
@@ -303,7 +308,7 @@ fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), 
             ));
         }
     }
-    Ok((ports.into_iter().map(|(p, _)| p).collect(), admin_port))
+    Ok(())
 }
 
 /// Parses the arguments (without the program name). `Err` is one line naming the option
@@ -317,50 +322,12 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         return Ok(Parsed::Version);
     }
 
-    let listen_addr = match m.free.as_slice() {
-        [] => None,
-        [addr] if addr.is_empty() => return Err("the listen address is empty".to_string()),
-        [addr] => Some(addr.clone()),
-        [a, b, ..] => {
-            return Err(format!(
-                "more than one listen address given: '{a}' and '{b}'"
-            ))
-        }
-    };
     let (ports, admin_port) = listen_ports(&m)?;
-
-    let log_level = match last_optional(&m, "l") {
-        None => 1,
-        Some(None) => 4,
-        Some(Some(v)) => number("l", &v, 0, 5)? as u8,
-    };
-    let iface = last_text(&m, "n")?;
-    if let Some(name) = &iface {
-        if name.len() > MAX_IFACE_LEN || name.contains('/') {
-            return Err(format!("option -n: '{name}' is not a valid interface name"));
-        }
-    }
-    let leaf_key = match m.opt_strs("leaf-key").pop().as_deref() {
-        None | Some("ecdsa") => LeafKey::EcdsaP256,
-        Some("rsa") => LeafKey::Rsa2048,
-        Some(other) => {
-            return Err(format!("option --leaf-key: '{other}' is not ecdsa or rsa"));
-        }
-    };
     let timeout = |opt: &str, default: u64| -> Result<u64, String> {
         Ok(last_number(&m, opt, 1, MAX_TIMEOUT_SECS)?.unwrap_or(default))
     };
-
-    let mut warnings = Vec::new();
-    if m.opt_present("o") {
-        warnings.push(DEPRECATED_O.to_string());
-    }
-    if m.opt_present("r") {
-        warnings.push(DEPRECATED_R.to_string());
-    }
-
     let config = Config {
-        listen_addr,
+        listen_addr: listen_addr(&m)?,
         ports,
         admin_port,
         disable_204: m.opt_present("2"),
@@ -368,8 +335,8 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         cert_cache_size: last_number(&m, "c", 1, 1_000_000)?
             .map_or(DEFAULT_CERT_CACHE, |n| n as usize),
         foreground: m.opt_present("f"),
-        log_level,
-        iface,
+        log_level: log_level(&m)?,
+        iface: iface(&m)?,
         // A week at most: the original overflowed 1000 × -O in 32 bits (#32).
         keepalive_secs: last_number(&m, "O", 1, 86_400 * 7)?.unwrap_or(DEFAULT_KEEPALIVE_SECS),
         redirect: m.opt_present("R"),
@@ -380,7 +347,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         cert_path: PathBuf::from(
             last_text(&m, "z")?.unwrap_or_else(|| DEFAULT_CERT_PATH.to_string()),
         ),
-        leaf_key,
+        leaf_key: leaf_key(&m)?,
         ticket_keys: last_text(&m, "ticket-keys")?.map(PathBuf::from),
         psl_file: last_text(&m, "psl")?.map(PathBuf::from),
         handshake_timeout_secs: timeout("handshake-timeout", DEFAULT_HANDSHAKE_TIMEOUT)?,
@@ -389,9 +356,59 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         cert_workers: last_number(&m, "cert-workers", 1, 64)?
             .map_or(DEFAULT_CERT_WORKERS, |n| n as usize),
         args_display: args_display(args),
-        warnings,
+        warnings: deprecation_warnings(&m),
     };
     Ok(Parsed::Run(config))
+}
+
+/// The positional `ip_addr`/`hostname`, at most one.
+fn listen_addr(m: &getopts::Matches) -> Result<Option<String>, String> {
+    match m.free.as_slice() {
+        [] => Ok(None),
+        [addr] if addr.is_empty() => Err("the listen address is empty".to_string()),
+        [addr] => Ok(Some(addr.clone())),
+        [a, b, ..] => Err(format!(
+            "more than one listen address given: '{a}' and '{b}'"
+        )),
+    }
+}
+
+/// `-l` (1), bare `-l` (4), `-l N`.
+fn log_level(m: &getopts::Matches) -> Result<u8, String> {
+    Ok(match last_optional(m, "l") {
+        None => 1,
+        Some(None) => 4,
+        Some(Some(v)) => number("l", &v, 0, 5)? as u8,
+    })
+}
+
+fn iface(m: &getopts::Matches) -> Result<Option<String>, String> {
+    let iface = last_text(m, "n")?;
+    if let Some(name) = &iface {
+        if name.len() > MAX_IFACE_LEN || name.contains('/') {
+            return Err(format!("option -n: '{name}' is not a valid interface name"));
+        }
+    }
+    Ok(iface)
+}
+
+fn leaf_key(m: &getopts::Matches) -> Result<KeyType, String> {
+    match m.opt_strs("leaf-key").pop().as_deref() {
+        None | Some("ecdsa") => Ok(KeyType::Ecdsa),
+        Some("rsa") => Ok(KeyType::Rsa),
+        Some(other) => Err(format!("option --leaf-key: '{other}' is not ecdsa or rsa")),
+    }
+}
+
+fn deprecation_warnings(m: &getopts::Matches) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if m.opt_present("o") {
+        warnings.push(DEPRECATED_O.to_string());
+    }
+    if m.opt_present("r") {
+        warnings.push(DEPRECATED_R.to_string());
+    }
+    warnings
 }
 
 /// Every argument preceded by one space, or " <none>" (§11.1).
@@ -504,7 +521,7 @@ mod tests {
         assert_eq!(c.max_conns, 1200);
         assert_eq!(c.user, "nobody");
         assert_eq!(c.cert_path, PathBuf::from(DEFAULT_CERT_PATH));
-        assert_eq!(c.leaf_key, LeafKey::EcdsaP256);
+        assert_eq!(c.leaf_key, KeyType::Ecdsa);
         assert_eq!((c.ticket_keys, c.psl_file), (None, None));
         assert_eq!(
             (
@@ -547,7 +564,7 @@ mod tests {
         assert_eq!(c.user, "me");
         assert_eq!(c.cert_path, PathBuf::from("/certs"));
         assert_eq!(c.listen_addr.as_deref(), Some("10.0.0.1"));
-        assert_eq!(c.leaf_key, LeafKey::Rsa2048);
+        assert_eq!(c.leaf_key, KeyType::Rsa);
         assert_eq!(c.ticket_keys, Some(PathBuf::from("/k")));
         assert_eq!(c.psl_file, Some(PathBuf::from("/p")));
         assert_eq!(

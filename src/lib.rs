@@ -1,8 +1,47 @@
 //! pixelserv-tls: a tiny HTTP/1.1 + HTTPS server that answers every request with nothing.
 //!
-//! Data path: `server::listener` accepts → `server::conn` drives the transport
-//! (`server::transport`, plain or TLS) → `http::parser` frames requests →
-//! `http::dispatch` classifies them → `http::response` renders the bytes.
+//! # Module map
+//!
+//! Layers, lowest first; a file imports only from its own layer or lower ones, and no two
+//! files import each other (`tests/structure.rs` checks both, and that no function outside
+//! tests is longer than 80 lines):
+//!
+//! | layer | modules | what they hold |
+//! |---|---|---|
+//! | base | `log`, `sys`, `version`, `x509` | syslog/stderr lines; libc wrappers (daemon, privilege drop, signalfd); the version line; time, serial, key and renewal helpers |
+//! | words | `stats`, `config` | counters and the outcomes that move them (`CloseReason`, `HandshakeFailure`, `TlsVersion`); the command line |
+//! | services | `http/`, `tls/`, `stats_render` | HTTP framing, dispatch and response bytes; names, CA, certificates, caches, workers and the ClientHello callback; the stats pages |
+//! | loop | `server/` | the `mio` loop, connection state machines, transports, timers, listeners |
+//! | process | `app/`, `main` | startup phases, signal chores, `-B` |
+//!
+//! # A request, file by file
+//!
+//! 1. `server/listener.rs` opened the socket; `server/mod.rs` (`Server::accept`) takes the
+//!    connection, wraps it in a `server/transport.rs` `Transport` and gives it a slot.
+//! 2. `server/conn.rs` (`Conn::drive`) reads into a pooled buffer (`server/buffers.rs`).
+//! 3. `http/parser.rs` frames the head (limits in `http/limits.rs`); `http/body.rs` discards
+//!    any body afterwards.
+//! 4. `http/service.rs` asks `http/dispatch.rs` what to answer, renders it with
+//!    `http/response.rs` (assets from `http/assets.rs`, stats pages from `stats_render.rs`
+//!    with a `stats::Snapshot`), applies `/log=N` and writes the access log (`log.rs`).
+//! 5. `server/conn.rs` counts the request (`stats.rs`), writes the bytes, and its state says
+//!    what readiness and deadline to wait for next (`server/timer.rs`). When it ends, its
+//!    `CloseReason` goes to `Stats::closed`.
+//!
+//! # A ClientHello for a name never seen, file by file
+//!
+//! 1. `server/conn.rs` drives the handshake; OpenSSL calls the callback in `tls/hello.rs`.
+//! 2. `tls/hello.rs` reads the SNI (`tls/sni.rs`), names the certificate (`tls/names.rs`
+//!    with `tls/psl.rs`), misses in the cache (`tls/certs.rs` over `tls/cache.rs`), records
+//!    the lookup and returns RETRY.
+//! 3. `server/conn.rs` returns `Step::NeedCert`; `server/mod.rs` (`need_cert`) takes the
+//!    lookup, parks the connection (`State::CertWait` and `tls/pending.rs`) and submits one
+//!    job per file to `tls/workers.rs`.
+//! 4. A worker loads the file (`tls/store.rs`) or makes a certificate (`tls/certgen.rs`
+//!    signed by `tls/ca.rs`, helpers in `x509.rs`), saves it and wakes the loop.
+//! 5. `server/mod.rs` (`certificates_ready`) caches it, hands it to every parked connection
+//!    (`tls::hello::install`) and drives them; the callback installs it and the handshake
+//!    completes. From there on it is a request as above.
 
 pub mod app;
 pub mod config;
@@ -14,3 +53,4 @@ pub mod stats_render;
 pub mod sys;
 pub mod tls;
 pub mod version;
+pub mod x509;

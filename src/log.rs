@@ -45,21 +45,19 @@ pub fn enabled(level: u8) -> bool {
 }
 
 /// Opens syslog; `echo_stderr` copies every emitted line to stderr (for `-f`).
-pub fn init(echo_stderr: bool, use_syslog: bool) {
+pub fn init(echo_stderr: bool) {
     STDERR.store(echo_stderr, Ordering::Relaxed);
-    if use_syslog {
-        let sink = match datagram() {
-            Ok(sock) => Sink::Datagram(sock),
-            Err(_) => {
-                // openlog keeps the pointer, so the ident must live for the whole process.
-                static IDENT: &[u8] = b"pixelserv-tls\0";
-                // SAFETY: IDENT is a static NUL-terminated string.
-                unsafe { libc::openlog(IDENT.as_ptr().cast(), libc::LOG_PID, libc::LOG_DAEMON) };
-                Sink::Libc
-            }
-        };
-        let _ = SYSLOG.set(sink);
-    }
+    let sink = match datagram() {
+        Ok(sock) => Sink::Datagram(sock),
+        Err(_) => {
+            // openlog keeps the pointer, so the ident must live for the whole process.
+            static IDENT: &[u8] = b"pixelserv-tls\0";
+            // SAFETY: IDENT is a static NUL-terminated string.
+            unsafe { libc::openlog(IDENT.as_ptr().cast(), libc::LOG_PID, libc::LOG_DAEMON) };
+            Sink::Libc
+        }
+    };
+    let _ = SYSLOG.set(sink);
 }
 
 fn datagram() -> io::Result<UnixDatagram> {

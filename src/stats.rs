@@ -1,14 +1,16 @@
 //! Server statistics: the counters of the original's servstats (same names, same meanings,
-//! with its counting defects fixed) and the running averages.
+//! with its counting defects fixed), the running averages, and the one place that says
+//! which counters an outcome moves (a TLS version, a failed handshake, a closed connection).
 //!
 //! The event loop owns the one `Stats`; certificate workers report through the loop, so
-//! nothing here needs atomics.
+//! nothing here needs atomics. Gauges that live elsewhere (the certificate and session
+//! caches, the log level) arrive as a `Gauges` snapshot when a page is rendered.
 
 use std::time::Instant;
 
 /// Every counter shown on the stats pages, in display order: first the original's 51 (the
-/// layout scripts parse), then ours. Gauges (`uts`, `log`, `kcc`, `sct`, `ssh`..) are
-/// filled in by the loop just before rendering.
+/// layout scripts parse), then ours. `uts` and the averages are computed here; `log`, `sct`,
+/// `sch`, `scm`, `scp`, `ssh`, `ssm` and `ssp` come from a `Gauges` snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(usize)]
 pub enum Counter {
@@ -61,6 +63,8 @@ pub enum Counter {
     Bad,
     Cls,
     Cly,
+    /// Never incremented: it counted connections the original dropped when all its threads
+    /// were busy; at `-T` we stop accepting instead, so nothing is dropped. Kept for the layout.
     Clt,
     Err,
     // Ours, after the original 51.
@@ -263,6 +267,133 @@ pub const TABLE: &[CounterInfo] = &[
 pub const ORIGINAL_COUNT: usize = 51;
 pub const COUNT: usize = 59;
 
+/// The TLS version a connection negotiated: counted in `v10`..`v13` and shown in the access
+/// log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    V10,
+    V11,
+    V12,
+    V13,
+}
+
+impl TlsVersion {
+    pub fn counter(self) -> Counter {
+        match self {
+            TlsVersion::V10 => Counter::V10,
+            TlsVersion::V11 => Counter::V11,
+            TlsVersion::V12 => Counter::V12,
+            TlsVersion::V13 => Counter::V13,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TlsVersion::V10 => "1.0",
+            TlsVersion::V11 => "1.1",
+            TlsVersion::V12 => "1.2",
+            TlsVersion::V13 => "1.3",
+        }
+    }
+}
+
+/// Why a TLS handshake did not complete (reference §6.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// No certificate could be had for the name (`slm`).
+    NoCertificate,
+    /// The SNI is not a name we make certificates for (`slu`, `snx`).
+    InvalidSni,
+    /// The client's alert: it does not trust our CA (`slu`, `uca`).
+    UnknownCa,
+    /// The client's alert: bad certificate (`slu`, `ucb`).
+    BadCertificate,
+    /// The client's alert: certificate unknown (`slu`, `uce`).
+    CertificateUnknown,
+    /// The client hung up after our ServerHello instead of sending an alert (`slu`, `ush`).
+    ClientHungUp,
+    /// The handshake deadline passed (`slu`, `tmo`).
+    Timeout,
+    /// Anything else: bad records, no shared cipher, no local address (`slu`).
+    Other,
+}
+
+/// Why a connection closed. `Stats::closed` maps each to the counters it moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Everything asked for was answered (or the server is shutting down): nothing counted.
+    Done,
+    /// The client closed or reset the connection while we were reading; `partial`: in the
+    /// middle of a request (`cls` then, or when it never completed a request).
+    PeerClosed {
+        partial: bool,
+    },
+    /// The client went away while a response was being sent (`cly`).
+    PeerGone,
+    /// A socket or TLS error that is not the client leaving (`err`).
+    Failed,
+    /// A request head, body or response made no progress in time (`tmo`, and `cls` when no
+    /// request was answered).
+    Stalled,
+    /// Keep-alive idle time ran out (`cls` when the connection never carried a request).
+    Idle,
+    Handshake(HandshakeFailure),
+}
+
+/// What `Stats::closed` needs to know about the connection besides the reason.
+#[derive(Clone, Copy, Debug)]
+pub struct Ended {
+    pub reason: CloseReason,
+    /// Requests answered on the connection.
+    pub requests: u64,
+    /// The TLS version, once the handshake completed.
+    pub tls: Option<TlsVersion>,
+}
+
+/// Gauges owned outside the loop's `Stats`, read when a page or the stats line is rendered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gauges {
+    pub log_level: u8,
+    /// Certificate cache: entries, reuses, misses (loads), evictions.
+    pub certs_cached: u64,
+    pub cert_hits: u64,
+    pub cert_misses: u64,
+    pub cert_purges: u64,
+    /// Session cache: sessions stored plus reused (`ssh`, as the original), misses, purges.
+    pub sessions: u64,
+    pub session_misses: u64,
+    pub session_purges: u64,
+}
+
+/// Counters and gauges together: what a stats page shows.
+pub struct Snapshot<'a> {
+    pub stats: &'a Stats,
+    pub gauges: Gauges,
+}
+
+impl Snapshot<'_> {
+    /// The value of `c` as a number; averages as floats.
+    pub fn value(&self, c: Counter) -> f64 {
+        let g = &self.gauges;
+        let gauge = match c {
+            Counter::Log => u64::from(g.log_level),
+            Counter::Sct => g.certs_cached,
+            Counter::Sch => g.cert_hits,
+            Counter::Scm => g.cert_misses,
+            Counter::Scp => g.cert_purges,
+            Counter::Ssh => g.sessions,
+            Counter::Ssm => g.session_misses,
+            Counter::Ssp => g.session_purges,
+            _ => return self.stats.value(c),
+        };
+        gauge as f64
+    }
+
+    pub fn uptime_secs(&self) -> u64 {
+        self.stats.uptime_secs()
+    }
+}
+
 /// The original's running average (§8.3): arithmetic mean while fewer than 500 requests
 /// have been counted, then an exponential moving average with weight 0.002.
 #[derive(Clone, Copy, Debug, Default)]
@@ -317,6 +448,8 @@ impl Stats {
         self.counts[c as usize]
     }
 
+    /// Tests set any counter, gauges included, to check the pages' layout.
+    #[cfg(test)]
     pub fn set(&mut self, c: Counter, v: u64) {
         self.counts[c as usize] = v;
     }
@@ -347,6 +480,68 @@ impl Stats {
         self.bump(Counter::Req);
     }
 
+    /// A TLS handshake completed and carried a request: `slh` and its version.
+    pub fn tls_request(&mut self, version: TlsVersion, early_data: bool) {
+        self.bump(Counter::Slh);
+        self.bump(version.counter());
+        if early_data {
+            self.bump(Counter::Zrt);
+        }
+    }
+
+    /// A connection closed: the counters its reason moves (the only place that decides).
+    pub fn closed(&mut self, end: Ended) {
+        let silent = end.requests == 0;
+        match end.reason {
+            CloseReason::Done => {}
+            CloseReason::PeerClosed { partial } => {
+                if partial || silent {
+                    self.dropped_silent(end);
+                }
+            }
+            CloseReason::PeerGone => self.event(Counter::Cly),
+            CloseReason::Failed => self.event(Counter::Err),
+            CloseReason::Stalled => {
+                self.bump(Counter::Tmo);
+                if silent {
+                    self.dropped_silent(end);
+                }
+            }
+            CloseReason::Idle => {
+                if silent {
+                    self.dropped_silent(end);
+                }
+            }
+            CloseReason::Handshake(f) => self.handshake_failed(f),
+        }
+    }
+
+    /// `cls`; over TLS also `slc` and the version (a handshake that carried no request).
+    fn dropped_silent(&mut self, end: Ended) {
+        self.event(Counter::Cls);
+        if let (Some(v), 0) = (end.tls, end.requests) {
+            self.bump(Counter::Slc);
+            self.bump(v.counter());
+        }
+    }
+
+    fn handshake_failed(&mut self, f: HandshakeFailure) {
+        let detail = match f {
+            HandshakeFailure::NoCertificate => return self.event(Counter::Slm),
+            HandshakeFailure::InvalidSni => Some(Counter::Snx),
+            HandshakeFailure::UnknownCa => Some(Counter::Uca),
+            HandshakeFailure::BadCertificate => Some(Counter::Ucb),
+            HandshakeFailure::CertificateUnknown => Some(Counter::Uce),
+            HandshakeFailure::ClientHungUp => Some(Counter::Ush),
+            HandshakeFailure::Timeout => Some(Counter::Tmo),
+            HandshakeFailure::Other => None,
+        };
+        if let Some(d) = detail {
+            self.bump(d);
+        }
+        self.event(Counter::Slu);
+    }
+
     /// A connection opened: `kcc`/`kmx`.
     pub fn conn_opened(&mut self) {
         self.bump(Counter::Kcc);
@@ -356,8 +551,8 @@ impl Stats {
 
     /// A connection ended after serving `requests` requests: `kcc`, `kvg`, `krq`.
     pub fn conn_closed(&mut self, requests: u64) {
-        let kcc = self.get(Counter::Kcc);
-        self.set(Counter::Kcc, kcc.saturating_sub(1));
+        let kcc = &mut self.counts[Counter::Kcc as usize];
+        *kcc = kcc.saturating_sub(1);
         let req = self.get(Counter::Req);
         self.kvg.add(requests as f64, req);
         self.max(Counter::Krq, requests);

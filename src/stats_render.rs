@@ -1,11 +1,11 @@
 //! The statistics pages: text (§8.4, also the syslog line of §8.6), HTML (§8.5, byte-exact
 //! for the original 51 rows), JSON and Prometheus metrics.
 
-use crate::stats::{Counter, CounterInfo, Format, Stats, ORIGINAL_COUNT, TABLE};
+use crate::stats::{Counter, CounterInfo, Format, Snapshot, ORIGINAL_COUNT, TABLE};
 
 /// Value as on the text page: `uts` in seconds, `kvg` two decimals, the rest integers
 /// (averages rounded to nearest, as C's `%.0f`).
-fn text_value(s: &Stats, info: &CounterInfo, uts: u64) -> String {
+fn text_value(s: &Snapshot, info: &CounterInfo, uts: u64) -> String {
     match info.format {
         Format::Uptime => uts.to_string(),
         Format::Fixed2 => format!("{:.2}", s.value(info.counter)),
@@ -13,7 +13,7 @@ fn text_value(s: &Stats, info: &CounterInfo, uts: u64) -> String {
     }
 }
 
-fn html_value(s: &Stats, info: &CounterInfo, uts: u64) -> String {
+fn html_value(s: &Snapshot, info: &CounterInfo, uts: u64) -> String {
     match info.format {
         Format::Uptime => format!(
             "{}d {:02}:{:02}",
@@ -28,11 +28,11 @@ fn html_value(s: &Stats, info: &CounterInfo, uts: u64) -> String {
 }
 
 /// All counters, `<value> <name>` joined by `, ` (no version, no line end).
-pub fn stats_line(s: &Stats) -> String {
+pub fn stats_line(s: &Snapshot) -> String {
     stats_line_at(s, s.uptime_secs())
 }
 
-fn stats_line_at(s: &Stats, uts: u64) -> String {
+fn stats_line_at(s: &Snapshot, uts: u64) -> String {
     let items: Vec<String> = TABLE
         .iter()
         .map(|info| format!("{} {}", text_value(s, info, uts), info.name))
@@ -41,11 +41,11 @@ fn stats_line_at(s: &Stats, uts: u64) -> String {
 }
 
 /// `/servstats.txt` body.
-pub fn text_page(version: &str, s: &Stats) -> String {
+pub fn text_page(version: &str, s: &Snapshot) -> String {
     text_page_at(version, s, s.uptime_secs())
 }
 
-fn text_page_at(version: &str, s: &Stats, uts: u64) -> String {
+fn text_page_at(version: &str, s: &Snapshot, uts: u64) -> String {
     format!("{version}\n{}\r\n", stats_line_at(s, uts))
 }
 
@@ -83,11 +83,11 @@ fn html_escape(text: &str) -> String {
 }
 
 /// `/servstats` body: one line, then CRLF.
-pub fn html_page(version: &str, s: &Stats) -> String {
+pub fn html_page(version: &str, s: &Snapshot) -> String {
     html_page_at(version, s, s.uptime_secs())
 }
 
-fn html_page_at(version: &str, s: &Stats, uts: u64) -> String {
+fn html_page_at(version: &str, s: &Snapshot, uts: u64) -> String {
     let mut out = String::with_capacity(8192);
     out.push_str(HTML_HEAD);
     out.push_str(&html_escape(version));
@@ -125,11 +125,11 @@ fn json_string(text: &str, out: &mut String) {
 }
 
 /// `{"version":"...","uts":38,...}`: every counter by name, values as on the text page.
-pub fn json(version: &str, s: &Stats) -> String {
+pub fn json(version: &str, s: &Snapshot) -> String {
     json_at(version, s, s.uptime_secs())
 }
 
-fn json_at(version: &str, s: &Stats, uts: u64) -> String {
+fn json_at(version: &str, s: &Snapshot, uts: u64) -> String {
     let mut out = String::with_capacity(2048);
     out.push_str("{\"version\":");
     json_string(version, &mut out);
@@ -167,11 +167,11 @@ fn help_escape(text: &str) -> String {
 }
 
 /// Prometheus text exposition format 0.0.4.
-pub fn metrics(s: &Stats) -> String {
+pub fn metrics(s: &Snapshot) -> String {
     metrics_at(s, s.uptime_secs())
 }
 
-fn metrics_at(s: &Stats, uts: u64) -> String {
+fn metrics_at(s: &Snapshot, uts: u64) -> String {
     let mut out = String::with_capacity(8192);
     for info in TABLE {
         let name = metric_name(info);
@@ -192,11 +192,30 @@ fn metrics_at(s: &Stats, uts: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::{Gauges, Stats};
 
     /// 1d 02:03:04.
     const UTS: u64 = 93_784;
     const VERSION: &str =
         "pixelserv-tls 2.4.0 (compiled: Jul  6 2021 03:51:43 flags: tfo tls1_3) options: -f";
+
+    /// The gauges as `sample` set them in the counters.
+    fn view(s: &Stats) -> Snapshot<'_> {
+        let g = |c| s.get(c);
+        Snapshot {
+            stats: s,
+            gauges: Gauges {
+                log_level: g(Counter::Log) as u8,
+                certs_cached: g(Counter::Sct),
+                cert_hits: g(Counter::Sch),
+                cert_misses: g(Counter::Scm),
+                cert_purges: g(Counter::Scp),
+                sessions: g(Counter::Ssh),
+                session_misses: g(Counter::Ssm),
+                session_purges: g(Counter::Ssp),
+            },
+        }
+    }
 
     /// Int counters = 10 × table index, then a connection and two requests on top.
     fn sample() -> Stats {
@@ -224,9 +243,9 @@ mod tests {
     #[test]
     fn text_line_and_page() {
         let s = sample();
-        assert_eq!(stats_line_at(&s, UTS), LINE);
+        assert_eq!(stats_line_at(&view(&s), UTS), LINE);
         assert_eq!(
-            text_page_at(VERSION, &s, UTS),
+            text_page_at(VERSION, &view(&s), UTS),
             format!("{VERSION}\n{LINE}\r\n")
         );
         // The original's 51 come first, in its order: scripts parse them positionally.
@@ -237,11 +256,11 @@ mod tests {
     #[test]
     fn text_page_of_fresh_stats() {
         let s = Stats::new();
-        let page = text_page("v", &s);
+        let page = text_page("v", &view(&s));
         assert!(page.starts_with("v\n0 uts, 0 log, 0 kcc, "));
         assert!(page.contains(", 0.00 kvg, "));
         assert!(page.ends_with(", 0 cqf\r\n"));
-        assert_eq!(stats_line(&s).matches(", ").count(), TABLE.len() - 1);
+        assert_eq!(stats_line(&view(&s)).matches(", ").count(), TABLE.len() - 1);
     }
 
     #[test]
@@ -251,10 +270,10 @@ mod tests {
         s.request(Counter::Gif, 2, 0);
         s.request(Counter::Gif, 3, 0);
         s.request(Counter::Gif, 4, 0); // avg 2.5
-        assert!(stats_line_at(&s, 0).contains(", 2 avg, "));
+        assert!(stats_line_at(&view(&s), 0).contains(", 2 avg, "));
         s.request(Counter::Gif, 5, 0); // avg 3
         s.request(Counter::Gif, 7, 0); // avg 3.666…
-        assert!(stats_line_at(&s, 0).contains(", 4 avg, "));
+        assert!(stats_line_at(&view(&s), 0).contains(", 4 avg, "));
     }
 
     const TEMPLATE: &str = r#"<!DOCTYPE html><html><head><link rel='icon' href='/favicon.ico' type='image/x-icon'/><meta name='viewport' content='width=device-width'><title>pixelserv statistics</title><style>body {font-family:monospace;} table {min-width: 75%; border-collapse: collapse;} th { height:18px; } td {border: 1px solid #e0e0e0; background-color: #f9f9f9;} td:first-child {width: 7%;} td:nth-child(2) {width: 15%; background-color: #ebebeb; border: 1px solid #f9f9f9;}</style></head><body>
@@ -321,7 +340,7 @@ mod tests {
 <tr><td>clt</td><td>{clt}</td><td># of dropped requests (reached maximum service threads)</td></tr>
 <tr><td>err</td><td>{err}</td><td># of dropped requests (unknown reason)</td></tr></table></body></html>"#;
 
-    fn expected_html(s: &Stats) -> String {
+    fn expected_html(s: &Snapshot) -> String {
         let mut page = TEMPLATE.replace('\n', "").replace("{4SP}", "    ");
         page = page.replace("{VERSION}", &html_escape(VERSION));
         for info in TABLE.iter().take(ORIGINAL_COUNT) {
@@ -349,8 +368,8 @@ mod tests {
     #[test]
     fn html_matches_original_template() {
         let s = sample();
-        let page = html_page_at(VERSION, &s, UTS);
-        assert_eq!(page, expected_html(&s));
+        let page = html_page_at(VERSION, &view(&s), UTS);
+        assert_eq!(page, expected_html(&view(&s)));
         assert!(
             !page.contains("{4SP}") && !page.contains("}</td>"),
             "placeholder left"
@@ -384,12 +403,12 @@ mod tests {
     #[test]
     fn html_uptime_and_escaping() {
         let s = Stats::new();
-        let page = html_page_at("a <b>&\"x'\ny", &s, 59);
+        let page = html_page_at("a <b>&\"x'\ny", &view(&s), 59);
         assert!(page.contains("<body>a &lt;b&gt;&amp;&quot;x&#39; y<br><br><table>"));
         assert!(page.contains("<td>uts</td><td>0d 00:00</td>"));
-        let page = html_page_at("v", &s, 86_400 * 12 + 3600 * 23 + 60 * 59 + 59);
+        let page = html_page_at("v", &view(&s), 86_400 * 12 + 3600 * 23 + 60 * 59 + 59);
         assert!(page.contains("<td>uts</td><td>12d 23:59</td>"));
-        assert!(html_page("v", &s).contains("<td>uts</td><td>0d 00:0"));
+        assert!(html_page("v", &view(&s)).contains("<td>uts</td><td>0d 00:0"));
     }
 
     /// Minimal structural JSON check: an object of `"key":value` pairs with valid strings.
@@ -446,7 +465,7 @@ mod tests {
     #[test]
     fn json_has_every_counter() {
         let s = sample();
-        let text = json_at("v \"q\" \\ \n\t\u{1}é", &s, UTS);
+        let text = json_at("v \"q\" \\ \n\t\u{1}é", &view(&s), UTS);
         let pairs = json_pairs(&text);
         assert_eq!(pairs.len(), TABLE.len() + 1);
         assert_eq!(
@@ -465,7 +484,7 @@ mod tests {
         assert!(text.contains(",\"avg\":200,"));
         assert!(text.contains(",\"204\":450,"));
         assert!(text.ends_with(",\"cqf\":580}"));
-        assert!(json("v", &Stats::new()).starts_with("{\"version\":\"v\",\"uts\":"));
+        assert!(json("v", &view(&Stats::new())).starts_with("{\"version\":\"v\",\"uts\":"));
     }
 
     fn valid_metric_name(name: &str) -> bool {
@@ -478,7 +497,7 @@ mod tests {
 
     #[test]
     fn metrics_names_help_type() {
-        let text = metrics_at(&sample(), UTS);
+        let text = metrics_at(&view(&sample()), UTS);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3 * TABLE.len());
         assert!(text.ends_with('\n'));
@@ -505,7 +524,7 @@ mod tests {
         assert!(text
             .contains("# TYPE pixelserv_http_204_total counter\npixelserv_http_204_total 450\n"));
         assert!(text.contains("# TYPE pixelserv_gif_total counter\npixelserv_gif_total 322\n"));
-        assert!(metrics(&Stats::new()).starts_with("# HELP pixelserv_uts process uptime\n"));
+        assert!(metrics(&view(&Stats::new())).starts_with("# HELP pixelserv_uts process uptime\n"));
     }
 
     #[test]

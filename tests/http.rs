@@ -314,6 +314,24 @@ fn post_bodies_are_consumed_not_answered() {
     assert_eq!(stat_in(&st, "png"), 0);
 }
 
+/// A body error is answered after the POST's own response: 413 for a chunked body over the
+/// 1 MiB limit, 400 for a malformed one; either way the connection closes.
+#[test]
+fn bad_bodies_get_413_or_400_and_close() {
+    let srv = Server::start(&[]);
+    for (chunk, status) in [("200000", 413), ("zz", 400)] {
+        let mut c = srv.connect();
+        let raw = format!("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}\r\n");
+        c.write_all(raw.as_bytes()).unwrap();
+        assert_eq!(read_response(&mut c).unwrap().status, 200);
+        let r = read_response(&mut c).unwrap();
+        assert_eq!(r.status, status, "{}", r.status_line);
+        assert_eq!(r.header("Connection"), Some("close"));
+        assert!(closed_within(&mut c, Duration::from_secs(3)));
+    }
+    assert_eq!(srv.stat("bad"), 2);
+}
+
 #[test]
 fn generate_204_disabled_by_dash_2() {
     let srv = Server::start(&["-2"]);

@@ -1,4 +1,4 @@
-//! Connection deadlines: a min-heap the loop sleeps on.
+//! Connection deadlines: a min-heap the loop sleeps on, keyed by connection id.
 //!
 //! Each connection keeps at most one live entry. A deadline that moves later (the common
 //! case: another request on a keep-alive connection) costs nothing: the old entry fires,
@@ -9,25 +9,25 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-/// Identifies a connection across slab slot reuse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TimerKey {
-    pub slot: usize,
-    pub serial: u64,
+pub struct Timers<K> {
+    heap: BinaryHeap<Reverse<(Instant, K)>>,
 }
 
-#[derive(Default)]
-pub struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+impl<K: Ord> Default for Timers<K> {
+    fn default() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+        }
+    }
 }
 
 /// What a connection remembers about its heap entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Armed(pub Option<Instant>);
 
-impl Timers {
+impl<K: Ord + Copy> Timers<K> {
     /// Makes sure an entry fires no later than `deadline`.
-    pub fn arm(&mut self, key: TimerKey, armed: &mut Armed, deadline: Instant) {
+    pub fn arm(&mut self, key: K, armed: &mut Armed, deadline: Instant) {
         match armed.0 {
             Some(at) if at <= deadline => {}
             _ => {
@@ -43,7 +43,7 @@ impl Timers {
 
     /// Pops the next entry due at `now`; the caller checks it against the connection
     /// (`fired`) and re-arms or expires it.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerKey)> {
+    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, K)> {
         match self.heap.peek() {
             Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
             _ => None,
@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn later_deadlines_do_not_push() {
         let mut t = Timers::default();
-        let key = TimerKey { slot: 1, serial: 7 };
+        let key = (1usize, 7u64);
         let mut armed = Armed::default();
         let now = Instant::now();
         t.arm(key, &mut armed, now + Duration::from_secs(5));
@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn stale_entries_are_recognised() {
         let mut t = Timers::default();
-        let key = TimerKey { slot: 0, serial: 1 };
+        let key = (0usize, 1u64);
         let mut armed = Armed::default();
         let now = Instant::now();
         t.arm(key, &mut armed, now + Duration::from_secs(5));
@@ -119,11 +119,7 @@ mod tests {
         let mut t = Timers::default();
         let mut armed = Armed::default();
         let now = Instant::now();
-        t.arm(
-            TimerKey { slot: 0, serial: 0 },
-            &mut armed,
-            now + Duration::from_millis(50),
-        );
+        t.arm((0usize, 0u64), &mut armed, now + Duration::from_millis(50));
         assert!(t.pop_due(now).is_none());
     }
 }

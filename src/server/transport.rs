@@ -5,7 +5,9 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 use mio::Interest;
-use openssl::ssl::{ErrorCode, SslStream, SslVersion};
+use openssl::ssl::{ErrorCode, SslRef, SslStream, SslVersion};
+
+use crate::stats::TlsVersion;
 
 /// Which readiness an operation is blocked on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,9 +32,10 @@ pub enum Io {
     /// Orderly end of stream (TCP FIN, TLS close_notify or an EOF we tolerate).
     Eof,
     Blocked(Want),
-    /// The peer reset or broke the connection while we wrote (`cly`).
-    Gone,
-    Failed(String),
+    /// The peer reset the connection, or it broke while we wrote.
+    Reset,
+    /// Anything else; TLS errors arrive wrapped in an `io::Error` of kind `Other`.
+    Failed(io::Error),
 }
 
 /// Result of driving a TLS handshake (or the early-data read that starts it).
@@ -56,8 +59,8 @@ fn io_error(e: io::Error) -> Io {
         io::ErrorKind::WouldBlock => Io::Blocked(Want::Read),
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted => Io::Gone,
-        _ => Io::Failed(e.to_string()),
+        | io::ErrorKind::ConnectionAborted => Io::Reset,
+        _ => Io::Failed(e),
     }
 }
 
@@ -71,7 +74,7 @@ fn ssl_error(e: openssl::ssl::Error) -> Io {
             // SYSCALL without an errno is an EOF in the middle of a record.
             Err(_) => Io::Eof,
         },
-        _ => Io::Failed(e.to_string()),
+        _ => Io::Failed(io::Error::other(e)),
     }
 }
 
@@ -101,7 +104,6 @@ impl Transport {
                     Ok(0) => return Io::Eof,
                     Ok(n) => return Io::Done(n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Io::Eof,
                     Err(e) => return io_error(e),
                 }
             },
@@ -117,7 +119,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => loop {
                 match s.write(buf) {
-                    Ok(0) => return Io::Gone,
+                    Ok(0) => return Io::Reset,
                     Ok(n) => return Io::Done(n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -129,7 +131,7 @@ impl Transport {
             Transport::Tls(s) => match s.ssl_write(buf) {
                 Ok(n) => Io::Done(n),
                 Err(e) => match ssl_error(e) {
-                    Io::Eof => Io::Gone,
+                    Io::Eof => Io::Reset,
                     other => other,
                 },
             },
@@ -171,10 +173,24 @@ impl Transport {
         }
     }
 
-    pub fn tls_version(&self) -> Option<SslVersion> {
+    /// The TLS connection, for the ClientHello state kept on it.
+    pub fn ssl(&self) -> Option<&SslRef> {
         match self {
             Transport::Plain(_) => None,
-            Transport::Tls(s) => s.ssl().version2(),
+            Transport::Tls(s) => Some(s.ssl()),
         }
+    }
+
+    pub fn tls_version(&self) -> Option<TlsVersion> {
+        let v = self.ssl()?.version2()?;
+        Some(if v == SslVersion::TLS1_3 {
+            TlsVersion::V13
+        } else if v == SslVersion::TLS1_2 {
+            TlsVersion::V12
+        } else if v == SslVersion::TLS1_1 {
+            TlsVersion::V11
+        } else {
+            TlsVersion::V10
+        })
     }
 }

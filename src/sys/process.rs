@@ -104,9 +104,9 @@ pub fn is_root() -> bool {
 pub fn drop_privileges(user: &User) -> io::Result<()> {
     let cname = CString::new(user.name.as_str())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name contains NUL"))?;
+    set_groups(&cname, user.gid)?;
     // SAFETY: plain syscalls with valid arguments.
     unsafe {
-        set_groups(&cname, user.gid)?;
         check(libc::setgid(user.gid))?;
         check(libc::setuid(user.uid))?;
         // Regaining root must be impossible now.
@@ -122,13 +122,15 @@ pub fn drop_privileges(user: &User) -> io::Result<()> {
 /// Supplementary groups: the user's own through NSS in dynamic builds; in a static binary
 /// (where NSS modules cannot load) just the primary group.
 #[cfg(not(target_feature = "crt-static"))]
-unsafe fn set_groups(name: &CString, gid: libc::gid_t) -> io::Result<()> {
-    check(libc::initgroups(name.as_ptr(), gid)).map(|_| ())
+fn set_groups(name: &CString, gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: `name` is a NUL-terminated string that outlives the call.
+    check(unsafe { libc::initgroups(name.as_ptr(), gid) }).map(|_| ())
 }
 
 #[cfg(target_feature = "crt-static")]
-unsafe fn set_groups(_name: &CString, gid: libc::gid_t) -> io::Result<()> {
-    check(libc::setgroups(1, &gid)).map(|_| ())
+fn set_groups(_name: &CString, gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: a one-element group list read from a live local.
+    check(unsafe { libc::setgroups(1, &gid) }).map(|_| ())
 }
 
 /// Raises the soft open-file limit to `want` (capped by the hard limit, which root may
@@ -166,12 +168,6 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
 #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
 fn wide(v: libc::rlim_t) -> u64 {
     v as u64
-}
-
-/// Ignores SIGPIPE so that writes to a vanished peer return EPIPE instead of killing us.
-pub fn ignore_sigpipe() {
-    // SAFETY: installing SIG_IGN is async-signal-safe and has no preconditions.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
 /// glibc creates a malloc arena per thread; one arena keeps a router's RSS small.

@@ -3,9 +3,8 @@
 //! certificate and the certificate must be a CA; without a usable key the server still runs
 //! and serves existing certificates only. Blocking: runs at startup.
 
-use crate::config::LeafKey;
-use crate::tls::certgen;
 use crate::tls::store::{read_limited, write_atomic};
+use crate::x509::{self, asn1_time, unix_now, KeyType, BACKDATE_SECS, DAY};
 use openssl::asn1::Asn1Time;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
@@ -14,21 +13,6 @@ use openssl::x509::{X509Builder, X509NameBuilder, X509};
 use std::fs::{self, File};
 use std::io;
 use std::path::Path;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyType {
-    Ecdsa,
-    Rsa,
-}
-
-impl From<LeafKey> for KeyType {
-    fn from(key: LeafKey) -> Self {
-        match key {
-            LeafKey::EcdsaP256 => KeyType::Ecdsa,
-            LeafKey::Rsa2048 => KeyType::Rsa,
-        }
-    }
-}
 
 pub struct Ca {
     pub cert: X509,
@@ -53,7 +37,6 @@ pub enum CaStatus {
 const MAX_PEM: u64 = 1024 * 1024;
 const MAX_PASSPHRASE: u64 = 4096;
 const CA_DAYS: i64 = 3653;
-const BACKDATE_SECS: i64 = 2 * 86400;
 
 impl Ca {
     /// The ca.crt bytes, unless the file also holds a private key that must not be published
@@ -215,7 +198,7 @@ fn create(dir: &Path, key_type: KeyType) -> Result<(Ca, CaStatus), String> {
         Ok(_) => return Err(format!("{} is not a directory", dir.display())),
         Err(e) => return Err(format!("CERT_PATH {}: {e}", dir.display())),
     }
-    let key = certgen::new_leaf_key(key_type).map_err(|e| format!("CA key: {e}"))?;
+    let key = x509::new_key(key_type).map_err(|e| format!("CA key: {e}"))?;
     let cert = build_ca_cert(&key).map_err(|e| format!("CA certificate: {e}"))?;
     let pem = cert.to_pem().map_err(|e| e.to_string())?;
     let key_pem = key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?;
@@ -253,14 +236,14 @@ fn build_ca_cert(key: &PKey<Private>) -> Result<X509, openssl::error::ErrorStack
 
     let mut builder = X509Builder::new()?;
     builder.set_version(2)?;
-    let serial = certgen::random_serial()?;
+    let serial = x509::random_serial()?;
     builder.set_serial_number(&serial)?;
     builder.set_subject_name(&name)?;
     builder.set_issuer_name(&name)?;
     builder.set_pubkey(key)?;
-    let now = certgen::unix_now();
-    builder.set_not_before(crate::tls::certgen::asn1_time(now - BACKDATE_SECS)?.as_ref())?;
-    builder.set_not_after(crate::tls::certgen::asn1_time(now + CA_DAYS * 86400)?.as_ref())?;
+    let now = unix_now();
+    builder.set_not_before(asn1_time(now - BACKDATE_SECS)?.as_ref())?;
+    builder.set_not_after(asn1_time(now + CA_DAYS * DAY)?.as_ref())?;
     builder.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
     builder.append_extension(
         KeyUsage::new()
@@ -412,7 +395,7 @@ mod tests {
         let why = cert_only_reason(load_or_create(&dir.0, KeyType::Ecdsa).unwrap().1);
         assert!(why.contains("cannot parse"), "{why}");
 
-        let other = certgen::new_leaf_key(KeyType::Ecdsa).unwrap();
+        let other = x509::new_key(KeyType::Ecdsa).unwrap();
         fs::write(&key_path, other.private_key_to_pem_pkcs8().unwrap()).unwrap();
         let why = cert_only_reason(load_or_create(&dir.0, KeyType::Ecdsa).unwrap().1);
         assert!(why.contains("does not match"), "{why}");
@@ -465,13 +448,13 @@ mod tests {
     }
 
     fn self_signed(version: i32, ca_flag: Option<bool>) -> (X509, PKey<Private>) {
-        let key = certgen::new_leaf_key(KeyType::Ecdsa).unwrap();
+        let key = x509::new_key(KeyType::Ecdsa).unwrap();
         let mut name = X509NameBuilder::new().unwrap();
         name.append_entry_by_text("CN", "test").unwrap();
         let name = name.build();
         let mut b = X509Builder::new().unwrap();
         b.set_version(version).unwrap();
-        b.set_serial_number(&certgen::random_serial().unwrap())
+        b.set_serial_number(&x509::random_serial().unwrap())
             .unwrap();
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
@@ -545,11 +528,5 @@ mod tests {
         assert_eq!(strip_newline(b"a".to_vec()), b"a");
         assert_eq!(strip_newline(b"\n".to_vec()), b"");
         assert_eq!(strip_newline(Vec::new()), b"");
-    }
-
-    #[test]
-    fn leaf_key_maps_to_key_type() {
-        assert_eq!(KeyType::from(LeafKey::EcdsaP256), KeyType::Ecdsa);
-        assert_eq!(KeyType::from(LeafKey::Rsa2048), KeyType::Rsa);
     }
 }

@@ -14,7 +14,8 @@ use super::certs::Certs;
 use super::hello;
 use super::psl::Psl;
 
-/// Same value on every context so sessions survive the switch to a certificate context.
+/// Ties cached sessions to this server (OpenSSL refuses to resume without one when the
+/// session cache is on).
 const SESSION_ID_CONTEXT: &[u8] = b"pixelserv-tls";
 /// The original's size: enough for a home network, and every cached session pins heap.
 const SESSION_CACHE_SIZE: i32 = 2560;
@@ -45,9 +46,7 @@ const SSL_CTRL_SET_TLSEXT_TICKET_KEYS: libc::c_int = 59;
 /// Ticket key material: 16-byte name, 32-byte HMAC secret, 32-byte AES key.
 pub const TICKET_KEYS_LEN: usize = 80;
 
-/// Settings shared by the server context and the certificate contexts: a switch of
-/// context takes over the certificate's CERT structure, which carries the security level
-/// and signature settings, so both must agree.
+/// Protocols, ciphers and modes (also used by the timing tests below).
 fn base() -> Result<SslContextBuilder, ErrorStack> {
     let mut b = SslContext::builder(SslMethod::tls_server())?;
     b.set_session_id_context(SESSION_ID_CONTEXT)?;
@@ -98,7 +97,7 @@ pub fn server_context(
     Ok(b.build())
 }
 
-fn ctrl_read(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
+fn ctx_read(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
     // SAFETY: `&SslContextRef` is the `SSL_CTX*`; these controls only read counters.
     let v = unsafe {
         openssl_sys::SSL_CTX_ctrl(
@@ -121,15 +120,11 @@ pub struct SessionStats {
 
 pub fn session_stats(ctx: &SslContextRef) -> SessionStats {
     SessionStats {
-        stored: ctx_u(ctx, SSL_CTRL_SESS_NUMBER),
-        hits: ctx_u(ctx, SSL_CTRL_SESS_HIT),
-        misses: ctx_u(ctx, SSL_CTRL_SESS_MISSES),
-        full: ctx_u(ctx, SSL_CTRL_SESS_CACHE_FULL),
+        stored: ctx_read(ctx, SSL_CTRL_SESS_NUMBER),
+        hits: ctx_read(ctx, SSL_CTRL_SESS_HIT),
+        misses: ctx_read(ctx, SSL_CTRL_SESS_MISSES),
+        full: ctx_read(ctx, SSL_CTRL_SESS_CACHE_FULL),
     }
-}
-
-fn ctx_u(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
-    ctrl_read(ctx, cmd)
 }
 
 /// Installs session-ticket keys shared with other instances (`--ticket-keys`).
@@ -171,8 +166,8 @@ pub fn read_ticket_keys(path: &std::path::Path) -> Result<[u8; TICKET_KEYS_LEN],
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::ca::KeyType;
     use crate::tls::certgen;
+    use crate::x509::KeyType;
     use openssl::pkey::{PKeyRef, Private};
     use openssl::x509::X509Ref;
 
@@ -193,7 +188,7 @@ mod tests {
     #[ignore = "timing: cargo test --release --lib switch_vs_install_cost -- --ignored --nocapture"]
     fn switch_vs_install_cost() {
         use openssl::ssl::Ssl;
-        let key = certgen::new_leaf_key(KeyType::Ecdsa).unwrap();
+        let key = crate::x509::new_key(KeyType::Ecdsa).unwrap();
         let dir = std::env::temp_dir().join(format!("pxs-sw-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (ca, _) = crate::tls::ca::load_or_create(&dir, KeyType::Ecdsa).unwrap();
@@ -236,7 +231,7 @@ mod tests {
     #[test]
     #[ignore = "timing: cargo test --release --lib leaf_context_cost -- --ignored --nocapture"]
     fn leaf_context_cost() {
-        let key = certgen::new_leaf_key(KeyType::Ecdsa).unwrap();
+        let key = crate::x509::new_key(KeyType::Ecdsa).unwrap();
         let dir = std::env::temp_dir().join(format!("pxs-ctx-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (ca, _) = crate::tls::ca::load_or_create(&dir, KeyType::Ecdsa).unwrap();

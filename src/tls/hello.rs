@@ -2,10 +2,14 @@
 //!
 //! The callback reads the SNI extension itself (`servername()` is not set yet at that
 //! point), maps it to a certificate name and looks in the in-memory cache. On a hit it
-//! switches the connection to that certificate's context and the handshake goes on. On a
-//! miss it returns RETRY: OpenSSL reports WANT_CLIENT_HELLO_CB, the loop parks the
-//! connection and asks a worker, and when the certificate arrives the loop stores it here
-//! and drives the handshake again, which calls the callback again.
+//! installs that certificate on the connection and the handshake goes on. On a miss it
+//! records what it needs and returns RETRY: OpenSSL reports WANT_CLIENT_HELLO_CB, the loop
+//! takes the lookup (`take_lookup`), parks the connection (`tls::pending`) and asks a worker;
+//! when the certificate arrives the loop hands it over (`install`) and drives the handshake
+//! again, which calls the callback again.
+//!
+//! The state lives in OpenSSL's per-connection ex_data because the callback can reach
+//! nothing else; every function here takes the connection's `SslRef`.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -17,8 +21,7 @@ use super::certs::{Certs, Leaf};
 use super::names::{self, CertName};
 use super::psl::Psl;
 use super::sni;
-use crate::server::transport::Transport;
-use crate::stats::Counter;
+use crate::stats::HandshakeFailure;
 
 /// Names in log lines are cut like the original's (64 bytes).
 const LOG_NAME_MAX: usize = 64;
@@ -39,11 +42,13 @@ pub enum Lookup {
 enum Phase {
     #[default]
     Fresh,
+    /// The callback asked for a retry; the loop takes this and finds the certificate.
     Lookup(Lookup),
-    /// Parked until the worker for this certificate file reports.
-    Waiting(String),
+    /// The loop found it: the callback installs it when called again.
     Install(Leaf),
-    Refuse(Counter),
+    /// The loop found none: the callback fails the handshake, counted as this.
+    Refuse(HandshakeFailure),
+    /// The SNI was unusable: the callback failed the handshake.
     Invalid,
     /// A certificate is installed; the handshake goes on.
     Served,
@@ -56,22 +61,23 @@ pub struct Hello {
     sni: String,
 }
 
+/// The `Mutex` is only there because ex_data must be `Sync`: the callback and the loop run on
+/// the same thread, one after the other, so it is never contended.
 fn index() -> Index<Ssl, Mutex<Hello>> {
     static INDEX: OnceLock<Index<Ssl, Mutex<Hello>>> = OnceLock::new();
     *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex_data index"))
 }
 
 /// Gives a new connection its (empty) hello state.
-pub fn attach(ssl: &mut SslRef) -> Result<(), ErrorStack> {
+pub fn attach(ssl: &mut SslRef) {
     ssl.set_ex_data(index(), Mutex::new(Hello::default()));
-    Ok(())
 }
 
-/// Empties the hello state once the handshake is done (the SNI copy kept for log lines, any
-/// context): nothing reads it afterwards, and an idle keep-alive connection should not carry
-/// it. The slot itself stays, owned by OpenSSL until the connection is freed.
-pub fn release(t: &mut Transport) {
-    with(t, |h| *h = Hello::default());
+/// Empties the hello state once the handshake is done (the SNI copy kept for log lines, a
+/// leaf not yet installed): nothing reads it afterwards, and an idle keep-alive connection
+/// should not carry it. The slot itself stays, owned by OpenSSL until the connection is freed.
+pub fn release(ssl: &SslRef) {
+    with(ssl, |h| *h = Hello::default());
 }
 
 fn state(ssl: &SslRef) -> Option<MutexGuard<'_, Hello>> {
@@ -79,11 +85,8 @@ fn state(ssl: &SslRef) -> Option<MutexGuard<'_, Hello>> {
         .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-fn with<R>(t: &Transport, f: impl FnOnce(&mut Hello) -> R) -> Option<R> {
-    match t {
-        Transport::Tls(s) => state(s.ssl()).map(|mut h| f(&mut h)),
-        Transport::Plain(_) => None,
-    }
+fn with<R>(ssl: &SslRef, f: impl FnOnce(&mut Hello) -> R) -> Option<R> {
+    state(ssl).map(|mut h| f(&mut h))
 }
 
 /// The raw bytes of a ClientHello extension, read inside the callback.
@@ -128,8 +131,8 @@ pub fn callback(
                 set(ssl, Phase::Served);
                 return Ok(ClientHelloResponse::SUCCESS);
             }
-            Phase::Refuse(c) => {
-                set(ssl, Phase::Refuse(c));
+            Phase::Refuse(why) => {
+                set(ssl, Phase::Refuse(why));
                 *alert = SslAlert::INTERNAL_ERROR;
                 return Err(ErrorStack::get());
             }
@@ -182,8 +185,8 @@ fn use_leaf(ssl: &mut SslRef, leaf: &Leaf) -> Result<(), ErrorStack> {
 }
 
 /// After WANT_CLIENT_HELLO_CB: what the loop has to find.
-pub fn lookup(t: &Transport) -> Option<Lookup> {
-    with(t, |h| match std::mem::take(&mut h.phase) {
+pub fn take_lookup(ssl: &SslRef) -> Option<Lookup> {
+    with(ssl, |h| match std::mem::take(&mut h.phase) {
         Phase::Lookup(l) => Some(l),
         other => {
             h.phase = other;
@@ -193,42 +196,30 @@ pub fn lookup(t: &Transport) -> Option<Lookup> {
     .flatten()
 }
 
-pub fn set_waiting(t: &Transport, file: &str) {
-    with(t, |h| h.phase = Phase::Waiting(file.to_string()));
+/// The certificate the loop found: installed when the handshake is driven again.
+pub fn install(ssl: &SslRef, leaf: Leaf) {
+    with(ssl, |h| h.phase = Phase::Install(leaf));
 }
 
-pub fn waiting_for(t: &Transport) -> Option<String> {
-    with(t, |h| match &h.phase {
-        Phase::Waiting(f) => Some(f.clone()),
-        _ => None,
-    })
-    .flatten()
-}
-
-pub fn install(t: &Transport, leaf: Leaf) {
-    with(t, |h| h.phase = Phase::Install(leaf));
-}
-
-/// Fails the handshake at the next callback, counting `counter` (`slm`, `sle`..).
-pub fn refuse(t: &Transport, counter: Counter) {
-    with(t, |h| h.phase = Phase::Refuse(counter));
+/// No certificate: the handshake fails when it is driven again, counted as `why`.
+pub fn refuse(ssl: &SslRef, why: HandshakeFailure) {
+    with(ssl, |h| h.phase = Phase::Refuse(why));
 }
 
 /// The SNI for log lines ("" when none was sent).
-pub fn server_name(t: &Transport) -> String {
-    with(t, |h| h.sni.clone()).unwrap_or_default()
+pub fn server_name(ssl: &SslRef) -> String {
+    with(ssl, |h| h.sni.clone()).unwrap_or_default()
 }
 
-/// Classifies a failed handshake as reference §6.5: the main counter (`slm`/`sle`/`slu`)
-/// and the detail (`uca`/`ucb`/`uce`/`ush`/`snx`).
-pub fn classify_failure(t: &Transport, e: &openssl::ssl::Error) -> (Counter, Option<Counter>) {
-    let served = match with(t, |h| match h.phase {
-        Phase::Refuse(c) => Err((c, None)),
-        Phase::Invalid => Err((Counter::Slu, Some(Counter::Snx))),
+/// Classifies a failed handshake as reference §6.5.
+pub fn classify_failure(ssl: &SslRef, e: &openssl::ssl::Error) -> HandshakeFailure {
+    let served = match with(ssl, |h| match h.phase {
+        Phase::Refuse(why) => Err(why),
+        Phase::Invalid => Err(HandshakeFailure::InvalidSni),
         Phase::Served => Ok(true),
         _ => Ok(false),
     }) {
-        Some(Err(result)) => return result,
+        Some(Err(why)) => return why,
         Some(Ok(served)) => served,
         None => false,
     };
@@ -236,59 +227,59 @@ pub fn classify_failure(t: &Transport, e: &openssl::ssl::Error) -> (Counter, Opt
         .ssl_error()
         .and_then(|s| s.errors().first())
         .map(|err| err.reason_code());
-    let detail = match reason {
-        Some(SSL_R_TLSV1_ALERT_UNKNOWN_CA) => Some(Counter::Uca),
-        Some(SSL_R_SSLV3_ALERT_BAD_CERTIFICATE) => Some(Counter::Ucb),
-        Some(SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN) => Some(Counter::Uce),
-        // The client hung up after our ServerHello instead of sending an alert.
-        Some(SSL_R_UNEXPECTED_EOF_WHILE_READING) if served => Some(Counter::Ush),
+    match reason {
+        Some(SSL_R_TLSV1_ALERT_UNKNOWN_CA) => HandshakeFailure::UnknownCa,
+        Some(SSL_R_SSLV3_ALERT_BAD_CERTIFICATE) => HandshakeFailure::BadCertificate,
+        Some(SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN) => HandshakeFailure::CertificateUnknown,
+        Some(SSL_R_UNEXPECTED_EOF_WHILE_READING) if served => HandshakeFailure::ClientHungUp,
         _ if served && matches!(e.code(), ErrorCode::SYSCALL | ErrorCode::ZERO_RETURN) => {
-            Some(Counter::Ush)
+            HandshakeFailure::ClientHungUp
         }
-        _ => None,
-    };
-    (Counter::Slu, detail)
+        _ => HandshakeFailure::Other,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openssl::ssl::{SslContext, SslMethod, SslStream};
+    use openssl::ssl::{SslContext, SslMethod};
 
-    fn transport() -> Transport {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    fn ssl() -> Ssl {
         let ctx = SslContext::builder(SslMethod::tls_server())
             .unwrap()
             .build();
         let mut ssl = Ssl::new(&ctx).unwrap();
-        attach(&mut ssl).unwrap();
-        let stream = SslStream::new(ssl, mio::net::TcpStream::from_std(tcp)).unwrap();
-        Transport::Tls(stream)
+        attach(&mut ssl);
+        ssl
     }
 
     #[test]
     fn state_round_trips_until_released() {
-        let mut t = transport();
-        set_waiting(&t, "_.example.com");
-        assert_eq!(waiting_for(&t).as_deref(), Some("_.example.com"));
-        release(&mut t);
-        assert_eq!(waiting_for(&t), None);
-        assert_eq!(server_name(&t), "");
-        assert!(lookup(&t).is_none());
+        let ssl = ssl();
+        with(&ssl, |h| h.phase = Phase::Lookup(Lookup::NoSni));
+        assert!(matches!(take_lookup(&ssl), Some(Lookup::NoSni)));
+        assert!(take_lookup(&ssl).is_none());
+        refuse(&ssl, HandshakeFailure::NoCertificate);
+        with(&ssl, |h| h.sni = "a.example".into());
+        assert_eq!(server_name(&ssl), "a.example");
+        release(&ssl);
+        assert_eq!(server_name(&ssl), "");
+        assert!(take_lookup(&ssl).is_none());
         // Twice is harmless, and so is using the released state.
-        release(&mut t);
-        refuse(&t, Counter::Slm);
-        assert_eq!(waiting_for(&t), None);
+        release(&ssl);
+        refuse(&ssl, HandshakeFailure::NoCertificate);
+        assert!(take_lookup(&ssl).is_none());
     }
 
     #[test]
-    fn plain_transport_has_no_state() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let mut t = Transport::Plain(mio::net::TcpStream::from_std(tcp));
-        release(&mut t);
-        assert_eq!(waiting_for(&t), None);
-        assert_eq!(server_name(&t), "");
+    fn a_connection_without_state_is_harmless() {
+        let ctx = SslContext::builder(SslMethod::tls_server())
+            .unwrap()
+            .build();
+        let ssl = Ssl::new(&ctx).unwrap();
+        release(&ssl);
+        refuse(&ssl, HandshakeFailure::Other);
+        assert!(take_lookup(&ssl).is_none());
+        assert_eq!(server_name(&ssl), "");
     }
 }

@@ -8,6 +8,7 @@ pub mod certs;
 pub mod context;
 pub mod hello;
 pub mod names;
+pub mod pending;
 pub mod prefetch;
 pub mod psl;
 pub mod sni;

@@ -25,19 +25,6 @@ pub enum StoreError {
     Io(io::Error),
 }
 
-impl StoreError {
-    /// A full or read-only disk: worth one log line, not one per certificate.
-    pub fn is_disk_full_or_read_only(&self) -> bool {
-        match self {
-            StoreError::Io(e) => matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSPC) | Some(libc::EROFS) | Some(libc::EDQUOT)
-            ),
-            _ => false,
-        }
-    }
-}
-
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -191,8 +178,9 @@ fn finish(mut file: File, bytes: &[u8], mode: u32, durable: bool) -> io::Result<
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::tls::ca::{Ca, KeyType};
+    use crate::tls::ca::Ca;
     use crate::tls::certgen;
+    use crate::x509::KeyType;
     use openssl::ec::{EcGroup, EcKey};
     use openssl::nid::Nid;
 
@@ -227,7 +215,7 @@ pub(crate) mod tests {
     }
 
     fn leaf(ca: &Ca, subject: &str, kind: KeyType) -> (X509, PKey<Private>) {
-        let key = certgen::new_leaf_key(kind).unwrap();
+        let key = crate::x509::new_key(kind).unwrap();
         (certgen::generate(subject, None, ca, &key).unwrap(), key)
     }
 
@@ -382,14 +370,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn error_classification() {
-        for errno in [libc::ENOSPC, libc::EROFS, libc::EDQUOT] {
-            let err = StoreError::Io(io::Error::from_raw_os_error(errno));
-            assert!(err.is_disk_full_or_read_only());
-        }
-        let eacces = StoreError::Io(io::Error::from_raw_os_error(libc::EACCES));
-        assert!(!eacces.is_disk_full_or_read_only());
-        assert!(!StoreError::Corrupt("x".into()).is_disk_full_or_read_only());
+    fn missing_files_are_not_found() {
         let enoent = StoreError::from(io::Error::from_raw_os_error(libc::ENOENT));
         assert!(matches!(enoent, StoreError::NotFound));
     }

@@ -9,17 +9,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::{io, thread};
 
 use mio::Waker;
-use openssl::asn1::Asn1TimeRef;
 use openssl::pkey::{PKey, Private};
-use openssl::x509::X509;
 
-use super::ca::{Ca, KeyType};
+use super::ca::Ca;
 use super::certgen;
-use super::certs::{unix_now, Leaf};
+use super::certs::Leaf;
 use super::names::CertName;
 use super::store::{self, StoreError};
 use crate::log;
 use crate::plog;
+use crate::x509::{self, KeyType};
 
 /// A finished job.
 pub struct Done {
@@ -43,23 +42,6 @@ pub struct Maker {
     disk_warned: AtomicBool,
 }
 
-fn not_after_unix(t: &Asn1TimeRef) -> i64 {
-    let now = unix_now();
-    match crate::tls::certgen::asn1_time(now).and_then(|n| n.diff(t)) {
-        Ok(d) => now + i64::from(d.days) * 86400 + i64::from(d.secs),
-        Err(_) => 0,
-    }
-}
-
-fn leaf(cert: X509, key: PKey<Private>) -> Leaf {
-    let not_after = not_after_unix(cert.not_after());
-    Leaf {
-        cert,
-        key,
-        not_after,
-    }
-}
-
 impl Maker {
     pub fn new(dir: PathBuf, ca: Ca, leaf_kind: KeyType) -> Maker {
         Maker {
@@ -74,26 +56,29 @@ impl Maker {
     /// A valid, not-expiring certificate from disk, if there is one.
     pub fn load(&self, name: &str) -> Result<Option<Leaf>, StoreError> {
         match store::load(&self.dir, name)? {
-            Some((cert, key)) if !certgen::needs_renewal(&cert) => Ok(Some(leaf(cert, key))),
-            _ => Ok(None),
+            Some((cert, key)) => {
+                let leaf = Leaf::new(cert, key);
+                Ok((!leaf.needs_renewal(x509::unix_now())).then_some(leaf))
+            }
+            None => Ok(None),
         }
     }
 
     fn leaf_key(&self) -> Result<PKey<Private>, String> {
         match self.leaf_kind {
-            KeyType::Ecdsa => certgen::new_leaf_key(KeyType::Ecdsa).map_err(|e| e.to_string()),
+            KeyType::Ecdsa => x509::new_key(KeyType::Ecdsa).map_err(|e| e.to_string()),
             KeyType::Rsa => {
                 if let Some(k) = self.shared_rsa.get() {
                     return Ok(k.clone());
                 }
-                let k = certgen::new_leaf_key(KeyType::Rsa).map_err(|e| e.to_string())?;
+                let k = x509::new_key(KeyType::Rsa).map_err(|e| e.to_string())?;
                 Ok(self.shared_rsa.get_or_init(|| k).clone())
             }
         }
     }
 
-    /// Makes a new certificate and stores it; a disk that cannot take it (full,
-    /// read-only) is logged once and the certificate is served from memory.
+    /// Makes a new certificate and stores it. The first write that fails (full or read-only
+    /// disk, permissions) is logged, once; the certificate is served from memory either way.
     pub fn generate(&self, name: &CertName) -> Result<Leaf, String> {
         if self.ca.key.is_none() {
             return Err("no usable ca.key: certificates are not generated".into());
@@ -114,7 +99,7 @@ impl Maker {
                 }
             }
         }
-        Ok(leaf(cert, key))
+        Ok(Leaf::new(cert, key))
     }
 
     /// Load from disk, or generate: what a job does.
