@@ -83,37 +83,37 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head<'_>>, ParseError> {
         return incomplete;
     };
 
-    let mut head = Head {
+    let fields = Fields::scan(window.get(first_lf + 1..end).unwrap_or_default())?;
+    Ok(Some(Head {
         method,
         target,
         version,
         request_line: line,
-        host: None,
-        origin: None,
-        referer: None,
-        keep_alive: version == Version::Http11,
-        body: BodyFraming::None,
+        host: fields.host,
+        origin: fields.origin,
+        referer: fields.referer,
+        keep_alive: !fields.close && (fields.keep_alive || version == Version::Http11),
+        body: fields.framing(version)?,
         len: end,
-    };
-    let fields = Fields::scan(window.get(first_lf + 1..end).unwrap_or_default(), &mut head)?;
-    head.keep_alive = !fields.close && (fields.keep_alive || version == Version::Http11);
-    head.body = fields.framing(version)?;
-    Ok(Some(head))
+    }))
 }
 
-/// What the header fields say about the connection and the body.
+/// What the header fields say: the ones the service uses, the connection and the body.
 #[derive(Default)]
-struct Fields {
+struct Fields<'a> {
+    host: Option<&'a [u8]>,
+    origin: Option<&'a [u8]>,
+    referer: Option<&'a [u8]>,
     close: bool,
     keep_alive: bool,
     content_length: Option<u64>,
     te: TransferEncoding,
 }
 
-impl Fields {
-    /// Reads the field lines (the head minus its request line); the fields the service
-    /// uses go straight into `head`.
-    fn scan<'a>(lines: &'a [u8], head: &mut Head<'a>) -> Result<Fields, ParseError> {
+impl<'a> Fields<'a> {
+    /// Reads the field lines (the head minus its request line); the first of a repeated
+    /// Host, Origin or Referer counts.
+    fn scan(lines: &'a [u8]) -> Result<Fields<'a>, ParseError> {
         let mut f = Fields::default();
         let mut line_start = 0;
         for lf in memchr_iter(b'\n', lines) {
@@ -124,11 +124,11 @@ impl Fields {
             }
             let (name, value) = field(line)?;
             if name.eq_ignore_ascii_case(b"host") {
-                head.host = head.host.or(Some(value));
+                f.host = f.host.or(Some(value));
             } else if name.eq_ignore_ascii_case(b"origin") {
-                head.origin = head.origin.or(Some(value));
+                f.origin = f.origin.or(Some(value));
             } else if name.eq_ignore_ascii_case(b"referer") {
-                head.referer = head.referer.or(Some(value));
+                f.referer = f.referer.or(Some(value));
             } else if name.eq_ignore_ascii_case(b"connection") {
                 for token in list(value) {
                     f.close |= token.eq_ignore_ascii_case(b"close");
