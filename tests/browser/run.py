@@ -315,11 +315,13 @@ def run_browser(browser, pixelserv, pages, ca_file, work, names, rows):
 
         control_profile = browser.profile(root / "untrusted", None)
         cbase = dict(n=CONTROL_NAMES, prefix=f"{tag}-control", port=pixelserv.https)
+        before_control = pixelserv.stats()
         proc = browser.launch(control_profile, pages.url(**cbase, visit="control"), log)
         try:
             control = take_result(pages, proc, "control", log_path)
         finally:
             stop_browser(proc)
+        after_control = pixelserv.stats()
 
     made_first = after_first["cgn"] - before["cgn"]
     made_later = after["cgn"] - after_first["cgn"]
@@ -340,6 +342,12 @@ def run_browser(browser, pixelserv, pages, ca_file, work, names, rows):
     if total != 3 * CONTROL_NAMES or ok != 0:
         good = [r for r in control["results"] if r["ok"]][:5]
         problems.append(f"control: {ok}/{total} loads succeeded without trusting the CA, e.g. {good}")
+    # The loads must have failed on our certificate, not before reaching the server.
+    rejected = sum(after_control[c] - before_control[c] for c in ("uca", "ucb", "uce"))
+    accepted = after_control["slh"] - before_control["slh"]
+    if rejected == 0 or accepted != 0:
+        problems.append(f"control: {rejected:.0f} handshakes rejected our certificate (uca/ucb/uce), "
+                        f"{accepted:.0f} completed; expected some and none")
     if made_first != names:
         problems.append(f"visit 1 made {made_first:.0f} certificates, expected {names}")
     if made_later != 0:
