@@ -1,5 +1,5 @@
 # Everyday commands. Static and router builds live in Makefile.xc.
-.PHONY: build test check bench bench-quick soak fuzz-smoke fuzz static size install
+.PHONY: build test check browser-test bench bench-quick soak fuzz-smoke fuzz static size install
 
 build:
 	cargo build --release
@@ -10,6 +10,14 @@ test:
 # What CI runs.
 check:
 	bash .ci/run
+
+# Headless Chromium and Firefox ESR load 60 never-seen HTTPS names each (tests/browser/run.py).
+# Needs chromium, firefox-esr, libnss3-tools (certutil), python3. BROWSER_PROFILE=debug tests
+# the binary `cargo test` built instead of a release build.
+BROWSER_PROFILE ?= release
+browser-test:
+	cargo build $(if $(filter release,$(BROWSER_PROFILE)),--release)
+	python3 tests/browser/run.py --server target/$(BROWSER_PROFILE)/pixelserv-tls
 
 # Load and resource figures (tools/bench); prints a table, asserts nothing.
 bench: build
