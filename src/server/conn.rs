@@ -528,6 +528,7 @@ impl Conn {
             admin: self.admin,
             tls: self.transport.tls_version(),
             peer: self.peer.ip(),
+            early_data: self.early > 0,
         };
         let decision = req.decide(env.site);
         let snapshot = decision.reply.needs_snapshot().then(|| Snapshot {
