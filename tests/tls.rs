@@ -568,15 +568,17 @@ fn was_written_now(p: &Path) -> bool {
 
 #[test]
 fn silent_clients_do_not_block_others() {
-    let srv = Server::start(&["--handshake-timeout", "1"]);
+    // A server that waited for silent clients would take the 3 s handshake deadline to
+    // answer; the bound below leaves room for a loaded machine and still tells them apart.
+    let srv = Server::start(&["--handshake-timeout", "3"]);
     assert_gif(&https_get(&srv, "warm.example.com", "/x.gif").unwrap());
     let silent: Vec<TcpStream> = (0..200).map(|_| tcp(srv.https)).collect();
     let start = Instant::now();
     assert_gif(&https_get(&srv, "busy.example.org", "/x.gif").unwrap());
     let took = start.elapsed();
-    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
     // All of them are closed by the handshake timeout.
-    let end = Instant::now() + Duration::from_secs(3);
+    let end = Instant::now() + Duration::from_secs(5);
     for mut s in silent {
         let left = end.saturating_duration_since(Instant::now()) + Duration::from_millis(100);
         assert!(

@@ -445,12 +445,13 @@ impl Conn {
                     Some(ssl) => (hello::classify_failure(ssl, &e), hello::server_name(ssl)),
                     None => (HandshakeFailure::Other, String::new()),
                 };
-                plog!(
+                log::limited(
                     log::WARNING,
-                    "handshake failed: client {} server {}. {}",
-                    self.peer,
-                    sni,
-                    e
+                    &log::HANDSHAKE,
+                    format_args!(
+                        "handshake failed: client {} server {}. {}",
+                        self.peer, sni, e
+                    ),
                 );
                 Some(self.close(env, CloseReason::Handshake(why)))
             }
@@ -701,11 +702,13 @@ impl Conn {
         let reason = match &self.state {
             State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => {
                 let sni = self.ssl().map(hello::server_name).unwrap_or_default();
-                plog!(
+                log::limited(
                     log::WARNING,
-                    "handshake failed: timeout. client {} server {}",
-                    self.peer,
-                    sni
+                    &log::HANDSHAKE,
+                    format_args!(
+                        "handshake failed: timeout. client {} server {}",
+                        self.peer, sni
+                    ),
                 );
                 CloseReason::Handshake(HandshakeFailure::Timeout)
             }
