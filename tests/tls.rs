@@ -144,7 +144,11 @@ fn certificate_file_and_fields() {
     let chain = s.ssl().peer_cert_chain().unwrap();
     assert_eq!(chain.len(), 1);
     let ca = load_cert(&ca_file(&srv));
-    assert!(chain.get(0).unwrap().verify(&ca.public_key().unwrap()).unwrap());
+    assert!(chain
+        .get(0)
+        .unwrap()
+        .verify(&ca.public_key().unwrap())
+        .unwrap());
     let peer_serial = s
         .ssl()
         .peer_certificate()

@@ -23,7 +23,7 @@ use crate::http::response;
 use crate::http::service::{self, Capture, Request, Site};
 use crate::log;
 use crate::plog;
-use crate::stats::{CloseReason, Counter, Ended, HandshakeFailure, Snapshot, Stats};
+use crate::stats::{CloseReason, Counter, Ended, HandshakeFailure, Snapshot, Stats, TlsVersion};
 use crate::tls::hello;
 
 /// Stop turning pipelined requests into responses while this much is unsent: memory per
@@ -186,15 +186,35 @@ impl Conn {
             )
     }
 
-    fn tx_pending(&self) -> bool {
+    /// Response bytes not yet taken by the transport.
+    fn unsent(&self) -> bool {
         self.tx_pos < self.tx.len()
+    }
+
+    /// TLS bytes gathered that must go out before the connection waits: all of them, but
+    /// the TLS 1.3 NewSessionTicket written when the handshake ended, which waits for the
+    /// first response and leaves in the same write (the client needs nothing from it to
+    /// send its request).
+    fn must_send(&self) -> bool {
+        self.transport.gathered()
+            && !(matches!(self.state, State::Idle)
+                && self.requests == 0
+                && self.transport.tls_version() == Some(TlsVersion::V13))
+    }
+
+    /// Anything still to go out now: responses, or TLS records that cannot wait.
+    fn tx_pending(&self) -> bool {
+        self.unsent() || self.must_send()
     }
 
     /// Readiness this connection waits for, derived from its state.
     fn interest(&self) -> Interest {
+        if self.must_send() {
+            return Interest::WRITABLE;
+        }
         match &self.state {
             State::EarlyData(w) | State::Handshake(w) => w.interest(),
-            _ if self.tx_pending() => Interest::WRITABLE,
+            _ if self.unsent() => Interest::WRITABLE,
             _ => Interest::READABLE,
         }
     }
@@ -265,10 +285,6 @@ impl Conn {
         Ok(())
     }
 
-    pub fn deregister(&mut self, registry: &Registry) {
-        let _ = registry.deregister(self.transport.tcp());
-    }
-
     /// Makes sure the timer heap wakes the loop by this connection's deadline.
     pub fn schedule(&mut self, timers: &mut Timers<ConnId>, t: &Timeouts) {
         let deadline = self.deadline(t);
@@ -326,8 +342,37 @@ impl Conn {
         self.since = now;
     }
 
+    /// Drives the connection after a readiness event for it.
+    pub fn drive_event(&mut self, env: &mut Env, read_closed: bool) -> Step {
+        self.transport.readable(read_closed);
+        self.drive(env, read_closed)
+    }
+
     /// `read_closed`: the readiness event said the peer half-closed; read to the end.
     pub fn drive(&mut self, env: &mut Env, read_closed: bool) -> Step {
+        let step = self.run(env, read_closed);
+        if matches!(step, Step::Close) || !self.must_send() {
+            return step;
+        }
+        // Whatever TLS gathered in this step (a flight, a ticket, responses) leaves now, in
+        // one write, before the connection waits for anything.
+        self.send_gathered(env).unwrap_or(step)
+    }
+
+    /// Sends gathered TLS bytes: None when all left, else the step to take.
+    fn send_gathered(&mut self, env: &mut Env) -> Option<Step> {
+        match self.transport.send_gathered() {
+            Io::Done(_) => None,
+            Io::Blocked(_) => Some(Step::Wait),
+            Io::Reset | Io::Eof => Some(self.close(env, CloseReason::PeerGone)),
+            Io::Failed(e) => {
+                plog!(log::DEBUG, "send to {} failed: {}", self.peer.ip(), e);
+                Some(self.close(env, CloseReason::Failed))
+            }
+        }
+    }
+
+    fn run(&mut self, env: &mut Env, read_closed: bool) -> Step {
         let mut budget = READ_BUDGET;
         // A short read on plain TCP took everything the kernel had: anything arriving later
         // raises a new edge, so the read that would only say EAGAIN is skipped.
@@ -350,7 +395,7 @@ impl Conn {
                 }
             }
             if matches!(self.state, State::Closing) {
-                return self.close(env, CloseReason::Done);
+                return self.finish(env);
             }
             if backlog {
                 // Requests are still buffered and no new edge will announce them.
@@ -366,7 +411,7 @@ impl Conn {
             budget -= 1;
             let (io, short) = self.read(env);
             match io {
-                Io::Done(_) => drained = short && !read_closed && !self.transport.is_tls(),
+                Io::Done(_) => drained = !read_closed && self.transport.drained(short),
                 Io::Blocked(_) => {
                     self.release_idle_buffers(env.pool);
                     return Step::Wait;
@@ -382,6 +427,18 @@ impl Conn {
                     return self.close(env, CloseReason::Failed);
                 }
             }
+        }
+    }
+
+    /// No more requests and everything answered: the close_notify goes in the same write as
+    /// the last response when that has not left yet.
+    fn finish(&mut self, env: &mut Env) -> Step {
+        if self.handshaken() {
+            self.transport.close_notify();
+        }
+        match self.send_gathered(env) {
+            None => self.close(env, CloseReason::Done),
+            Some(step) => step,
         }
     }
 
@@ -642,7 +699,7 @@ impl Conn {
 
     /// Writes queued bytes; `None` when everything is sent.
     fn flush(&mut self, env: &mut Env) -> Option<Step> {
-        while self.tx_pending() {
+        while self.unsent() {
             match self.transport.write(&self.tx[self.tx_pos..]) {
                 Io::Done(n) => {
                     self.tx_pos += n;
@@ -665,6 +722,12 @@ impl Conn {
         }
         self.tx_pos = 0;
         env.pool.put_tx(std::mem::take(&mut self.tx));
+        // A closing connection sends its close_notify with these bytes (`finish`).
+        if !matches!(self.state, State::Closing) {
+            if let Some(step) = self.send_gathered(env) {
+                return Some(step);
+            }
+        }
         if matches!(self.state, State::Idle) {
             self.since = env.now;
         }
@@ -726,8 +789,12 @@ impl Conn {
             requests: self.requests,
             tls: self.transport.tls_version().filter(|_| handshaken),
         });
-        if handshaken && !matches!(reason, CloseReason::PeerGone | CloseReason::Failed) {
-            self.transport.close_notify();
+        if !matches!(reason, CloseReason::PeerGone | CloseReason::Failed) {
+            if handshaken {
+                self.transport.close_notify();
+            }
+            // Best effort: the close_notify, or the alert of a failed handshake.
+            let _ = self.transport.send_gathered();
         }
         if let Some(rx) = self.rx.take() {
             env.pool.put_rx(rx.buf);

@@ -7,6 +7,7 @@ pub mod listener;
 pub mod reusable;
 pub mod timer;
 pub mod transport;
+pub mod wire;
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use self::conn::{Conn, ConnId, Env, Step, Timeouts};
 use self::reusable::Reusable;
 use self::timer::Timers;
 use self::transport::Transport;
+use self::wire::Wire;
 use crate::config::ListenPort;
 use crate::http::service::Site;
 use crate::log::{self, NOTICE};
@@ -51,6 +53,8 @@ const ACCEPT_BATCH: usize = 64;
 const DRAIN: Duration = Duration::from_secs(3);
 /// Retry accepting after EMFILE/ENFILE even if no connection closed meanwhile.
 const ACCEPT_RETRY: Duration = Duration::from_millis(250);
+/// Reusable connections read in search of one that is really idle, per connection admitted.
+const EVICT_TRIES: usize = 8;
 /// Trim the heap when the connection count falls to an eighth of a peak at least this high.
 const TRIM_AFTER: usize = 512;
 
@@ -270,20 +274,27 @@ impl Server {
             if self.draining.is_some() {
                 return;
             }
-            let full = self.conns.len() >= self.options.max_conns;
-            if full && self.reusable.is_empty() {
-                // Every slot is busy: the kernel backlog holds the rest until one frees or
-                // becomes idle (HAProxy maxconn).
-                self.paused = Some(now + Duration::from_secs(3600));
-                return;
-            }
+            let victim = if self.conns.len() >= self.options.max_conns {
+                let Some(id) = self.idle_victim(now) else {
+                    // Every slot is busy: the kernel backlog holds the rest until one frees or
+                    // becomes idle (HAProxy maxconn).
+                    self.paused = Some(now + Duration::from_secs(3600));
+                    return;
+                };
+                Some(id)
+            } else {
+                None
+            };
             let (stream, peer) = match self.take_connection(index, now) {
                 Accepted::Conn(stream, peer) => (stream, peer),
                 Accepted::Skip => continue,
                 Accepted::Stop => return,
             };
-            if full {
-                self.evict_oldest_idle(now);
+            if let Some(id) = victim {
+                self.with_conn(id.slot, now, |conn, env| {
+                    conn.close(env, CloseReason::Evicted)
+                });
+                self.remove(id.slot);
             }
             let port = &self.listeners[index].port;
             let admin = !self.options.admin_restricted || port.admin;
@@ -332,7 +343,7 @@ impl Server {
         let stream = Ssl::new(&self.tls.ctx).and_then(|mut ssl| {
             hello::attach(&mut ssl);
             ssl.set_accept_state();
-            SslStream::new(ssl, stream)
+            SslStream::new(ssl, Wire::new(stream))
         });
         match stream {
             Ok(s) => Some(Transport::Tls(s)),
@@ -359,18 +370,23 @@ impl Server {
         entry.insert(conn);
         self.stats.conn_opened();
         self.peak = self.peak.max(self.conns.len());
-        // Data may already be waiting (TCP Fast Open, or a fast client).
-        self.drive(id.slot, now);
+        // Not read now: if bytes are already there (TCP Fast Open, a fast client), adding the
+        // socket to epoll reports it at once; if not, the read would only say EAGAIN.
+        self.after(id.slot, Step::Wait, now);
     }
 
-    /// Closes the connection that has been idle (or silent) longest, to admit a new one.
-    fn evict_oldest_idle(&mut self, now: Instant) {
-        if let Some(id) = self.reusable.oldest() {
-            self.with_conn(id.slot, now, |conn, env| {
-                conn.close(env, CloseReason::Evicted)
-            });
-            self.remove(id.slot);
+    /// The connection idle (or silent) longest, to close for a new one. A candidate is read
+    /// first: one accepted in the same batch may have sent its request already without our
+    /// having looked (connections are read when epoll reports them).
+    fn idle_victim(&mut self, now: Instant) -> Option<ConnId> {
+        for _ in 0..EVICT_TRIES {
+            let id = self.reusable.oldest()?;
+            self.drive(id.slot, now);
+            if self.reusable.oldest() == Some(id) {
+                return Some(id);
+            }
         }
+        None
     }
 
     /// Runs `f` on a connection with the environment it borrows from the loop.
@@ -391,12 +407,18 @@ impl Server {
         Some(f(conn, &mut env))
     }
 
+    /// Drives a connection for a reason of the loop's own (a certificate arrived, it
+    /// yielded with work left): no new bytes are implied.
     fn drive(&mut self, slot: usize, now: Instant) {
-        self.drive_event(slot, now, false);
+        if let Some(step) = self.with_conn(slot, now, |conn, env| conn.drive(env, false)) {
+            self.after(slot, step, now);
+        }
     }
 
     fn drive_event(&mut self, slot: usize, now: Instant, read_closed: bool) {
-        if let Some(step) = self.with_conn(slot, now, |conn, env| conn.drive(env, read_closed)) {
+        if let Some(step) =
+            self.with_conn(slot, now, |conn, env| conn.drive_event(env, read_closed))
+        {
             self.after(slot, step, now);
         }
     }
@@ -433,8 +455,9 @@ impl Server {
         if !self.conns.contains(slot) {
             return;
         }
+        // Dropping the connection closes its socket, which takes it out of epoll: no
+        // EPOLL_CTL_DEL needed (nothing else holds the descriptor).
         let mut conn = self.conns.remove(slot);
-        conn.deregister(self.poll.registry());
         conn.unlist(&mut self.reusable, &mut self.timers);
         if let Some(file) = conn.parked_on() {
             self.tls.pending.forget(file, conn.id());

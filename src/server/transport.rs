@@ -1,13 +1,20 @@
-//! The byte stream under a connection: plain TCP or TLS over TCP. One place maps OpenSSL's
-//! WANT_READ / WANT_WRITE / WANT_CLIENT_HELLO_CB results onto readiness the loop waits for.
+//! The byte stream under a connection: plain TCP or TLS over TCP (through `Wire`, which
+//! gathers OpenSSL's writes). One place maps OpenSSL's WANT_READ / WANT_WRITE /
+//! WANT_CLIENT_HELLO_CB results onto readiness the loop waits for.
 
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 use mio::Interest;
-use openssl::ssl::{ErrorCode, SslRef, SslStream, SslVersion};
+use openssl::ssl::{ErrorCode, ShutdownState, SslRef, SslStream, SslVersion};
 
+use super::wire::Wire;
 use crate::stats::TlsVersion;
+
+extern "C" {
+    // In libssl since 1.1.0; the openssl-sys bindings lack it.
+    fn SSL_has_pending(s: *const openssl_sys::SSL) -> libc::c_int;
+}
 
 /// Which readiness an operation is blocked on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +58,7 @@ pub enum Handshake {
 
 pub enum Transport {
     Plain(TcpStream),
-    Tls(SslStream<TcpStream>),
+    Tls(SslStream<Wire>),
 }
 
 fn io_error(e: io::Error) -> Io {
@@ -82,14 +89,57 @@ impl Transport {
     pub fn tcp(&mut self) -> &mut TcpStream {
         match self {
             Transport::Plain(s) => s,
-            Transport::Tls(s) => s.get_mut(),
+            Transport::Tls(s) => s.get_mut().tcp(),
         }
     }
 
     pub fn tcp_ref(&self) -> &TcpStream {
         match self {
             Transport::Plain(s) => s,
-            Transport::Tls(s) => s.get_ref(),
+            Transport::Tls(s) => s.get_ref().tcp_ref(),
+        }
+    }
+
+    /// TLS bytes written but not yet handed to the socket (`send_gathered`).
+    pub fn gathered(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(s) => s.get_ref().pending(),
+        }
+    }
+
+    /// Sends what TLS has gathered: `Done(0)` when it all left, `Blocked(Write)` when the
+    /// socket is full.
+    pub fn send_gathered(&mut self) -> Io {
+        match self {
+            Transport::Plain(_) => Io::Done(0),
+            Transport::Tls(s) => match s.get_mut().send() {
+                Ok(true) => Io::Done(0),
+                Ok(false) => Io::Blocked(Want::Write),
+                Err(e) => io_error(e),
+            },
+        }
+    }
+
+    /// The loop saw a readiness event for this connection; `closed`: the peer closed its
+    /// side.
+    pub fn readable(&mut self, closed: bool) {
+        if let Transport::Tls(s) = self {
+            s.get_mut().readable(closed);
+        }
+    }
+
+    /// After a read that filled `short` of the buffer: whether the socket is now empty, so
+    /// that only a new readiness event can bring more. Over TLS the raw read decides, and
+    /// OpenSSL must hold no record it has read but not handed over.
+    pub fn drained(&self, short: bool) -> bool {
+        match self {
+            Transport::Plain(_) => short,
+            Transport::Tls(s) => {
+                let raw = s.ssl() as *const SslRef as *const openssl_sys::SSL;
+                // SAFETY: `&SslRef` is the live `SSL*` of this stream; the call only reads.
+                s.get_ref().drained() && unsafe { SSL_has_pending(raw) } == 0
+            }
         }
     }
 
@@ -169,7 +219,9 @@ impl Transport {
     /// session resumable (the original never sent it, §12 #21).
     pub fn close_notify(&mut self) {
         if let Transport::Tls(s) = self {
-            let _ = s.shutdown();
+            if !s.get_shutdown().contains(ShutdownState::SENT) {
+                let _ = s.shutdown();
+            }
         }
     }
 

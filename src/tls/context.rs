@@ -105,9 +105,7 @@ pub fn server_context(
 /// Issued by itself and signed with its own key: a root.
 fn self_signed(c: &X509) -> bool {
     c.issued(c) == X509VerifyResult::OK
-        && c.public_key()
-            .and_then(|k| c.verify(&k))
-            .unwrap_or(false)
+        && c.public_key().and_then(|k| c.verify(&k)).unwrap_or(false)
 }
 
 fn ctx_read(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
@@ -214,7 +212,10 @@ mod tests {
         let ctx = server_context(certs, psl, &[below.clone(), ca.cert.clone()]).unwrap();
         let sent = ctx.extra_chain_certs();
         assert_eq!(sent.len(), 1);
-        assert_eq!(sent.get(0).unwrap().to_der().unwrap(), below.to_der().unwrap());
+        assert_eq!(
+            sent.get(0).unwrap().to_der().unwrap(),
+            below.to_der().unwrap()
+        );
     }
 
     /// What the server did before: a context per certificate, switched to per connection.
