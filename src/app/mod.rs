@@ -1,9 +1,13 @@
-//! Process lifecycle: the startup phases in the order they run (command line, daemon, logging,
-//! CERT_PATH and the CA, the TLS context, listeners, privilege drop, workers), then the event
-//! loop until a signal ends it.
+//! Process lifecycle: the startup phases in the order they run (command line, daemon,
+//! logging, CERT_PATH and the CA, the TLS context, listeners, privilege drop, workers), then
+//! the event loop until a signal ends it. In daemon mode the parent waits until all of that
+//! has succeeded or failed (`sys::daemon`).
 
 mod benchmark;
+mod cert_dir;
+mod check;
 mod chores;
+mod listen;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,14 +17,16 @@ use std::time::Duration;
 use mio::{Poll, Waker};
 use openssl::ssl::SslContext;
 
+use self::cert_dir::Verdict;
 use self::chores::FileChores;
-use crate::config::{self, Config, Parsed};
+use crate::config::{self, Config, LogTo, Parsed};
 use crate::http::dispatch::Settings;
 use crate::http::service::Site;
 use crate::log::{self, CRITICAL, ERROR, NOTICE, WARNING};
 use crate::plog;
 use crate::server::conn::Timeouts;
-use crate::server::{listener, Listener, Options, Server, Tls, WAKER};
+use crate::server::{Listener, Options, Server, Tls, WAKER};
+use crate::sys::daemon::{self, Forked, Reporter};
 use crate::sys::process::{self, User};
 use crate::sys::signals::SignalFd;
 use crate::tls::ca::{self, Ca, CaStatus};
@@ -61,28 +67,81 @@ pub fn main(args: &[String]) -> i32 {
     if let Some(file) = &cfg.benchmark {
         return benchmark::run(&cfg, &absolute(&cfg.cert_path), file.as_deref());
     }
-    match run(cfg) {
-        Ok(()) => 0,
-        Err(msg) => {
-            plog!(CRITICAL, "{}", msg);
-            1
-        }
-    }
+    run(cfg)
 }
 
-/// The startup phases, then the loop.
-fn run(mut cfg: Config) -> Result<(), String> {
+/// The startup phases, then the loop; returns the exit status.
+fn run(mut cfg: Config) -> i32 {
     resolve_paths(&mut cfg);
     log::set_level(cfg.log_level);
     log::echo_to_stderr(true);
-    let user = target_user(&cfg)?;
-    if !cfg.foreground {
-        process::daemonize().map_err(|e| format!("failed to daemonize, exit: {e}"))?;
+    let user = match target_user(&cfg) {
+        Ok(user) => user,
+        Err(msg) => return fail(None, &msg),
+    };
+    if cfg.check {
+        return check::run(&cfg, user.as_ref());
     }
-    log::init(cfg.foreground);
-    let version = announce(&cfg);
-    raise_fd_limit(&cfg);
-    let ca = open_ca(&cfg, user.as_ref())?;
+    // Fork before anything else: every thread must start in the child.
+    let reporter = if cfg.foreground {
+        None
+    } else {
+        match daemon::fork() {
+            Ok(Forked::Parent(Ok(()))) => return 0,
+            Ok(Forked::Parent(Err(msg))) => {
+                eprintln!("pixelserv-tls: {msg}");
+                return 1;
+            }
+            Ok(Forked::Child(reporter)) => Some(reporter),
+            Err(e) => return fail(None, &format!("failed to daemonize, exit: {e}")),
+        }
+    };
+    start_logging(&cfg, reporter.is_some());
+    let (mut server, mut chores) = match start(&cfg, user.as_ref()) {
+        Ok(started) => started,
+        Err(msg) => return fail(reporter, &msg),
+    };
+    if let Some(reporter) = reporter {
+        log::errors_to_stderr(false);
+        if let Err(e) = reporter.ready() {
+            return fail(None, &format!("failed to daemonize, exit: {e}"));
+        }
+    }
+    match server.run(&mut chores) {
+        Ok(()) => 0,
+        Err(e) => fail(None, &format!("event loop: {e}")),
+    }
+}
+
+/// A fatal error: logged, and shown where whoever started us looks.
+fn fail(reporter: Option<Reporter>, msg: &str) -> i32 {
+    plog!(CRITICAL, "{}", msg);
+    match reporter {
+        Some(reporter) => reporter.failed(msg),
+        None if !log::to_stderr() => eprintln!("pixelserv-tls: {msg}"),
+        None => {}
+    }
+    1
+}
+
+/// `--log-to`, by default syslog plus stderr with `-f`. A starting daemon also shows its
+/// ERROR lines on the stderr it still has: that is where a problem gets noticed.
+fn start_logging(cfg: &Config, daemon: bool) {
+    let to = cfg.log_to.unwrap_or(if cfg.foreground {
+        LogTo::Both
+    } else {
+        LogTo::Syslog
+    });
+    log::init(to.syslog(), to.stderr());
+    log::errors_to_stderr(daemon && !to.stderr());
+}
+
+/// Everything that can fail, in order, up to a server ready to run: after this the ports
+/// listen, the privileges are dropped and the certificate workers run.
+fn start(cfg: &Config, user: Option<&User>) -> Result<(Server, FileChores), String> {
+    let version = announce(cfg);
+    raise_fd_limit(cfg);
+    let ca = open_ca(cfg, user)?;
     let ca_pem = ca.servable_pem().map(<[u8]>::to_vec);
     if ca_pem.is_none() {
         plog!(
@@ -91,19 +150,19 @@ fn run(mut cfg: Config) -> Result<(), String> {
         );
     }
     let certs = Arc::new(Mutex::new(Certs::new(cfg.cert_cache_size)));
-    let ctx = tls_context(&cfg, &ca, certs.clone())?;
+    let ctx = tls_context(cfg, &ca, certs.clone())?;
     let maker = Arc::new(Maker::new(cfg.cert_path.clone(), ca, cfg.leaf_key));
     load_prefetch(&cfg.cert_path, &maker, &certs);
     // Before listening: a signal sent once "Listening on" is logged must not kill us.
     let signals = SignalFd::new().map_err(|e| format!("signalfd: {e}"))?;
-    let listeners = bind_all(&cfg)?;
-    drop_privileges(user.as_ref())?;
+    let listeners = listen::bind_all(cfg)?;
+    drop_privileges(user)?;
     let site = Site {
-        settings: settings(&cfg, ca_pem.is_some()),
+        settings: settings(cfg, ca_pem.is_some()),
         ca_pem,
         version,
     };
-    serve(&cfg, site, ctx, certs, maker, signals, listeners)
+    build_server(cfg, site, ctx, certs, maker, signals, listeners)
 }
 
 /// Paths are resolved before daemonizing, which changes to `/` (the original resolved a
@@ -175,7 +234,14 @@ fn open_ca(cfg: &Config, user: Option<&User>) -> Result<Ca, String> {
             dir.display()
         );
     }
-    let (ca, status) = ca::load_or_create(dir, cfg.leaf_key).map_err(|e| format!("CA: {e}"))?;
+    let found = ca::load_existing(dir).map_err(|e| format!("CA: {e}"))?;
+    // Before a new CA is written into it: a CERT_PATH the user cannot write fails here.
+    let can_sign = found.as_ref().is_none_or(|(ca, _)| ca.key.is_some());
+    writable_cert_path(dir, user, can_sign)?;
+    let (ca, status) = match found {
+        Some(found) => found,
+        None => ca::create(dir, cfg.leaf_key).map_err(|e| format!("CA: {e}"))?,
+    };
     for w in &ca.warnings {
         plog!(WARNING, "{}", w);
     }
@@ -186,9 +252,10 @@ fn open_ca(cfg: &Config, user: Option<&User>) -> Result<Ca, String> {
             "created a new CA in {}: install ca.crt on your devices (it is also served at http://<this host>/ca.crt)",
             dir.display()
         ),
+        // Said once here, at the default level, rather than once per name that then fails.
         CaStatus::CertOnly(why) => plog!(
-            WARNING,
-            "no usable ca.key ({}): serving certificates already in {} only, none will be generated",
+            ERROR,
+            "the CA cannot sign certificates: {}; serving only certificates already in {}",
             why,
             dir.display()
         ),
@@ -197,6 +264,32 @@ fn open_ca(cfg: &Config, user: Option<&User>) -> Result<Ca, String> {
         chown_ca_cert(dir, user);
     }
     Ok(ca)
+}
+
+/// CERT_PATH must be writable by the user the server runs as, at least while the CA can
+/// sign (new certificates are saved there). A root-owned directory of pixelserv's own files
+/// is fixed; anything else stops the start with the reason.
+fn writable_cert_path(dir: &Path, user: Option<&User>, can_sign: bool) -> Result<(), String> {
+    let why = match cert_dir::verdict(dir, user) {
+        Verdict::Writable => return Ok(()),
+        Verdict::Fixable(why) => match user.map(|u| cert_dir::give_to(dir, u)) {
+            Some(Ok(done)) if matches!(cert_dir::verdict(dir, user), Verdict::Writable) => {
+                plog!(ERROR, "{}: {}", why, done);
+                return Ok(());
+            }
+            Some(Ok(done)) => format!("{why}, even after it was fixed ({done})"),
+            Some(Err(e)) => format!("{why}; {e}"),
+            None => why,
+        },
+        Verdict::Unwritable(why) => why,
+    };
+    if can_sign {
+        return Err(format!(
+            "{why}: new certificates could not be saved; fix the directory or choose another -z"
+        ));
+    }
+    plog!(ERROR, "{}: the prefetch list will not be saved", why);
+    Ok(())
 }
 
 /// A CERT_PATH we create as root must be writable by the `-u` user we switch to.
@@ -296,28 +389,6 @@ fn load_prefetch(dir: &Path, maker: &Maker, certs: &Mutex<Certs>) {
     certs.forget_loads();
 }
 
-fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
-    let ip =
-        listener::resolve(cfg.listen_addr.as_deref()).map_err(|e| format!("getaddrinfo: {e}"))?;
-    let mut out = Vec::new();
-    for port in &cfg.ports {
-        let where_ = listener::describe(ip, cfg.iface.as_deref(), port.port);
-        let bound = listener::bind(ip, port, cfg.iface.as_deref())
-            .map_err(|e| format!("Abort: {e} - {where_}"))?;
-        plog!(
-            CRITICAL,
-            "Listening on {}{}",
-            where_,
-            if port.tls { " (TLS)" } else { "" }
-        );
-        out.push(Listener {
-            socket: mio::net::TcpListener::from_std(bound.socket),
-            port: bound.port,
-        });
-    }
-    Ok(out)
-}
-
 fn drop_privileges(user: Option<&User>) -> Result<(), String> {
     match user {
         Some(u) if u.uid != 0 => process::drop_privileges(u)
@@ -350,8 +421,9 @@ fn options(cfg: &Config) -> Options {
     }
 }
 
-/// The last phase: certificate workers, the loop, and the file work signals ask for.
-fn serve(
+/// The last phase: certificate workers and the loop around the listeners, with the file
+/// work signals ask for.
+fn build_server(
     cfg: &Config,
     site: Site,
     ctx: SslContext,
@@ -359,7 +431,7 @@ fn serve(
     maker: Arc<Maker>,
     signals: SignalFd,
     listeners: Vec<Listener>,
-) -> Result<(), String> {
+) -> Result<(Server, FileChores), String> {
     let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
     let workers = Workers::start(cfg.cert_workers, CERT_QUEUE, maker, waker.clone())
@@ -372,15 +444,13 @@ fn serve(
         ticket_keys,
         pending: Pending::default(),
     };
-    let mut server = Server::new(poll, listeners, signals, tls, site, options(cfg))
+    let server = Server::new(poll, listeners, signals, tls, site, options(cfg))
         .map_err(|e| format!("event loop: {e}"))?;
-    let mut chores = FileChores {
+    let chores = FileChores {
         cert_path: cfg.cert_path.clone(),
         ticket_keys: cfg.ticket_keys.clone(),
         keys_tx,
         waker,
     };
-    server
-        .run(&mut chores)
-        .map_err(|e| format!("event loop: {e}"))
+    Ok((server, chores))
 }

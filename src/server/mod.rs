@@ -512,7 +512,13 @@ impl Server {
                     self.finish_waiters(&name, Some(leaf), now);
                 }
                 Err(why) => {
-                    plog!(log::ERROR, "certificate for {} failed: {}", name, why);
+                    // A CA that cannot sign was reported once at startup: not once per name.
+                    let level = if self.tls.workers.can_sign() {
+                        log::ERROR
+                    } else {
+                        log::WARNING
+                    };
+                    plog!(level, "certificate for {} failed: {}", name, why);
                     self.stats.bump(Counter::Cgf);
                     self.finish_waiters(&name, None, now);
                 }

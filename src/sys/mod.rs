@@ -1,5 +1,8 @@
 //! Thin, safe wrappers over the few libc calls the server needs: process lifecycle
-//! (daemon, privilege drop, file limits) and signal delivery into the event loop.
+//! (daemon, privilege drop, file limits), signal delivery into the event loop, and who
+//! holds a TCP port.
 
+pub mod daemon;
+pub mod ports;
 pub mod process;
 pub mod signals;

@@ -56,6 +56,15 @@ fn contains_private_key(pem: &[u8]) -> bool {
 }
 
 pub fn load_or_create(dir: &Path, key_type: KeyType) -> Result<(Ca, CaStatus), String> {
+    match load_existing(dir)? {
+        Some(found) => Ok(found),
+        None => create(dir, key_type),
+    }
+}
+
+/// The CA in `dir`, or `None` when neither ca.crt nor ca.key exists (`--check` creates
+/// nothing; startup creates one then, after checking CERT_PATH).
+pub fn load_existing(dir: &Path) -> Result<Option<(Ca, CaStatus)>, String> {
     let crt_path = dir.join("ca.crt");
     let key_path = dir.join("ca.key");
     let crt = match read_limited(&crt_path, MAX_PEM) {
@@ -65,13 +74,13 @@ pub fn load_or_create(dir: &Path, key_type: KeyType) -> Result<(Ca, CaStatus), S
     };
     let key = read_limited(&key_path, MAX_PEM);
     match (crt, key) {
-        (None, Err(e)) if e.kind() == io::ErrorKind::NotFound => create(dir, key_type),
+        (None, Err(e)) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         (None, _) => Err(format!(
             "{} exists but {} is missing; restore ca.crt or remove ca.key to create a new CA",
             key_path.display(),
             crt_path.display()
         )),
-        (Some(crt), key) => load(dir, crt, key),
+        (Some(crt), key) => load(dir, crt, key).map(Some),
     }
 }
 
@@ -192,7 +201,7 @@ fn strip_newline(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-fn create(dir: &Path, key_type: KeyType) -> Result<(Ca, CaStatus), String> {
+pub fn create(dir: &Path, key_type: KeyType) -> Result<(Ca, CaStatus), String> {
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => return Err(format!("{} is not a directory", dir.display())),
@@ -327,6 +336,16 @@ mod tests {
             assert_eq!(again.cert.to_der().unwrap(), ca.cert.to_der().unwrap());
             assert!(again.key.unwrap().public_eq(key));
         }
+    }
+
+    #[test]
+    fn load_existing_creates_nothing() {
+        let dir = TempDir::new("ca-existing");
+        assert!(load_existing(&dir.0).unwrap().is_none());
+        assert_eq!(fs::read_dir(&dir.0).unwrap().count(), 0);
+        load_or_create(&dir.0, KeyType::Ecdsa).unwrap();
+        let (_, status) = load_existing(&dir.0).unwrap().unwrap();
+        assert_eq!(status, CaStatus::Loaded);
     }
 
     #[test]
