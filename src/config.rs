@@ -66,6 +66,8 @@ pub struct Config {
     pub write_timeout_secs: u64,
     /// `--cert-workers N` (default 2).
     pub cert_workers: usize,
+    /// `--cert-files N`: certificate files kept in CERT_PATH (default 2000, 0 = none).
+    pub cert_files: usize,
     /// The arguments as given, each preceded by a space, or " <none>" (version string).
     pub args_display: String,
     /// Warnings to log once logging is up (deprecated `-o`, `-r`).
@@ -107,6 +109,7 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: u64 = 5;
 pub const DEFAULT_HEADER_TIMEOUT: u64 = 10;
 pub const DEFAULT_WRITE_TIMEOUT: u64 = 10;
 pub const DEFAULT_CERT_WORKERS: usize = 2;
+pub const DEFAULT_CERT_FILES: usize = 2000;
 /// One listening socket per slot of the original's port array (fixes its overflow, #26).
 pub const MAX_PORTS: usize = 10;
 pub const MAX_TLS_PORTS: usize = 9;
@@ -151,6 +154,7 @@ fn options() -> getopts::Options {
         "header-timeout",
         "write-timeout",
         "cert-workers",
+        "cert-files",
         "log-to",
     ] {
         o.optmulti("", long, "", "");
@@ -387,6 +391,8 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         handshake_timeout_secs: timeout("handshake-timeout", DEFAULT_HANDSHAKE_TIMEOUT)?,
         header_timeout_secs: timeout("header-timeout", DEFAULT_HEADER_TIMEOUT)?,
         write_timeout_secs: timeout("write-timeout", DEFAULT_WRITE_TIMEOUT)?,
+        cert_files: last_number(&m, "cert-files", 0, 1_000_000)?
+            .map_or(DEFAULT_CERT_FILES, |n| n as usize),
         cert_workers: last_number(&m, "cert-workers", 1, 64)?
             .map_or(DEFAULT_CERT_WORKERS, |n| n as usize),
         args_display: args_display(args),
@@ -514,6 +520,7 @@ pub fn usage() -> String {
         format!("\t--header-timeout SECS\t(default: {DEFAULT_HEADER_TIMEOUT})"),
         format!("\t--write-timeout SECS\t(default: {DEFAULT_WRITE_TIMEOUT})"),
         format!("\t--cert-workers N\t(certificate generator threads 1..64; default: {DEFAULT_CERT_WORKERS})"),
+        format!("\t--cert-files N\t\t(certificate files kept in CERT_PATH, least recently used removed; 0: none; default: {DEFAULT_CERT_FILES})"),
         "\t--log-to syslog|stderr|both\t(default: syslog, and stderr too with -f)".to_string(),
         "\t--check\t\t\t(check the configuration, print a summary and exit 0 or 1)".to_string(),
     ];
@@ -598,6 +605,7 @@ mod tests {
             (5, 10, 10)
         );
         assert_eq!(c.cert_workers, 2);
+        assert_eq!(c.cert_files, 2000);
         assert_eq!(c.args_display, " <none>");
         assert!(c.warnings.is_empty());
         assert!(!c.check);

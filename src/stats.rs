@@ -76,6 +76,9 @@ pub enum Counter {
     Cgn,
     Cgf,
     Cqf,
+    Dsk,
+    Dsx,
+    Dse,
 }
 
 /// How a value is printed on the pages.
@@ -261,11 +264,23 @@ pub const TABLE: &[CounterInfo] = &[
         Cqf,
         "cqf", Int, "cert workers: # of jobs refused because the queue was full"
     ),
+    info!(
+        Dsk,
+        "dsk", Int, "cert files: # of certificate files in CERT_PATH"
+    ),
+    info!(
+        Dsx,
+        "dsx", Int, "cert files: most certificate files kept (--cert-files)"
+    ),
+    info!(
+        Dse,
+        "dse", Int, "cert files: # of files removed to stay within --cert-files"
+    ),
 ];
 
 /// Number of counters the original printed; scripts parse exactly these first.
 pub const ORIGINAL_COUNT: usize = 51;
-pub const COUNT: usize = 59;
+pub const COUNT: usize = 62;
 
 /// The TLS version a connection negotiated: counted in `v10`..`v13` and shown in the access
 /// log.
@@ -363,6 +378,10 @@ pub struct Gauges {
     pub sessions: u64,
     pub session_misses: u64,
     pub session_purges: u64,
+    /// Disk budget: certificate files in CERT_PATH, the most allowed, files removed.
+    pub cert_files: u64,
+    pub cert_files_max: u64,
+    pub cert_files_removed: u64,
 }
 
 /// Counters and gauges together: what a stats page shows.
@@ -384,6 +403,9 @@ impl Snapshot<'_> {
             Counter::Ssh => g.sessions,
             Counter::Ssm => g.session_misses,
             Counter::Ssp => g.session_purges,
+            Counter::Dsk => g.cert_files,
+            Counter::Dsx => g.cert_files_max,
+            Counter::Dse => g.cert_files_removed,
             _ => return self.stats.value(c),
         };
         gauge as f64

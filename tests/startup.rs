@@ -612,7 +612,7 @@ fn check_names_what_is_wrong() {
         (
             "psl",
             |d| vec!["--psl".into(), d.join("missing.dat").display().to_string()],
-            "missing.dat: No such file",
+            "missing.dat: no such file",
         ),
         (
             "badpsl",

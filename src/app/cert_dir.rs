@@ -3,11 +3,11 @@
 //! a root-owned directory that holds nothing but pixelserv's files is given to the user
 //! (fchown on the opened directory), any other is left alone and the problem named.
 
-use std::fs::{self, File, Metadata};
-use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::sys::files::Dir;
 use crate::sys::process::{self, User};
 use crate::tls::names::{CertName, RESERVED};
 
@@ -45,30 +45,25 @@ pub fn verdict(dir: &Path, user: Option<&User>) -> Verdict {
     if !fixable {
         return Verdict::Unwritable(why);
     }
-    match fs::metadata(dir)
-        .map_err(|e| e.to_string())
-        .and_then(|m| ours(dir, &m))
-    {
+    let owner = fs::metadata(dir)
+        .map(|m| m.uid())
+        .map_err(|e| e.to_string());
+    match owner.and_then(|uid| ours(dir, uid)) {
         Ok(()) => Verdict::Fixable(why),
         Err(not_ours) => Verdict::Unwritable(format!("{why} ({not_ours})")),
     }
 }
 
-/// Gives `dir` to `user` (and the owner write and search bits, if it lacked them). Checks
-/// again on the opened directory, so what is changed is what was inspected.
-pub fn give_to(dir: &Path, user: &User) -> Result<String, String> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(dir)
-        .map_err(|e| format!("cannot open it: {e}"))?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    ours(dir, &meta)?;
-    std::os::unix::fs::fchown(&file, Some(user.uid), Some(user.gid))
+/// Gives `dir` to `user` (and the owner write and search bits, if it lacked them), on the
+/// open directory, after checking again that it is ours to change.
+pub fn give_to(dir: &Dir, user: &User) -> Result<String, String> {
+    let (uid, mode) = dir.owner_and_mode().map_err(|e| e.to_string())?;
+    ours(dir.path(), uid)?;
+    dir.chown(user.uid, user.gid)
         .map_err(|e| format!("cannot change its owner: {e}"))?;
-    let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o300 != 0o300 {
-        set_mode(&file, mode | 0o700).map_err(|e| format!("cannot change its mode: {e}"))?;
+        dir.chmod(mode | 0o700)
+            .map_err(|e| format!("cannot change its mode: {e}"))?;
     }
     Ok(format!(
         "gave it to user {} (it was root's, mode {:04o})",
@@ -76,17 +71,12 @@ pub fn give_to(dir: &Path, user: &User) -> Result<String, String> {
     ))
 }
 
-fn set_mode(file: &File, mode: u32) -> io::Result<()> {
-    file.set_permissions(fs::Permissions::from_mode(mode))
-}
-
 /// Ours to change: root's, and holding only regular files with the names pixelserv gives
 /// them, so that a `-z` pointing at a system directory never has its owner changed.
-fn ours(dir: &Path, meta: &Metadata) -> Result<(), String> {
-    if meta.uid() != 0 {
+fn ours(dir: &Path, owner: libc::uid_t) -> Result<(), String> {
+    if owner != 0 {
         return Err(format!(
-            "it belongs to uid {}, not root: not changing its owner",
-            meta.uid()
+            "it belongs to uid {owner}, not root: not changing its owner"
         ));
     }
     let entries = fs::read_dir(dir).map_err(|e| format!("cannot list it: {e}"))?;

@@ -8,8 +8,9 @@ use std::path::Path;
 use super::cert_dir::{self, Verdict};
 use crate::config::Config;
 use crate::server::listener;
+use crate::sys::files::Dir;
 use crate::sys::process::{self, User};
-use crate::tls::ca::{self, CaStatus};
+use crate::tls::ca::{self, Access, CaStatus};
 use crate::tls::context;
 use crate::tls::psl::Psl;
 
@@ -39,7 +40,7 @@ pub fn run(cfg: &Config, user: Option<&User>) -> i32 {
     if let Some(line) = report.result(command_line(cfg, user)) {
         report.ok(&line);
     }
-    let can_sign = match report.result(ca(&cfg.cert_path)) {
+    let can_sign = match report.result(ca(&cfg.cert_path, user)) {
         Some((line, can_sign)) => {
             report.ok(&line);
             can_sign
@@ -49,13 +50,14 @@ pub fn run(cfg: &Config, user: Option<&User>) -> i32 {
     if let Some(line) = report.result(cert_path(&cfg.cert_path, user, can_sign)) {
         report.ok(&line);
     }
-    if let Some(line) = report.result(psl(cfg)) {
+    if let Some(line) = report.result(psl(cfg, user)) {
         report.ok(&line);
     }
     if let Some(path) = &cfg.ticket_keys {
-        let keys =
-            context::read_ticket_keys(path).map(|_| format!("ticket keys {}", path.display()));
-        if let Some(line) = report.result(keys.map_err(|e| format!("ticket keys {e}"))) {
+        let keys = context::read_ticket_keys(path, &super::root_owners(user))
+            .map(|_| format!("ticket keys {}", path.display()))
+            .map_err(|e| format!("ticket keys {e}"));
+        if let Some(line) = report.result(keys) {
             report.ok(&line);
         }
     }
@@ -99,13 +101,18 @@ fn command_line(cfg: &Config, user: Option<&User>) -> Result<String, String> {
 }
 
 /// The CA line, and whether the server will be able to make certificates.
-fn ca(dir: &Path) -> Result<(String, bool), String> {
-    if !dir.is_dir() {
-        return Ok((no_ca_yet(dir), true));
+fn ca(path: &Path, user: Option<&User>) -> Result<(String, bool), String> {
+    if !path.is_dir() {
+        return Ok((no_ca_yet(path), true));
     }
-    let (ca, status) = match ca::load_existing(dir).map_err(|e| format!("CA: {e}"))? {
+    let dir = Dir::open(path).map_err(|e| format!("CERT_PATH {}: {e}", path.display()))?;
+    let access = Access {
+        owners: super::root_owners(user),
+        crt_owner: None,
+    };
+    let (ca, status) = match ca::load_existing(&dir, &access).map_err(|e| format!("CA: {e}"))? {
         Some(found) => found,
-        None => return Ok((no_ca_yet(dir), true)),
+        None => return Ok((no_ca_yet(path), true)),
     };
     let subject = ca
         .cert
@@ -123,7 +130,7 @@ fn ca(dir: &Path) -> Result<(String, bool), String> {
     match status {
         CaStatus::Loaded | CaStatus::Created => Ok((line, true)),
         // A CA without its key is a documented way to run: serving certificates made before.
-        CaStatus::CertOnly(_) if !exists(&dir.join("ca.key")) => Ok((
+        CaStatus::CertOnly(_) if !exists(&path.join("ca.key")) => Ok((
             format!("{line}; no ca.key: only certificates already in CERT_PATH are served"),
             false,
         )),
@@ -193,7 +200,7 @@ fn creatable(dir: &Path, user: Option<&User>) -> Result<String, String> {
     ))
 }
 
-fn psl(cfg: &Config) -> Result<String, String> {
+fn psl(cfg: &Config, user: Option<&User>) -> Result<String, String> {
     let (path, explicit) = match &cfg.psl_file {
         Some(p) => (p.clone(), true),
         None => (cfg.cert_path.join(super::PSL_FILE), false),
@@ -202,8 +209,13 @@ fn psl(cfg: &Config) -> Result<String, String> {
     if !explicit && !path.exists() {
         return Ok("public suffix list: the built-in copy".to_string());
     }
-    match Psl::load(&path) {
-        Ok(_) => Ok(format!("public suffix list {}", path.display())),
+    // Read as the server reads it, after the drop.
+    match Psl::load(&path, &super::runtime_owners(user)) {
+        Ok(Some(_)) => Ok(format!("public suffix list {}", path.display())),
+        Ok(None) => Err(format!(
+            "public suffix list {}: no such file",
+            path.display()
+        )),
         Err(e) => Err(format!("public suffix list {}: {e}", path.display())),
     }
 }

@@ -9,10 +9,13 @@ use crate::plog;
 use crate::server::{listener, Listener};
 use crate::sys::ports;
 
-pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
+/// Binds every port; returns the listeners and their "Listening on" lines, which the caller
+/// logs once startup is complete, so that they tell that the server is ready.
+pub fn bind_all(cfg: &Config) -> Result<(Vec<Listener>, Vec<String>), String> {
     let ip =
         listener::resolve(cfg.listen_addr.as_deref()).map_err(|e| format!("getaddrinfo: {e}"))?;
     let mut out = Vec::new();
+    let mut lines = Vec::new();
     for port in &cfg.ports {
         let where_ = listener::describe(ip, cfg.iface.as_deref(), port.port);
         let bound = listener::bind(ip, port, cfg.iface.as_deref()).map_err(|e| {
@@ -22,18 +25,23 @@ pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
                 None => format!("Abort: {e} - {where_}"),
             }
         })?;
-        plog!(
-            CRITICAL,
+        lines.push(format!(
             "Listening on {}{}",
             where_,
             if port.tls { " (TLS)" } else { "" }
-        );
+        ));
         out.push(Listener {
             socket: mio::net::TcpListener::from_std(bound.socket),
             port: bound.port,
         });
     }
-    Ok(out)
+    Ok((out, lines))
+}
+
+pub fn announce(lines: &[String]) {
+    for line in lines {
+        plog!(CRITICAL, "{}", line);
+    }
 }
 
 /// What to do about a bind error, where there is something to say.
