@@ -409,12 +409,10 @@ fn check_combinations(c: &Config) -> Result<(), String> {
     }
     match c.log_to {
         // A daemon's stderr is /dev/null: its log lines would vanish.
-        Some(to) if to.stderr() && !c.foreground && !c.check && c.benchmark.is_none() => {
-            Err(format!(
-                "option --log-to {}: needs -f (a daemon has no stderr)",
-                to.name()
-            ))
-        }
+        Some(to) if to.stderr() && !c.foreground && c.benchmark.is_none() => Err(format!(
+            "option --log-to {}: needs -f (a daemon has no stderr)",
+            to.name()
+        )),
         _ => Ok(()),
     }
 }
@@ -626,8 +624,9 @@ mod tests {
         assert!(err("-f --log-to file").contains("'file' is not syslog, stderr or both"));
         assert!(err("--log-to").contains("--log-to"));
         assert!(run("--check").check);
-        // --check starts nothing: where a server would log does not matter.
-        assert!(run("--check --log-to stderr").check);
+        // --check judges the command line a start would be given.
+        assert!(err("--check --log-to stderr").contains("needs -f"));
+        assert!(run("--check -f --log-to stderr").check);
         assert_eq!(err("--check -B"), "--check and -B cannot be combined");
         assert!(err("--check -p 0").contains("-p"));
     }

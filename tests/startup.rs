@@ -644,13 +644,12 @@ fn check_names_what_is_wrong() {
             "{tag}: {err}"
         );
     }
-    // A bad command line is reported as for a start.
+    // A bad command line is reported as for a start, without the usage text.
     let out = run(&["--check".into(), "-p".into(), "0".into()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).starts_with("pixelserv-tls: option -p"),
-        "{}",
-        stderr(&out)
+    assert_eq!(
+        stderr(&out),
+        "pixelserv-tls: option -p: 0 is out of range (1..=65535)\n"
     );
 }
 
@@ -678,6 +677,17 @@ fn check_judges_cert_path_as_the_user() {
         "{}",
         stderr(&out)
     );
+
+    // Root can make a CERT_PATH where nobody could never reach it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = check(&dir.path().join("new"), &["-u", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("would not be reachable by user nobody"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("new").exists());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -193,6 +193,17 @@ fn creatable(dir: &Path, user: Option<&User>) -> Result<String, String> {
             parent.display()
         )
     })?;
+    // Made by root, then given to the user, who must be able to reach it.
+    if let Some(u) = user.filter(|u| u.uid != 0) {
+        process::access_as(Some(u), parent, libc::X_OK).map_err(|e| {
+            format!(
+                "CERT_PATH {} would not be reachable by user {}: {}: {e}",
+                dir.display(),
+                u.name,
+                parent.display()
+            )
+        })?;
+    }
     Ok(format!(
         "CERT_PATH {} does not exist yet; it will be created for {}",
         dir.display(),

@@ -63,7 +63,10 @@ pub fn main(args: &[String]) -> i32 {
         Err(msg) => {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "pixelserv-tls: {msg}");
-            let _ = write!(err, "{}", config::usage());
+            // An init script's --check wants the problem, not forty lines of usage.
+            if !args.iter().any(|a| a == "--check") {
+                let _ = write!(err, "{}", config::usage());
+            }
             return 1;
         }
     };
