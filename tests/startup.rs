@@ -688,6 +688,11 @@ fn check_judges_cert_path_as_the_user() {
         stderr(&out)
     );
     assert!(!dir.path().join("new").exists());
+    // Nor is an existing one given to a user who could not reach it.
+    std::fs::create_dir(dir.path().join("inner")).unwrap();
+    let out = check(&dir.path().join("inner"), &["-u", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("it cannot reach"), "{}", stderr(&out));
 }
 
 // ---------------------------------------------------------------------------------------

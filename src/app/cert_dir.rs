@@ -45,6 +45,15 @@ pub fn verdict(dir: &Path, user: Option<&User>) -> Verdict {
     if !fixable {
         return Verdict::Unwritable(why);
     }
+    // A new owner would not help a user who cannot reach the directory.
+    if let Some(parent) = dir.parent() {
+        if let Err(e) = process::access_as(user, parent, libc::X_OK) {
+            return Verdict::Unwritable(format!(
+                "{why} (it cannot reach {}: {e})",
+                parent.display()
+            ));
+        }
+    }
     let owner = fs::metadata(dir)
         .map(|m| m.uid())
         .map_err(|e| e.to_string());

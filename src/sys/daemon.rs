@@ -87,7 +87,11 @@ impl Reporter {
     /// `/dev/null`), then tell the parent, which exits 0.
     pub fn ready(mut self) -> io::Result<()> {
         detach()?;
-        self.pipe.write_all(OK)
+        match self.pipe.write_all(OK) {
+            // The parent was killed while it waited: nobody to tell, but the server is up.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
     }
 
     /// Startup failed: the parent prints `msg` and exits 1; the caller exits too.
