@@ -63,8 +63,8 @@ pub enum Counter {
     Bad,
     Cls,
     Cly,
-    /// Never incremented: it counted connections the original dropped when all its threads
-    /// were busy; at `-T` we stop accepting instead, so nothing is dropped. Kept for the layout.
+    /// Connections closed to admit a new one at the `-T` limit (idle or silent ones,
+    /// `CloseReason::Evicted`); the original counted requests dropped for want of a thread.
     Clt,
     Err,
     // Ours, after the original 51.
@@ -353,6 +353,8 @@ pub enum CloseReason {
     /// Keep-alive idle time ran out (`cls` when the connection never carried a request).
     Idle,
     Handshake(HandshakeFailure),
+    /// Closed while idle or silent to admit a new connection at the `-T` limit (`clt`).
+    Evicted,
 }
 
 /// What `Stats::closed` needs to know about the connection besides the reason.
@@ -535,6 +537,8 @@ impl Stats {
                 }
             }
             CloseReason::Handshake(f) => self.handshake_failed(f),
+            // Not a request: an idle connection, or one that never sent one.
+            CloseReason::Evicted => self.bump(Counter::Clt),
         }
     }
 

@@ -206,6 +206,12 @@ pub fn refuse(ssl: &SslRef, why: HandshakeFailure) {
     with(ssl, |h| h.phase = Phase::Refuse(why));
 }
 
+/// Whether the callback has seen this connection's ClientHello (false for a client that has
+/// not finished sending one).
+pub fn seen(ssl: &SslRef) -> bool {
+    with(ssl, |h| !matches!(h.phase, Phase::Fresh)).unwrap_or(true)
+}
+
 /// The SNI for log lines ("" when none was sent).
 pub fn server_name(ssl: &SslRef) -> String {
     with(ssl, |h| h.sni.clone()).unwrap_or_default()
