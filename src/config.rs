@@ -31,6 +31,10 @@ pub struct Config {
     pub cert_cache_size: usize,
     /// `-f`: stay in the foreground (and copy log lines to stderr).
     pub foreground: bool,
+    /// `--check`: validate the configuration, print a summary and exit.
+    pub check: bool,
+    /// `--log-to`: where log lines go; `None` = syslog, plus stderr with `-f`.
+    pub log_to: Option<LogTo>,
     /// `-l`: log level 0..=5 (default 1, bare `-l` = 4).
     pub log_level: u8,
     /// `-n`: bind every listener to this interface.
@@ -68,6 +72,32 @@ pub struct Config {
     pub args_display: String,
     /// Warnings to log once logging is up (deprecated `-o`, `-r`).
     pub warnings: Vec<String>,
+}
+
+/// `--log-to syslog|stderr|both`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogTo {
+    Syslog,
+    Stderr,
+    Both,
+}
+
+impl LogTo {
+    pub fn syslog(self) -> bool {
+        self != LogTo::Stderr
+    }
+
+    pub fn stderr(self) -> bool {
+        self != LogTo::Syslog
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogTo::Syslog => "syslog",
+            LogTo::Stderr => "stderr",
+            LogTo::Both => "both",
+        }
+    }
 }
 
 /// CERT_PATH when `-z` is not given (build-time `PIXELSERV_DEFAULT_CERT_PATH`).
@@ -109,6 +139,7 @@ fn options() -> getopts::Options {
     }
     o.opt("", "help", "", "", HasArg::No, Occur::Multi);
     o.opt("", "version", "", "", HasArg::No, Occur::Multi);
+    o.opt("", "check", "", "", HasArg::No, Occur::Multi);
     for opt in ["A", "c", "k", "n", "o", "O", "p", "s", "t", "T", "u", "z"] {
         o.optmulti(opt, "", "", "");
     }
@@ -124,6 +155,7 @@ fn options() -> getopts::Options {
         "write-timeout",
         "cert-workers",
         "cert-files",
+        "log-to",
     ] {
         o.optmulti("", long, "", "");
     }
@@ -339,6 +371,8 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         cert_cache_size: last_number(&m, "c", 1, 1_000_000)?
             .map_or(DEFAULT_CERT_CACHE, |n| n as usize),
         foreground: m.opt_present("f"),
+        check: m.opt_present("check"),
+        log_to: log_to(&m)?,
         log_level: log_level(&m)?,
         iface: iface(&m)?,
         // A week at most: the original overflowed 1000 × -O in 32 bits (#32).
@@ -364,7 +398,23 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         args_display: args_display(args),
         warnings: deprecation_warnings(&m),
     };
+    check_combinations(&config)?;
     Ok(Parsed::Run(config))
+}
+
+/// Options that are each valid but make no sense together.
+fn check_combinations(c: &Config) -> Result<(), String> {
+    if c.check && c.benchmark.is_some() {
+        return Err("--check and -B cannot be combined".to_string());
+    }
+    match c.log_to {
+        // A daemon's stderr is /dev/null: its log lines would vanish.
+        Some(to) if to.stderr() && !c.foreground && c.benchmark.is_none() => Err(format!(
+            "option --log-to {}: needs -f (a daemon has no stderr)",
+            to.name()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The positional `ip_addr`/`hostname`, at most one.
@@ -396,6 +446,18 @@ fn iface(m: &getopts::Matches) -> Result<Option<String>, String> {
         }
     }
     Ok(iface)
+}
+
+fn log_to(m: &getopts::Matches) -> Result<Option<LogTo>, String> {
+    match m.opt_strs("log-to").pop().as_deref() {
+        None => Ok(None),
+        Some("syslog") => Ok(Some(LogTo::Syslog)),
+        Some("stderr") => Ok(Some(LogTo::Stderr)),
+        Some("both") => Ok(Some(LogTo::Both)),
+        Some(other) => Err(format!(
+            "option --log-to: '{other}' is not syslog, stderr or both"
+        )),
+    }
 }
 
 fn leaf_key(m: &getopts::Matches) -> Result<KeyType, String> {
@@ -457,6 +519,8 @@ pub fn usage() -> String {
         format!("\t--write-timeout SECS\t(default: {DEFAULT_WRITE_TIMEOUT})"),
         format!("\t--cert-workers N\t(certificate generator threads 1..64; default: {DEFAULT_CERT_WORKERS})"),
         format!("\t--cert-files N\t\t(certificate files kept in CERT_PATH, least recently used removed; 0: none; default: {DEFAULT_CERT_FILES})"),
+        "\t--log-to syslog|stderr|both\t(default: syslog, and stderr too with -f)".to_string(),
+        "\t--check\t\t\t(check the configuration, print a summary and exit 0 or 1)".to_string(),
     ];
     let mut out = format!(
         "{}\nUsage: pixelserv-tls [OPTION]\noptions:\n",
@@ -542,6 +606,29 @@ mod tests {
         assert_eq!(c.cert_files, 2000);
         assert_eq!(c.args_display, " <none>");
         assert!(c.warnings.is_empty());
+        assert!(!c.check);
+        assert_eq!(c.log_to, None);
+    }
+
+    #[test]
+    fn log_to_and_check() {
+        assert_eq!(run("-f --log-to stderr").log_to, Some(LogTo::Stderr));
+        assert_eq!(run("-f --log-to both").log_to, Some(LogTo::Both));
+        assert_eq!(run("--log-to syslog").log_to, Some(LogTo::Syslog));
+        assert_eq!(run("-f --log-to syslog").log_to, Some(LogTo::Syslog));
+        assert_eq!(
+            err("--log-to stderr"),
+            "option --log-to stderr: needs -f (a daemon has no stderr)"
+        );
+        assert!(err("--log-to both").contains("needs -f"));
+        assert!(err("-f --log-to file").contains("'file' is not syslog, stderr or both"));
+        assert!(err("--log-to").contains("--log-to"));
+        assert!(run("--check").check);
+        // --check judges the command line a start would be given.
+        assert!(err("--check --log-to stderr").contains("needs -f"));
+        assert!(run("--check -f --log-to stderr").check);
+        assert_eq!(err("--check -B"), "--check and -B cannot be combined");
+        assert!(err("--check -p 0").contains("-p"));
     }
 
     #[test]
@@ -775,6 +862,8 @@ mod tests {
             "--header-timeout",
             "--write-timeout",
             "--cert-workers",
+            "--log-to",
+            "--check",
         ] {
             assert!(
                 u.contains(&format!("\t{opt} "))

@@ -8,11 +8,11 @@
 //!
 //! | layer | modules | what they hold |
 //! |---|---|---|
-//! | base | `log`, `sys`, `version`, `x509` | syslog/stderr lines; libc wrappers (daemon, privilege drop, signalfd); the version line; time, serial, key and renewal helpers |
+//! | base | `log`, `sys`, `version`, `x509` | syslog/stderr lines; libc wrappers (daemon and its startup report, privilege drop, access as another user, signalfd, who holds a port); the version line; time, serial, key and renewal helpers |
 //! | words | `stats`, `config` | counters and the outcomes that move them (`CloseReason`, `HandshakeFailure`, `TlsVersion`); the command line |
 //! | services | `http/`, `tls/`, `stats_render` | HTTP framing, dispatch and response bytes; names, CA, certificates, caches, workers and the ClientHello callback; the stats pages |
 //! | loop | `server/` | the `mio` loop, connection state machines, transports, timers, listeners |
-//! | process | `app/`, `main` | startup phases, signal chores, `-B` |
+//! | process | `app/`, `main` | startup phases (listeners and their error hints, CERT_PATH for the `-u` user), `--check`, signal chores, `-B` |
 //!
 //! # A request, file by file
 //!

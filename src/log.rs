@@ -1,4 +1,5 @@
-//! Logging to syslog (ident `pixelserv-tls`, facility daemon) and, with `-f`, to stderr.
+//! Logging to syslog (ident `pixelserv-tls`, facility daemon), to stderr, or both
+//! (`--log-to`; by default syslog, plus stderr with `-f`).
 //!
 //! Levels are the original's: 0 critical .. 5 debug; syslog severity = level + 2.
 //! The level is a process-wide atomic because `/log=N` changes it at run time and the
@@ -20,6 +21,9 @@ pub const DEBUG: u8 = 5;
 
 static LEVEL: AtomicU8 = AtomicU8::new(ERROR);
 static STDERR: AtomicBool = AtomicBool::new(false);
+/// ERROR lines also go to stderr: a daemon's startup, whose stderr is still the terminal or
+/// init script that started it.
+static ERRORS_TO_STDERR: AtomicBool = AtomicBool::new(false);
 static SYSLOG: OnceLock<Sink> = OnceLock::new();
 const DEV_LOG: &str = "/dev/log";
 
@@ -44,9 +48,12 @@ pub fn enabled(level: u8) -> bool {
     level <= self::level()
 }
 
-/// Opens syslog; `echo_stderr` copies every emitted line to stderr (for `-f`).
-pub fn init(echo_stderr: bool) {
-    STDERR.store(echo_stderr, Ordering::Relaxed);
+/// Sends lines to syslog, stderr or both from now on.
+pub fn init(syslog: bool, stderr: bool) {
+    STDERR.store(stderr, Ordering::Relaxed);
+    if !syslog {
+        return;
+    }
     let sink = match datagram() {
         Ok(sock) => Sink::Datagram(sock),
         Err(_) => {
@@ -123,6 +130,16 @@ pub fn echo_to_stderr(on: bool) {
     STDERR.store(on, Ordering::Relaxed);
 }
 
+/// Whether lines go to stderr (else a fatal error must be printed there separately).
+pub fn to_stderr() -> bool {
+    STDERR.load(Ordering::Relaxed)
+}
+
+/// Copies ERROR lines to stderr as well, whatever `init` chose (see `ERRORS_TO_STDERR`).
+pub fn errors_to_stderr(on: bool) {
+    ERRORS_TO_STDERR.store(on, Ordering::Relaxed);
+}
+
 pub fn emit(level: u8, args: fmt::Arguments<'_>) {
     if !enabled(level) {
         return;
@@ -136,7 +153,8 @@ pub fn emit(level: u8, args: fmt::Arguments<'_>) {
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
     }
-    if STDERR.load(Ordering::Relaxed) {
+    let error_echo = level == ERROR && ERRORS_TO_STDERR.load(Ordering::Relaxed);
+    if STDERR.load(Ordering::Relaxed) || error_echo {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "pixelserv-tls[{}]: {}", std::process::id(), text);
     }

@@ -1,9 +1,13 @@
-//! Process lifecycle: the startup phases in the order they run (command line, daemon, logging,
-//! CERT_PATH and the CA, the TLS context, listeners, privilege drop, workers), then the event
-//! loop until a signal ends it.
+//! Process lifecycle: the startup phases in the order they run (command line, daemon,
+//! logging, CERT_PATH and the CA, the TLS context, listeners, privilege drop, workers), then
+//! the event loop until a signal ends it. In daemon mode the parent waits until all of that
+//! has succeeded or failed (`sys::daemon`).
 
 mod benchmark;
+mod cert_dir;
+mod check;
 mod chores;
+mod listen;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,14 +17,16 @@ use std::time::Duration;
 use mio::{Poll, Waker};
 use openssl::ssl::SslContext;
 
+use self::cert_dir::Verdict;
 use self::chores::FileChores;
-use crate::config::{self, Config, Parsed};
+use crate::config::{self, Config, LogTo, Parsed};
 use crate::http::dispatch::Settings;
 use crate::http::service::Site;
 use crate::log::{self, CRITICAL, ERROR, NOTICE, WARNING};
 use crate::plog;
 use crate::server::conn::Timeouts;
-use crate::server::{listener, Listener, Options, Server, Tls, WAKER};
+use crate::server::{Listener, Options, Server, Tls, WAKER};
+use crate::sys::daemon::{self, Forked, Reporter};
 use crate::sys::files::{Dir, Owners};
 use crate::sys::process::{self, User};
 use crate::sys::signals::SignalFd;
@@ -57,58 +63,111 @@ pub fn main(args: &[String]) -> i32 {
         Err(msg) => {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "pixelserv-tls: {msg}");
-            let _ = write!(err, "{}", config::usage());
+            // An init script's --check wants the problem, not forty lines of usage.
+            if !args.iter().any(|a| a == "--check") {
+                let _ = write!(err, "{}", config::usage());
+            }
             return 1;
         }
     };
     if let Some(file) = &cfg.benchmark {
         return benchmark::run(&cfg, &absolute(&cfg.cert_path), file.as_deref());
     }
-    match run(cfg) {
-        Ok(()) => 0,
-        Err(msg) => {
-            plog!(CRITICAL, "{}", msg);
-            1
-        }
-    }
+    run(cfg)
 }
 
-/// The startup phases, then the loop.
-fn run(mut cfg: Config) -> Result<(), String> {
+/// The startup phases, then the loop; returns the exit status.
+fn run(mut cfg: Config) -> i32 {
     resolve_paths(&mut cfg);
     log::set_level(cfg.log_level);
     log::echo_to_stderr(true);
-    let user = target_user(&cfg)?;
-    if !cfg.foreground {
-        process::daemonize().map_err(|e| format!("failed to daemonize, exit: {e}"))?;
+    let user = match target_user(&cfg) {
+        Ok(user) => user,
+        Err(msg) => return fail(None, &msg),
+    };
+    if cfg.check {
+        return check::run(&cfg, user.as_ref());
     }
-    log::init(cfg.foreground);
-    let version = announce(&cfg);
-    raise_fd_limit(&cfg);
+    // Fork before anything else: every thread must start in the child.
+    let reporter = if cfg.foreground {
+        None
+    } else {
+        match daemon::fork() {
+            Ok(Forked::Parent(Ok(()))) => return 0,
+            Ok(Forked::Parent(Err(msg))) => {
+                eprintln!("pixelserv-tls: {msg}");
+                return 1;
+            }
+            Ok(Forked::Child(reporter)) => Some(reporter),
+            Err(e) => return fail(None, &format!("failed to daemonize, exit: {e}")),
+        }
+    };
+    start_logging(&cfg, reporter.is_some());
+    let (mut server, mut chores) = match start(&cfg, user.as_ref()) {
+        Ok(started) => started,
+        Err(msg) => return fail(reporter, &msg),
+    };
+    if let Some(reporter) = reporter {
+        log::errors_to_stderr(false);
+        if let Err(e) = reporter.ready() {
+            return fail(None, &format!("failed to daemonize, exit: {e}"));
+        }
+    }
+    match server.run(&mut chores) {
+        Ok(()) => 0,
+        Err(e) => fail(None, &format!("event loop: {e}")),
+    }
+}
+
+/// A fatal error: logged, and shown where whoever started us looks.
+fn fail(reporter: Option<Reporter>, msg: &str) -> i32 {
+    plog!(CRITICAL, "{}", msg);
+    match reporter {
+        Some(reporter) => reporter.failed(msg),
+        None if !log::to_stderr() => eprintln!("pixelserv-tls: {msg}"),
+        None => {}
+    }
+    1
+}
+
+/// `--log-to`, by default syslog plus stderr with `-f`. A starting daemon also shows its
+/// ERROR lines on the stderr it still has: that is where a problem gets noticed.
+fn start_logging(cfg: &Config, daemon: bool) {
+    let to = cfg.log_to.unwrap_or(if cfg.foreground {
+        LogTo::Both
+    } else {
+        LogTo::Syslog
+    });
+    log::init(to.syslog(), to.stderr());
+    log::errors_to_stderr(daemon && !to.stderr());
+}
+
+/// Everything that can fail, in order, up to a server ready to run: after this the ports
+/// listen, the privileges are dropped and the certificate workers run.
+fn start(cfg: &Config, user: Option<&User>) -> Result<(Server, FileChores), String> {
+    let version = announce(cfg);
+    raise_fd_limit(cfg);
     // As root, before the drop: CERT_PATH, the CA (ca.key is root's) and the ticket keys.
-    let dir = Arc::new(open_cert_dir(&cfg, user.as_ref())?);
-    let ca = open_ca(&cfg, &dir, user.as_ref())?;
+    let dir = Arc::new(open_cert_dir(cfg, user)?);
+    let ca = open_ca(cfg, &dir, user)?;
     let ticket_keys = match &cfg.ticket_keys {
-        Some(path) => Some(context::read_ticket_keys(
-            path,
-            &root_owners(user.as_ref()),
-        )?),
+        Some(path) => Some(context::read_ticket_keys(path, &root_owners(user))?),
         None => None,
     };
-    // Before listening: a signal sent once "Listening on" is logged must not kill us.
+    // Before listening: a signal sent once the ports accept must not kill us.
     let signals = SignalFd::new().map_err(|e| format!("signalfd: {e}"))?;
-    let listeners = bind_all(&cfg)?;
-    drop_privileges(user.as_ref())?;
+    let (listeners, listening) = listen::bind_all(cfg)?;
+    drop_privileges(user)?;
     // As the -u user from here: files it reads may be its own.
-    let owners = runtime_owners(user.as_ref());
+    let owners = runtime_owners(user);
     let certs = Arc::new(Mutex::new(Certs::new(cfg.cert_cache_size)));
-    let ctx = tls_context(&cfg, &ca, certs.clone(), ticket_keys, &owners)?;
+    let ctx = tls_context(cfg, &ca, certs.clone(), ticket_keys, &owners)?;
     let site = Site {
-        settings: settings(&cfg),
+        settings: settings(cfg),
         ca_pem: ca.pem.clone(),
         version,
     };
-    let disk = Arc::new(Mutex::new(disk_budget(&cfg, &dir)));
+    let disk = Arc::new(Mutex::new(disk_budget(cfg, &dir)));
     let maker = Maker::new(
         dir.clone(),
         owners.clone(),
@@ -138,7 +197,10 @@ fn run(mut cfg: Config) -> Result<(), String> {
         signals,
         listeners,
     };
-    serve(&cfg, parts)
+    let started = build_server(cfg, parts)?;
+    // Only now: "Listening on" says that the server is ready (scripts and tests wait for it).
+    listen::announce(&listening);
+    Ok(started)
 }
 
 /// Who may own the files root reads before the drop: root or the `-u` user.
@@ -253,8 +315,14 @@ fn open_ca(cfg: &Config, dir: &Dir, user: Option<&User>) -> Result<Ca, String> {
         // A new ca.crt may be read by the user; ca.key stays root's.
         crt_owner: user.filter(|u| u.uid != 0).map(|u| (u.uid, u.gid)),
     };
-    let (ca, status) =
-        ca::load_or_create(dir, cfg.leaf_key, &access).map_err(|e| format!("CA: {e}"))?;
+    let found = ca::load_existing(dir, &access).map_err(|e| format!("CA: {e}"))?;
+    // Before a new CA is written into it: a CERT_PATH the user cannot write fails here.
+    let can_sign = found.as_ref().is_none_or(|(ca, _)| ca.key.is_some());
+    writable_cert_path(dir, user, can_sign)?;
+    let (ca, status) = match found {
+        Some(found) => found,
+        None => ca::create(dir, cfg.leaf_key, &access).map_err(|e| format!("CA: {e}"))?,
+    };
     for w in &ca.warnings {
         plog!(WARNING, "{}", w);
     }
@@ -266,14 +334,41 @@ fn open_ca(cfg: &Config, dir: &Dir, user: Option<&User>) -> Result<Ca, String> {
             "created a new CA in {}: install ca.crt on your devices (it is also served at http://<this host>/ca.crt)",
             path.display()
         ),
+        // Said once here, at the default level, rather than once per name that then fails.
         CaStatus::CertOnly(why) => plog!(
-            WARNING,
-            "no usable ca.key ({}): serving certificates already in {} only, none will be generated",
+            ERROR,
+            "the CA cannot sign certificates: {}; serving only certificates already in {}",
             why,
             path.display()
         ),
     }
     Ok(ca)
+}
+
+/// CERT_PATH must be writable by the user the server runs as, at least while the CA can
+/// sign (new certificates are saved there). A root-owned directory of pixelserv's own files
+/// is fixed; anything else stops the start with the reason.
+fn writable_cert_path(dir: &Dir, user: Option<&User>, can_sign: bool) -> Result<(), String> {
+    let why = match cert_dir::verdict(dir.path(), user) {
+        Verdict::Writable => return Ok(()),
+        Verdict::Fixable(why) => match user.map(|u| cert_dir::give_to(dir, u)) {
+            Some(Ok(done)) if matches!(cert_dir::verdict(dir.path(), user), Verdict::Writable) => {
+                plog!(ERROR, "{}: {}", why, done);
+                return Ok(());
+            }
+            Some(Ok(done)) => format!("{why}, even after it was fixed ({done})"),
+            Some(Err(e)) => format!("{why}; {e}"),
+            None => why,
+        },
+        Verdict::Unwritable(why) => why,
+    };
+    if can_sign {
+        return Err(format!(
+            "{why}: new certificates could not be saved; fix the directory or choose another -z"
+        ));
+    }
+    plog!(ERROR, "{}: the prefetch list will not be saved", why);
+    Ok(())
 }
 
 /// The index of the certificate files in CERT_PATH (startup: the loop never lists it).
@@ -376,28 +471,6 @@ fn load_prefetch(dir: &Dir, owners: &Owners, maker: &Maker, certs: &Mutex<Certs>
     certs.forget_loads();
 }
 
-fn bind_all(cfg: &Config) -> Result<Vec<Listener>, String> {
-    let ip =
-        listener::resolve(cfg.listen_addr.as_deref()).map_err(|e| format!("getaddrinfo: {e}"))?;
-    let mut out = Vec::new();
-    for port in &cfg.ports {
-        let where_ = listener::describe(ip, cfg.iface.as_deref(), port.port);
-        let bound = listener::bind(ip, port, cfg.iface.as_deref())
-            .map_err(|e| format!("Abort: {e} - {where_}"))?;
-        plog!(
-            CRITICAL,
-            "Listening on {}{}",
-            where_,
-            if port.tls { " (TLS)" } else { "" }
-        );
-        out.push(Listener {
-            socket: mio::net::TcpListener::from_std(bound.socket),
-            port: bound.port,
-        });
-    }
-    Ok(out)
-}
-
 fn drop_privileges(user: Option<&User>) -> Result<(), String> {
     match user {
         Some(u) if u.uid != 0 => process::drop_privileges(u)
@@ -441,8 +514,9 @@ struct Parts {
     listeners: Vec<Listener>,
 }
 
-/// The last phase: certificate workers, the loop, and the file work signals ask for.
-fn serve(cfg: &Config, p: Parts) -> Result<(), String> {
+/// The last phase: certificate workers and the loop around the listeners, with the file
+/// work signals ask for.
+fn build_server(cfg: &Config, p: Parts) -> Result<(Server, FileChores), String> {
     let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
     let workers = Workers::start(cfg.cert_workers, CERT_QUEUE, p.maker, waker.clone())
@@ -456,16 +530,14 @@ fn serve(cfg: &Config, p: Parts) -> Result<(), String> {
         pending: Pending::default(),
         disk: p.disk,
     };
-    let mut server = Server::new(poll, p.listeners, p.signals, tls, p.site, options(cfg))
+    let server = Server::new(poll, p.listeners, p.signals, tls, p.site, options(cfg))
         .map_err(|e| format!("event loop: {e}"))?;
-    let mut chores = FileChores {
+    let chores = FileChores {
         dir: p.dir,
         ticket_keys: cfg.ticket_keys.clone(),
         owners: runtime_owners(None),
         keys_tx,
         waker,
     };
-    server
-        .run(&mut chores)
-        .map_err(|e| format!("event loop: {e}"))
+    Ok((server, chores))
 }

@@ -581,8 +581,14 @@ impl Server {
                     self.finish_waiters(&name, Some(leaf), now);
                 }
                 Outcome::Failed(why) => {
+                    // A CA that cannot sign was reported once at startup: not once per name.
+                    let level = if self.tls.workers.can_sign() {
+                        log::ERROR
+                    } else {
+                        log::WARNING
+                    };
                     log::limited(
-                        log::ERROR,
+                        level,
                         &log::CERT_FAILED,
                         format_args!("certificate for {name} failed: {why}"),
                     );

@@ -214,6 +214,12 @@ impl Dir {
         check(unsafe { libc::fchown(self.fd.as_raw_fd(), uid, gid) }).map(|_| ())
     }
 
+    /// Sets the directory's own permission bits (on the open directory).
+    pub fn chmod(&self, mode: u32) -> io::Result<()> {
+        // SAFETY: fchmod on a descriptor we own.
+        check(unsafe { libc::fchmod(self.fd.as_raw_fd(), mode as libc::mode_t) }).map(|_| ())
+    }
+
     fn open_at(&self, name: &str, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
         let c = c_name(name)?;
         // SAFETY: a NUL-terminated single component relative to our directory descriptor.

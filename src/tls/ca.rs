@@ -75,16 +75,25 @@ pub fn load_or_create(
     key_type: KeyType,
     access: &Access,
 ) -> Result<(Ca, CaStatus), String> {
+    match load_existing(dir, access)? {
+        Some(found) => Ok(found),
+        None => create(dir, key_type, access),
+    }
+}
+
+/// The CA in `dir`, or `None` when neither ca.crt nor ca.key exists (`--check` creates
+/// nothing; startup creates one after checking that the `-u` user can write CERT_PATH).
+pub fn load_existing(dir: &Dir, access: &Access) -> Result<Option<(Ca, CaStatus)>, String> {
     let crt = read(dir, "ca.crt", MAX_PEM, access)?;
     let key = read(dir, "ca.key", MAX_PEM, access)?;
     match (crt, key) {
-        (None, None) => create(dir, key_type, access),
+        (None, None) => Ok(None),
         (None, Some(_)) => Err(format!(
             "{} exists but {} is missing; restore ca.crt or remove ca.key to create a new CA",
             dir.path().join("ca.key").display(),
             dir.path().join("ca.crt").display()
         )),
-        (Some(crt), key) => load(dir, crt.bytes, key.map(|k| k.bytes), access),
+        (Some(crt), key) => load(dir, crt.bytes, key.map(|k| k.bytes), access).map(Some),
     }
 }
 
@@ -220,7 +229,7 @@ fn strip_newline(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-fn create(dir: &Dir, key_type: KeyType, access: &Access) -> Result<(Ca, CaStatus), String> {
+pub fn create(dir: &Dir, key_type: KeyType, access: &Access) -> Result<(Ca, CaStatus), String> {
     let key = x509::new_key(key_type).map_err(|e| format!("CA key: {e}"))?;
     let cert = build_ca_cert(&key).map_err(|e| format!("CA certificate: {e}"))?;
     let pem = cert.to_pem().map_err(|e| e.to_string())?;
@@ -307,6 +316,18 @@ mod tests {
             CaStatus::CertOnly(why) => why,
             other => panic!("expected CertOnly, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn load_existing_creates_nothing() {
+        let dir = TempDir::new("ca-existing");
+        let open = Dir::open(&dir.0).unwrap();
+        let access = Access::unrestricted();
+        assert!(load_existing(&open, &access).unwrap().is_none());
+        assert_eq!(fs::read_dir(&dir.0).unwrap().count(), 0);
+        load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
+        let (_, status) = load_existing(&open, &access).unwrap().unwrap();
+        assert_eq!(status, CaStatus::Loaded);
     }
 
     #[test]

@@ -251,6 +251,7 @@ impl Maker {
 pub struct Workers {
     jobs: SyncSender<Job>,
     done: Receiver<Done>,
+    can_sign: bool,
 }
 
 impl Workers {
@@ -264,6 +265,7 @@ impl Workers {
         let (jobs, job_rx) = mpsc::sync_channel::<Job>(queue);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done) = mpsc::channel();
+        let can_sign = maker.ca.key.is_some();
         for i in 0..threads.max(1) {
             let job_rx = job_rx.clone();
             let done_tx = done_tx.clone();
@@ -281,7 +283,16 @@ impl Workers {
                     let _ = waker.wake();
                 })?;
         }
-        Ok(Workers { jobs, done })
+        Ok(Workers {
+            jobs,
+            done,
+            can_sign,
+        })
+    }
+
+    /// Whether new certificates can be made; when not, startup has said why, at ERROR.
+    pub fn can_sign(&self) -> bool {
+        self.can_sign
     }
 
     /// Queues a job; gives it back when the queue is full.
