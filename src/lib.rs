@@ -52,5 +52,6 @@ pub mod stats;
 pub mod stats_render;
 pub mod sys;
 pub mod tls;
+pub mod topk;
 pub mod version;
 pub mod x509;
