@@ -52,6 +52,7 @@ pub mod stats;
 pub mod stats_render;
 pub mod sys;
 pub mod tls;
+pub mod top_names;
 pub mod topk;
 pub mod version;
 pub mod x509;

@@ -12,7 +12,7 @@ const MAX_FN_LINES: usize = 80;
 /// layer only the cycle rule applies.
 const LAYERS: &[&[&str]] = &[
     &["log", "sys", "topk", "version", "x509"],
-    &["stats", "config"],
+    &["stats", "config", "top_names"],
     &["http", "tls", "stats_render"],
     &["server"],
     &["app", "main", "lib"],
