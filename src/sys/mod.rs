@@ -1,5 +1,7 @@
 //! Thin, safe wrappers over the few libc calls the server needs: process lifecycle
-//! (daemon, privilege drop, file limits) and signal delivery into the event loop.
+//! (daemon, privilege drop, file limits), signal delivery into the event loop, and the
+//! process's own figures from `/proc/self`.
 
 pub mod process;
+pub mod procfs;
 pub mod signals;
