@@ -47,6 +47,7 @@ pub mod app;
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod server;
 pub mod stats;
 pub mod stats_render;

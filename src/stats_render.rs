@@ -1,5 +1,5 @@
 //! The statistics pages: text (§8.4, also the syslog line of §8.6), HTML (§8.5, byte-exact
-//! for the original 51 rows), JSON and Prometheus metrics.
+//! for the original 51 rows) and JSON. `/metrics` is `metrics.rs`.
 
 use crate::stats::{Counter, CounterInfo, Format, Snapshot, ORIGINAL_COUNT, TABLE};
 
@@ -140,55 +140,6 @@ fn json_at(version: &str, s: &Snapshot, uts: u64) -> String {
     out
 }
 
-/// Prometheus metric name; `204` cannot start a name segment meaningfully, so it is `http_204`.
-fn metric_name(info: &CounterInfo) -> String {
-    let base = match info.counter {
-        Counter::N204 => "http_204",
-        _ => info.name,
-    };
-    if is_gauge(info.counter) {
-        format!("pixelserv_{base}")
-    } else {
-        format!("pixelserv_{base}_total")
-    }
-}
-
-/// Levels, maxima, averages and current sizes go up and down (or are not event counts).
-fn is_gauge(c: Counter) -> bool {
-    use Counter::*;
-    matches!(
-        c,
-        Uts | Log | Kcc | Kmx | Kvg | Krq | Avg | Rmx | Tav | Tmx | Sct | Ssh
-    )
-}
-
-fn help_escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-/// Prometheus text exposition format 0.0.4.
-pub fn metrics(s: &Snapshot) -> String {
-    metrics_at(s, s.uptime_secs())
-}
-
-fn metrics_at(s: &Snapshot, uts: u64) -> String {
-    let mut out = String::with_capacity(8192);
-    for info in TABLE {
-        let name = metric_name(info);
-        let kind = if is_gauge(info.counter) {
-            "gauge"
-        } else {
-            "counter"
-        };
-        out.push_str(&format!(
-            "# HELP {name} {}\n# TYPE {name} {kind}\n{name} {}\n",
-            help_escape(info.label),
-            text_value(s, info, uts)
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +164,7 @@ mod tests {
                 sessions: g(Counter::Ssh),
                 session_misses: g(Counter::Ssm),
                 session_purges: g(Counter::Ssp),
+                ..Gauges::default()
             },
         }
     }
@@ -485,50 +437,5 @@ mod tests {
         assert!(text.contains(",\"204\":450,"));
         assert!(text.ends_with(",\"cqf\":580}"));
         assert!(json("v", &view(&Stats::new())).starts_with("{\"version\":\"v\",\"uts\":"));
-    }
-
-    fn valid_metric_name(name: &str) -> bool {
-        let mut chars = name.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-    }
-
-    #[test]
-    fn metrics_names_help_type() {
-        let text = metrics_at(&view(&sample()), UTS);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3 * TABLE.len());
-        assert!(text.ends_with('\n'));
-        let mut names = Vec::new();
-        for (info, chunk) in TABLE.iter().zip(lines.chunks(3)) {
-            let name = chunk[2].split(' ').next().expect("name");
-            assert!(valid_metric_name(name), "{name}");
-            assert_eq!(chunk[0], format!("# HELP {name} {}", info.label));
-            let kind = chunk[1]
-                .strip_prefix(&format!("# TYPE {name} "))
-                .expect("type");
-            assert_eq!(kind == "counter", name.ends_with("_total"), "{name}");
-            assert!(kind == "counter" || kind == "gauge");
-            let value = &chunk[2][name.len() + 1..];
-            assert!(value.parse::<f64>().is_ok(), "{value}");
-            names.push(name.to_string());
-        }
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), TABLE.len());
-        assert!(text.contains("# TYPE pixelserv_uts gauge\npixelserv_uts 93784\n"));
-        assert!(text.contains("# TYPE pixelserv_ssh gauge\n"));
-        assert!(text.contains("# TYPE pixelserv_kvg gauge\npixelserv_kvg 3.00\n"));
-        assert!(text
-            .contains("# TYPE pixelserv_http_204_total counter\npixelserv_http_204_total 450\n"));
-        assert!(text.contains("# TYPE pixelserv_gif_total counter\npixelserv_gif_total 322\n"));
-        assert!(metrics(&view(&Stats::new())).starts_with("# HELP pixelserv_uts process uptime\n"));
-    }
-
-    #[test]
-    fn help_text_is_escaped() {
-        assert_eq!(help_escape("a\\b\nc"), "a\\\\b\\nc");
     }
 }

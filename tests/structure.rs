@@ -13,7 +13,7 @@ const MAX_FN_LINES: usize = 80;
 const LAYERS: &[&[&str]] = &[
     &["log", "sys", "topk", "version", "x509"],
     &["stats", "config", "top_names"],
-    &["http", "tls", "stats_render"],
+    &["http", "tls", "stats_render", "metrics"],
     &["server"],
     &["app", "main", "lib"],
 ];

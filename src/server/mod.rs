@@ -91,6 +91,8 @@ impl Tls {
         g.sessions = sess.stored + sess.hits;
         g.session_misses = sess.misses;
         g.session_purges = sess.full;
+        g.sessions_stored = sess.stored;
+        g.session_hits = sess.hits;
         g
     }
 }
@@ -505,6 +507,8 @@ impl Server {
                 Ok(leaf) => {
                     if generated {
                         self.stats.bump(Counter::Cgn);
+                    } else {
+                        self.stats.cert_loaded();
                     }
                     if let Ok(mut certs) = self.tls.certs.lock() {
                         certs.insert(name.clone(), leaf.clone());
