@@ -177,6 +177,8 @@ fn max_fds() -> io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    // `rlim_t` is 32 bits wide on some targets.
+    #[allow(clippy::unnecessary_cast)]
     Ok(limit.rlim_cur as u64)
 }
 
