@@ -62,6 +62,8 @@ pub struct Config {
     pub write_timeout_secs: u64,
     /// `--cert-workers N` (default 2).
     pub cert_workers: usize,
+    /// `--cert-files N`: certificate files kept in CERT_PATH (default 2000, 0 = none).
+    pub cert_files: usize,
     /// The arguments as given, each preceded by a space, or " <none>" (version string).
     pub args_display: String,
     /// Warnings to log once logging is up (deprecated `-o`, `-r`).
@@ -77,6 +79,7 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: u64 = 5;
 pub const DEFAULT_HEADER_TIMEOUT: u64 = 10;
 pub const DEFAULT_WRITE_TIMEOUT: u64 = 10;
 pub const DEFAULT_CERT_WORKERS: usize = 2;
+pub const DEFAULT_CERT_FILES: usize = 2000;
 /// One listening socket per slot of the original's port array (fixes its overflow, #26).
 pub const MAX_PORTS: usize = 10;
 pub const MAX_TLS_PORTS: usize = 9;
@@ -120,6 +123,7 @@ fn options() -> getopts::Options {
         "header-timeout",
         "write-timeout",
         "cert-workers",
+        "cert-files",
     ] {
         o.optmulti("", long, "", "");
     }
@@ -353,6 +357,8 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         handshake_timeout_secs: timeout("handshake-timeout", DEFAULT_HANDSHAKE_TIMEOUT)?,
         header_timeout_secs: timeout("header-timeout", DEFAULT_HEADER_TIMEOUT)?,
         write_timeout_secs: timeout("write-timeout", DEFAULT_WRITE_TIMEOUT)?,
+        cert_files: last_number(&m, "cert-files", 0, 1_000_000)?
+            .map_or(DEFAULT_CERT_FILES, |n| n as usize),
         cert_workers: last_number(&m, "cert-workers", 1, 64)?
             .map_or(DEFAULT_CERT_WORKERS, |n| n as usize),
         args_display: args_display(args),
@@ -450,6 +456,7 @@ pub fn usage() -> String {
         format!("\t--header-timeout SECS\t(default: {DEFAULT_HEADER_TIMEOUT})"),
         format!("\t--write-timeout SECS\t(default: {DEFAULT_WRITE_TIMEOUT})"),
         format!("\t--cert-workers N\t(certificate generator threads 1..64; default: {DEFAULT_CERT_WORKERS})"),
+        format!("\t--cert-files N\t\t(certificate files kept in CERT_PATH, least recently used removed; 0: none; default: {DEFAULT_CERT_FILES})"),
     ];
     let mut out = format!(
         "{}\nUsage: pixelserv-tls [OPTION]\noptions:\n",
@@ -532,6 +539,7 @@ mod tests {
             (5, 10, 10)
         );
         assert_eq!(c.cert_workers, 2);
+        assert_eq!(c.cert_files, 2000);
         assert_eq!(c.args_display, " <none>");
         assert!(c.warnings.is_empty());
     }

@@ -294,14 +294,30 @@ fn certificates(m: &mut Exposition, s: &Snapshot) {
     m.labelled(
         "pixelserv_certificates_total",
         "counter",
-        "Certificates asked of the workers after a cache miss, by outcome: generated (made and signed by the CA; servstats cgn), loaded (a usable file in CERT_PATH), failed (servstats cgf), queue_full (refused, the job queue was full; servstats cqf).",
+        "Certificates asked of the workers after a cache miss, by outcome: generated (made and signed by the CA; servstats cgn), loaded (a usable file in CERT_PATH), failed (servstats cgf), queue_full (refused, the job queue was full; servstats cqf), abandoned (every client waiting for it had gone before a worker took it: nothing was done).",
         "outcome",
         [
             ("generated", s.stats.get(Counter::Cgn)),
             ("loaded", s.stats.detail().certs_loaded),
             ("failed", s.stats.get(Counter::Cgf)),
             ("queue_full", s.stats.get(Counter::Cqf)),
+            ("abandoned", s.stats.detail().certs_abandoned),
         ],
+    );
+    m.gauge(
+        "pixelserv_certificate_files",
+        "Certificate files in CERT_PATH (servstats dsk).",
+        g.cert_files,
+    );
+    m.gauge(
+        "pixelserv_certificate_files_max",
+        "Certificate files kept in CERT_PATH at most, --cert-files (servstats dsx).",
+        g.cert_files_max,
+    );
+    m.counter(
+        "pixelserv_certificate_files_removed_total",
+        "Least recently used certificate files removed to stay within --cert-files (servstats dse).",
+        g.cert_files_removed,
     );
     m.counter(
         "pixelserv_certificate_files_replaced_total",

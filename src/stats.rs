@@ -82,6 +82,9 @@ pub enum Counter {
     Cgn,
     Cgf,
     Cqf,
+    Dsk,
+    Dsx,
+    Dse,
 }
 
 /// How a value is printed on the pages.
@@ -267,11 +270,23 @@ pub const TABLE: &[CounterInfo] = &[
         Cqf,
         "cqf", Int, "cert workers: # of jobs refused because the queue was full"
     ),
+    info!(
+        Dsk,
+        "dsk", Int, "cert files: # of certificate files in CERT_PATH"
+    ),
+    info!(
+        Dsx,
+        "dsx", Int, "cert files: most certificate files kept (--cert-files)"
+    ),
+    info!(
+        Dse,
+        "dse", Int, "cert files: # of files removed to stay within --cert-files"
+    ),
 ];
 
 /// Number of counters the original printed; scripts parse exactly these first.
 pub const ORIGINAL_COUNT: usize = 51;
-pub const COUNT: usize = 59;
+pub const COUNT: usize = 62;
 
 /// The TLS version a connection negotiated: counted in `v10`..`v13` and shown in the access
 /// log.
@@ -459,6 +474,10 @@ pub struct Gauges {
     /// The two parts of `sessions`.
     pub sessions_stored: u64,
     pub session_hits: u64,
+    /// Disk budget: certificate files in CERT_PATH, the most allowed, files removed.
+    pub cert_files: u64,
+    pub cert_files_max: u64,
+    pub cert_files_removed: u64,
 }
 
 /// Counters and gauges together: what a stats page shows.
@@ -480,6 +499,9 @@ impl Snapshot<'_> {
             Counter::Ssh => g.sessions,
             Counter::Ssm => g.session_misses,
             Counter::Ssp => g.session_purges,
+            Counter::Dsk => g.cert_files,
+            Counter::Dsx => g.cert_files_max,
+            Counter::Dse => g.cert_files_removed,
             _ => return self.stats.value(c),
         };
         gauge as f64
@@ -539,8 +561,10 @@ pub struct Detail {
     pub handshake_failures: [u64; HandshakeFailure::ALL.len()],
     /// Completed handshakes by `TlsVersion`.
     pub handshakes: [u64; TlsVersion::ALL.len()],
-    /// Certificate jobs that found a usable file on disk.
+    /// Certificate jobs that found a usable file on disk, and jobs skipped because every
+    /// client waiting for them had gone.
     pub certs_loaded: u64,
+    pub certs_abandoned: u64,
     /// Requests that sent bytes: their sizes and processing times.
     pub request_bytes: Sum,
     pub request_micros: Sum,
@@ -636,6 +660,11 @@ impl Stats {
     /// A certificate job found a usable file.
     pub fn cert_loaded(&mut self) {
         self.detail.certs_loaded += 1;
+    }
+
+    /// A certificate job was skipped: nobody waited for it any more.
+    pub fn cert_abandoned(&mut self) {
+        self.detail.certs_abandoned += 1;
     }
 
     /// A client asked for a name (`top_names` says which sources count).

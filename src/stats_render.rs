@@ -233,6 +233,9 @@ mod tests {
                 sessions: g(Counter::Ssh),
                 session_misses: g(Counter::Ssm),
                 session_purges: g(Counter::Ssp),
+                cert_files: g(Counter::Dsk),
+                cert_files_max: g(Counter::Dsx),
+                cert_files_removed: g(Counter::Dse),
                 ..Gauges::default()
             },
         }
@@ -259,7 +262,7 @@ mod tests {
         270 scp, 280 ssh, 290 ssm, 300 ssp, 310 nfe, 322 gif, 330 ico, 340 txt, 350 jpg, \
         360 png, 370 swf, 380 ufe, 390 opt, 400 pst, 410 hed, 420 rdr, 430 nou, 440 pth, \
         450 204, 460 bad, 470 cls, 480 cly, 490 clt, 500 err, 510 v11, 520 sta, 530 stt, \
-        540 tmo, 550 snx, 560 cgn, 570 cgf, 580 cqf";
+        540 tmo, 550 snx, 560 cgn, 570 cgf, 580 cqf, 590 dsk, 600 dsx, 610 dse";
 
     #[test]
     fn text_line_and_page() {
@@ -280,7 +283,7 @@ mod tests {
         let page = text_page("v", &view(&s));
         assert!(page.starts_with("v\n0 uts, 0 log, 0 kcc, "));
         assert!(page.contains(", 0.00 kvg, "));
-        assert!(page.ends_with(", 0 cqf\r\n"));
+        assert!(page.ends_with(", 0 dse\r\n"));
         assert_eq!(stats_line(&view(&s)).matches(", ").count(), TABLE.len() - 1);
     }
 
@@ -381,6 +384,9 @@ mod tests {
             "<tr><td>cgn</td><td>560</td><td>cert workers: # of certificates generated</td></tr>",
             "<tr><td>cgf</td><td>570</td><td>cert workers: # of certificate jobs that failed</td></tr>",
             "<tr><td>cqf</td><td>580</td><td>cert workers: # of jobs refused because the queue was full</td></tr>",
+            "<tr><td>dsk</td><td>590</td><td>cert files: # of certificate files in CERT_PATH</td></tr>",
+            "<tr><td>dsx</td><td>600</td><td>cert files: most certificate files kept (--cert-files)</td></tr>",
+            "<tr><td>dse</td><td>610</td><td>cert files: # of files removed to stay within --cert-files</td></tr>",
             "</table>",
         );
         page.replace("</table>", ours) + "\r\n"
@@ -417,7 +423,7 @@ mod tests {
         assert_eq!(page.matches("<tr><td>").count(), TABLE.len());
         // 8 in the original's layout, then ours before the extra rows.
         assert_eq!(page.matches("<th colspan=\"3\"></th>").count(), 9);
-        assert!(page.ends_with("queue was full</td></tr></table></body></html>\r\n"));
+        assert!(page.ends_with("within --cert-files</td></tr></table></body></html>\r\n"));
         assert!(!page.trim_end_matches("\r\n").contains(['\n', '\r']));
     }
 
@@ -453,7 +459,7 @@ mod tests {
         assert!(text.contains(",\"kvg\":3.00,"));
         assert!(text.contains(",\"avg\":200,"));
         assert!(text.contains(",\"204\":450,"));
-        assert!(text.contains(",\"cqf\":580,\"top_names\":{"));
+        assert!(text.contains(",\"cqf\":580,\"dsk\":590,\"dsx\":600,\"dse\":610,\"top_names\":{"));
         assert!(json("v", &view(&Stats::new())).starts_with("{\"version\":\"v\",\"uts\":"));
     }
 

@@ -196,15 +196,17 @@ fn ca_crt_serves_the_created_ca() {
     assert_eq!(srv.stat("txt"), 1);
 }
 
+/// A ca.crt that also holds the CA key: /ca.crt serves the certificate re-encoded from what
+/// was parsed at startup, never the key or any other byte of the file.
 #[test]
-fn ca_crt_with_private_key_is_404_without_nul() {
-    // Let a first server create a CA, then publish-proof it: ca.crt holding a key block.
+fn ca_crt_with_private_key_serves_the_certificate_only() {
     let first = Server::start(&[]);
     let crt = std::fs::read(first.dir.path().join("ca.crt")).unwrap();
     let key = std::fs::read(first.dir.path().join("ca.key")).unwrap();
     drop(first);
     let dir = TempDir::new("cakey");
-    std::fs::write(dir.path().join("ca.crt"), [crt, key.clone()].concat()).unwrap();
+    let junk = b"# a comment the PEM reader skips\n";
+    std::fs::write(dir.path().join("ca.crt"), [&junk[..], &crt, &key].concat()).unwrap();
     std::fs::write(dir.path().join("ca.key"), key).unwrap();
     let srv = Server::start_with(Options {
         args: vec![],
@@ -212,14 +214,16 @@ fn ca_crt_with_private_key_is_404_without_nul() {
     });
     let mut c = srv.connect();
     let r = exchange(&mut c, &get_req("/ca.crt"));
-    assert_eq!(r.status, 404);
-    assert_eq!(r.header("Content-Length"), Some("15"));
-    assert_eq!(r.body, b"404 - Not Found");
-    // No stray NUL: the next response starts right away.
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, crt);
+    assert!(!String::from_utf8_lossy(&r.body).contains("PRIVATE KEY"));
+    // Framed exactly: the next response starts right away.
     let r = exchange(&mut c, &get_req("/x.gif"));
     assert_eq!(r.status_line, "HTTP/1.1 200 OK");
     assert!(silent_for(&mut c, Duration::from_millis(200)));
-    assert_eq!(srv.stat("pth"), 1);
+    assert!(srv
+        .log_text()
+        .contains("ca.crt also contains a private key"));
 }
 
 #[test]

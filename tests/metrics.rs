@@ -146,6 +146,9 @@ const FAMILIES: &[(&str, &str)] = &[
     ("pixelserv_certificate_cache_lookups", "counter"),
     ("pixelserv_certificate_cache_evictions", "counter"),
     ("pixelserv_certificates", "counter"),
+    ("pixelserv_certificate_files", "gauge"),
+    ("pixelserv_certificate_files_max", "gauge"),
+    ("pixelserv_certificate_files_removed", "counter"),
     ("pixelserv_certificate_files_replaced", "counter"),
     ("process_cpu_seconds", "counter"),
     ("process_open_fds", "gauge"),
@@ -226,6 +229,8 @@ fn metrics_parse_and_move() {
         1.0
     );
     assert_eq!(m.get("pixelserv_certificate_cache_entries"), 1.0);
+    assert_eq!(m.get("pixelserv_certificate_files"), 1.0);
+    assert_eq!(m.get("pixelserv_certificate_files_max"), 2000.0);
     // Five before this one, every one closed by now.
     assert_eq!(m.get("pixelserv_connections_accepted_total"), 6.0);
     assert_eq!(m.get("pixelserv_connections_open"), 1.0);

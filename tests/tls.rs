@@ -658,9 +658,10 @@ fn prefetch_survives_a_restart() {
         args: Vec::new(),
         dir: Some(dir),
     });
+    // Loaded after the privilege drop, so possibly just after the ports listen.
     for n in ["_.one.example", "_.two.example", "_.three.example"] {
         assert!(
-            srv.log_text().contains(&format!("sslctx_tbl_load: {n}")),
+            srv.wait_log(&format!("sslctx_tbl_load: {n}"), T),
             "{}",
             srv.log_text()
         );

@@ -20,9 +20,8 @@ fn site(variant: bool) -> Site {
             redirect: true,
             stats_html_url: "/servstats".into(),
             stats_text_url: "/servstats.txt".into(),
-            ca_cert_available: !variant,
         },
-        ca_pem: (!variant).then(|| CA_PEM.to_vec()),
+        ca_pem: CA_PEM.to_vec(),
         version: "pixelserv-tls fuzz".into(),
     }
 }

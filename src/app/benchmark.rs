@@ -1,10 +1,15 @@
 //! `-B [CERT_FILE]`: times certificate generation and loading, then exits (reference §7.9).
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::tls::ca;
+use crate::sys::files::{Dir, Owners};
+use crate::sys::process;
+use crate::tls::ca::{self, Access};
+use crate::tls::certs::Certs;
+use crate::tls::disk::DiskBudget;
 use crate::tls::names::CertName;
 use crate::tls::workers::Maker;
 
@@ -16,7 +21,14 @@ const PER_ROUND: u32 = 5;
 pub fn run(cfg: &Config, dir: &Path, file: Option<&str>) -> i32 {
     let name = file.unwrap_or("_.bing.com");
     println!("CERT_PATH: {}", dir.display());
-    let (ca, _) = match ca::load_or_create(dir, cfg.leaf_key) {
+    let opened = Dir::open(dir).map_err(|e| e.to_string());
+    let owners = Owners::for_process(process::euid(), None);
+    let access = Access {
+        owners: owners.clone(),
+        crt_owner: None,
+    };
+    let loaded = opened.and_then(|d| Ok((ca::load_or_create(&d, cfg.leaf_key, &access)?, d)));
+    let ((ca, _), opened) = match loaded {
         Ok(v) => v,
         Err(e) => {
             println!("CA: {e}");
@@ -35,7 +47,9 @@ pub fn run(cfg: &Config, dir: &Path, file: Option<&str>) -> i32 {
         return 0;
     }
     println!("CERT_FILE: {name}");
-    let maker = Maker::new(dir.to_path_buf(), ca, cfg.leaf_key);
+    let disk = Arc::new(Mutex::new(DiskBudget::new(cfg.cert_files.max(1), &[])));
+    let certs = Arc::new(Mutex::new(Certs::new(1)));
+    let maker = Maker::new(Arc::new(opened), owners, ca, cfg.leaf_key, disk, certs);
     let (mut gen_total, mut load_total) = (0.0, 0.0);
     for round in 1..=ROUNDS {
         let Some(gen_ms) = time_ms(|| maker.generate(&cert_name).map(|_| ())) else {

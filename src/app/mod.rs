@@ -21,11 +21,14 @@ use crate::log::{self, CRITICAL, ERROR, NOTICE, WARNING};
 use crate::plog;
 use crate::server::conn::Timeouts;
 use crate::server::{listener, Listener, Options, Server, Tls, WAKER};
+use crate::sys::files::{Dir, Owners};
 use crate::sys::process::{self, User};
 use crate::sys::signals::SignalFd;
-use crate::tls::ca::{self, Ca, CaStatus};
+use crate::tls::ca::{self, Access, Ca, CaStatus};
 use crate::tls::certs::Certs;
 use crate::tls::context;
+use crate::tls::context::TICKET_KEYS_LEN;
+use crate::tls::disk::DiskBudget;
 use crate::tls::names::CertName;
 use crate::tls::pending::Pending;
 use crate::tls::prefetch;
@@ -82,28 +85,72 @@ fn run(mut cfg: Config) -> Result<(), String> {
     log::init(cfg.foreground);
     let version = announce(&cfg);
     raise_fd_limit(&cfg);
-    let ca = open_ca(&cfg, user.as_ref())?;
-    let ca_pem = ca.servable_pem().map(<[u8]>::to_vec);
-    if ca_pem.is_none() {
-        plog!(
-            ERROR,
-            "ca.crt contains a private key: /ca.crt will not serve it"
-        );
-    }
-    let certs = Arc::new(Mutex::new(Certs::new(cfg.cert_cache_size)));
-    let ctx = tls_context(&cfg, &ca, certs.clone())?;
-    let maker = Arc::new(Maker::new(cfg.cert_path.clone(), ca, cfg.leaf_key));
-    load_prefetch(&cfg.cert_path, &maker, &certs);
+    // As root, before the drop: CERT_PATH, the CA (ca.key is root's) and the ticket keys.
+    let dir = Arc::new(open_cert_dir(&cfg, user.as_ref())?);
+    let ca = open_ca(&cfg, &dir, user.as_ref())?;
+    let ticket_keys = match &cfg.ticket_keys {
+        Some(path) => Some(context::read_ticket_keys(
+            path,
+            &root_owners(user.as_ref()),
+        )?),
+        None => None,
+    };
     // Before listening: a signal sent once "Listening on" is logged must not kill us.
     let signals = SignalFd::new().map_err(|e| format!("signalfd: {e}"))?;
     let listeners = bind_all(&cfg)?;
     drop_privileges(user.as_ref())?;
+    // As the -u user from here: files it reads may be its own.
+    let owners = runtime_owners(user.as_ref());
+    let certs = Arc::new(Mutex::new(Certs::new(cfg.cert_cache_size)));
+    let ctx = tls_context(&cfg, &ca, certs.clone(), ticket_keys, &owners)?;
     let site = Site {
-        settings: settings(&cfg, ca_pem.is_some()),
-        ca_pem,
+        settings: settings(&cfg),
+        ca_pem: ca.pem.clone(),
         version,
     };
-    serve(&cfg, site, ctx, certs, maker, signals, listeners)
+    let disk = Arc::new(Mutex::new(disk_budget(&cfg, &dir)));
+    let maker = Maker::new(
+        dir.clone(),
+        owners.clone(),
+        ca,
+        cfg.leaf_key,
+        disk.clone(),
+        certs.clone(),
+    );
+    let over = disk.lock().map(|mut d| d.over_budget()).unwrap_or_default();
+    if !over.is_empty() {
+        plog!(
+            NOTICE,
+            "removing {} certificate file(s) over --cert-files {}",
+            over.len(),
+            cfg.cert_files
+        );
+        maker.remove(&over);
+    }
+    load_prefetch(&dir, &owners, &maker, &certs);
+    let parts = Parts {
+        site,
+        ctx,
+        certs,
+        disk,
+        maker: Arc::new(maker),
+        dir,
+        signals,
+        listeners,
+    };
+    serve(&cfg, parts)
+}
+
+/// Who may own the files root reads before the drop: root or the `-u` user.
+fn root_owners(user: Option<&User>) -> Owners {
+    Owners::for_process(process::euid(), user.map(|u| u.uid))
+}
+
+/// Who may own the files read after the drop (a process still running as root trusts
+/// root's files only).
+fn runtime_owners(user: Option<&User>) -> Owners {
+    let uid = user.map_or_else(process::euid, |u| u.uid);
+    Owners::for_process(uid, None)
 }
 
 /// Paths are resolved before daemonizing, which changes to `/` (the original resolved a
@@ -162,114 +209,147 @@ fn raise_fd_limit(cfg: &Config) {
     }
 }
 
-/// CERT_PATH and the CA in it, as root before the drop: ca.key is usually root's only.
-fn open_ca(cfg: &Config, user: Option<&User>) -> Result<Ca, String> {
-    let dir = &cfg.cert_path;
-    prepare_cert_path(dir, user);
-    let swept = store::sweep_temp_files(dir);
+/// CERT_PATH, created if missing (and then given to the `-u` user, on the open directory),
+/// opened once: every file in it is reached through this descriptor.
+fn open_cert_dir(cfg: &Config, user: Option<&User>) -> Result<Dir, String> {
+    let path = &cfg.cert_path;
+    let created = !path.exists();
+    if created {
+        std::fs::create_dir_all(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    }
+    let dir = Dir::open(path).map_err(|e| format!("CERT_PATH {}: {e}", path.display()))?;
+    if let Some(u) = user.filter(|u| created && u.uid != 0) {
+        if let Err(e) = dir.chown(u.uid, u.gid) {
+            plog!(ERROR, "cannot give {} to {}: {}", path.display(), u.name, e);
+        }
+    }
+    if let Ok((_, mode)) = dir.owner_and_mode() {
+        if mode & 0o022 != 0 {
+            plog!(
+                ERROR,
+                "{} is writable by group or others (mode {:o}): they can replace the certificates it holds; run chmod go-w on it",
+                path.display(),
+                mode
+            );
+        }
+    }
+    let swept = store::sweep_temp_files(&dir);
     if swept > 0 {
         plog!(
             NOTICE,
             "removed {} unfinished temporary file(s) from {}",
             swept,
-            dir.display()
+            path.display()
         );
     }
-    let (ca, status) = ca::load_or_create(dir, cfg.leaf_key).map_err(|e| format!("CA: {e}"))?;
+    Ok(dir)
+}
+
+/// The CA in CERT_PATH, loaded or created.
+fn open_ca(cfg: &Config, dir: &Dir, user: Option<&User>) -> Result<Ca, String> {
+    let access = Access {
+        owners: root_owners(user),
+        // A new ca.crt may be read by the user; ca.key stays root's.
+        crt_owner: user.filter(|u| u.uid != 0).map(|u| (u.uid, u.gid)),
+    };
+    let (ca, status) =
+        ca::load_or_create(dir, cfg.leaf_key, &access).map_err(|e| format!("CA: {e}"))?;
     for w in &ca.warnings {
         plog!(WARNING, "{}", w);
     }
+    let path = dir.path();
     match &status {
-        CaStatus::Loaded => plog!(NOTICE, "CA loaded from {}", dir.join("ca.crt").display()),
+        CaStatus::Loaded => plog!(NOTICE, "CA loaded from {}", path.join("ca.crt").display()),
         CaStatus::Created => plog!(
             CRITICAL,
             "created a new CA in {}: install ca.crt on your devices (it is also served at http://<this host>/ca.crt)",
-            dir.display()
+            path.display()
         ),
         CaStatus::CertOnly(why) => plog!(
             WARNING,
             "no usable ca.key ({}): serving certificates already in {} only, none will be generated",
             why,
-            dir.display()
+            path.display()
         ),
-    }
-    if status == CaStatus::Created {
-        chown_ca_cert(dir, user);
     }
     Ok(ca)
 }
 
-/// A CERT_PATH we create as root must be writable by the `-u` user we switch to.
-fn prepare_cert_path(dir: &Path, user: Option<&User>) {
-    if dir.exists() {
-        return;
-    }
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        plog!(ERROR, "cannot create {}: {}", dir.display(), e);
-        return;
-    }
-    if let Some(u) = user.filter(|u| u.uid != 0) {
-        let _ = std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid));
-    }
-}
-
-/// A new ca.crt may be read by the user; ca.key stays root's (it is loaded before the drop).
-fn chown_ca_cert(dir: &Path, user: Option<&User>) {
-    if let Some(u) = user.filter(|u| u.uid != 0) {
-        let _ = std::os::unix::fs::chown(dir.join("ca.crt"), Some(u.uid), Some(u.gid));
-    }
+/// The index of the certificate files in CERT_PATH (startup: the loop never lists it).
+fn disk_budget(cfg: &Config, dir: &Dir) -> DiskBudget {
+    let entries = dir.entries().unwrap_or_else(|e| {
+        plog!(ERROR, "cannot list {}: {}", dir.path().display(), e);
+        Vec::new()
+    });
+    DiskBudget::new(cfg.cert_files, &entries)
 }
 
 /// The server's TLS context: the CA chain, the PSL the ClientHello callback names
 /// certificates with, and shared ticket keys if configured.
-fn tls_context(cfg: &Config, ca: &Ca, certs: Arc<Mutex<Certs>>) -> Result<SslContext, String> {
-    let psl = Arc::new(load_psl(cfg));
+fn tls_context(
+    cfg: &Config,
+    ca: &Ca,
+    certs: Arc<Mutex<Certs>>,
+    ticket_keys: Option<[u8; TICKET_KEYS_LEN]>,
+    owners: &Owners,
+) -> Result<SslContext, String> {
+    let psl = Arc::new(load_psl(cfg, owners));
     let ctx =
         context::server_context(certs, psl, &ca.chain).map_err(|e| format!("TLS context: {e}"))?;
-    if let Some(path) = &cfg.ticket_keys {
-        let keys = context::read_ticket_keys(path)?;
+    if let Some(keys) = ticket_keys {
         context::set_ticket_keys(&ctx, &keys).map_err(|e| format!("session ticket keys: {e}"))?;
     }
     Ok(ctx)
 }
 
-fn load_psl(cfg: &Config) -> Psl {
+fn load_psl(cfg: &Config, owners: &Owners) -> Psl {
     let explicit = cfg.psl_file.is_some();
     let path = cfg
         .psl_file
         .clone()
         .unwrap_or_else(|| cfg.cert_path.join(PSL_FILE));
-    match Psl::load(&path) {
-        Ok(psl) => {
+    match Psl::load(&path, owners) {
+        Ok(Some(psl)) => {
             plog!(NOTICE, "public suffix list loaded from {}", path.display());
             psl
         }
+        Ok(None) if !explicit => Psl::builtin(),
+        Ok(None) => {
+            plog!(
+                ERROR,
+                "cannot use {}: no such file; using the built-in list",
+                path.display()
+            );
+            Psl::builtin()
+        }
         Err(e) => {
-            if explicit || path.exists() {
-                plog!(
-                    ERROR,
-                    "cannot use {}: {}; using the built-in list",
-                    path.display(),
-                    e
-                );
-            }
+            plog!(
+                ERROR,
+                "cannot use {}: {}; using the built-in list",
+                path.display(),
+                e
+            );
             Psl::builtin()
         }
     }
 }
 
 /// Startup, before the loop: certificates listed in `prefetch` go into the cache.
-fn load_prefetch(dir: &Path, maker: &Maker, certs: &Mutex<Certs>) {
-    let path = dir.join("prefetch");
-    let names = match prefetch::read(&path) {
-        Ok(n) => n,
-        Err(e) => {
+fn load_prefetch(dir: &Dir, owners: &Owners, maker: &Maker, certs: &Mutex<Certs>) {
+    let file = dir.path().join(prefetch::FILE_NAME);
+    let names = match prefetch::read(dir, owners) {
+        Ok(Some(n)) => n,
+        Ok(None) => {
             plog!(
                 WARNING,
-                "sslctx_tbl_load: {} doesn't exist. ({})",
-                path.display(),
-                e
+                "sslctx_tbl_load: {} doesn't exist.",
+                file.display()
             );
+            return;
+        }
+        Err(e) => {
+            plog!(ERROR, "cannot use {}: {}", file.display(), e);
             return;
         }
     };
@@ -283,11 +363,11 @@ fn load_prefetch(dir: &Path, maker: &Maker, certs: &Mutex<Certs>) {
             plog!(
                 WARNING,
                 "prefetch: ignoring invalid name {}",
-                log::escape(name.as_bytes())
+                log::escape_capped(name.as_bytes())
             );
             continue;
         };
-        // Missing, expiring or corrupt certificates are made on first use instead.
+        // Missing, expiring, corrupt or foreign certificates are made on first use instead.
         if let Ok(Some(leaf)) = maker.load(name.file_name()) {
             certs.insert(name.file_name().to_string(), leaf);
             plog!(NOTICE, "sslctx_tbl_load: {}", name.file_name());
@@ -326,13 +406,12 @@ fn drop_privileges(user: Option<&User>) -> Result<(), String> {
     }
 }
 
-fn settings(cfg: &Config, ca_cert_available: bool) -> Settings {
+fn settings(cfg: &Config) -> Settings {
     Settings {
         disable_204: cfg.disable_204,
         redirect: cfg.redirect,
         stats_html_url: cfg.stats_html_url.clone(),
         stats_text_url: cfg.stats_text_url.clone(),
-        ca_cert_available,
     }
 }
 
@@ -350,33 +429,39 @@ fn options(cfg: &Config) -> Options {
     }
 }
 
-/// The last phase: certificate workers, the loop, and the file work signals ask for.
-fn serve(
-    cfg: &Config,
+/// What the loop is built from.
+struct Parts {
     site: Site,
     ctx: SslContext,
     certs: Arc<Mutex<Certs>>,
+    disk: Arc<Mutex<DiskBudget>>,
     maker: Arc<Maker>,
+    dir: Arc<Dir>,
     signals: SignalFd,
     listeners: Vec<Listener>,
-) -> Result<(), String> {
+}
+
+/// The last phase: certificate workers, the loop, and the file work signals ask for.
+fn serve(cfg: &Config, p: Parts) -> Result<(), String> {
     let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
-    let workers = Workers::start(cfg.cert_workers, CERT_QUEUE, maker, waker.clone())
+    let workers = Workers::start(cfg.cert_workers, CERT_QUEUE, p.maker, waker.clone())
         .map_err(|e| format!("workers: {e}"))?;
     let (keys_tx, ticket_keys) = mpsc::channel();
     let tls = Tls {
-        ctx,
-        certs,
+        ctx: p.ctx,
+        certs: p.certs,
         workers,
         ticket_keys,
         pending: Pending::default(),
+        disk: p.disk,
     };
-    let mut server = Server::new(poll, listeners, signals, tls, site, options(cfg))
+    let mut server = Server::new(poll, p.listeners, p.signals, tls, p.site, options(cfg))
         .map_err(|e| format!("event loop: {e}"))?;
     let mut chores = FileChores {
-        cert_path: cfg.cert_path.clone(),
+        dir: p.dir,
         ticket_keys: cfg.ticket_keys.clone(),
+        owners: runtime_owners(None),
         keys_tx,
         waker,
     };

@@ -19,8 +19,6 @@ pub struct Settings {
     pub redirect: bool,
     pub stats_html_url: String,
     pub stats_text_url: String,
-    /// `CERT_PATH/ca.crt` can be served.
-    pub ca_cert_available: bool,
 }
 
 /// What to answer; `http::service` turns it into bytes.
@@ -38,7 +36,6 @@ pub enum Reply {
     /// 501.
     NotImplemented,
     CaCert,
-    NotFound,
     Stats(StatsPage),
     /// Admin `/log=N`: set the log level, then answer like `Text`.
     SetLogLevel(u8),
@@ -126,11 +123,7 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
         }
     }
     if path.starts_with(b"/ca.crt") {
-        return if settings.ca_cert_available {
-            decide(Reply::CaCert, Counter::Txt)
-        } else {
-            decide(Reply::NotFound, Counter::Pth)
-        };
+        return decide(Reply::CaCert, Counter::Txt);
     }
     if admin {
         let stats = [
@@ -273,7 +266,6 @@ mod tests {
             redirect: false,
             stats_html_url: "/servstats".into(),
             stats_text_url: "/servstats.txt".into(),
-            ca_cert_available: true,
         }
     }
 
@@ -469,14 +461,6 @@ mod tests {
         assert_eq!(
             run_with("GET /ca.crt HTTP/1.1", false, &settings()),
             is(Reply::CaCert, Counter::Txt)
-        );
-        let s = Settings {
-            ca_cert_available: false,
-            ..settings()
-        };
-        assert_eq!(
-            run_with("GET /ca.crt HTTP/1.1", true, &s),
-            is(Reply::NotFound, Counter::Pth)
         );
     }
 

@@ -94,12 +94,6 @@ const OPTIONS: Pair = head!(
 );
 const OPTIONS_BODY: &[u8] = b"GET,OPTIONS";
 const NOT_IMPLEMENTED: Pair = head!("501 Method Not Implemented", [], ["Content-Length: 0"]);
-const NOT_FOUND: Pair = head!(
-    "404 Not Found",
-    ["Content-Type: text/plain", "Content-Length: 15"],
-    []
-);
-const NOT_FOUND_BODY: &[u8] = b"404 - Not Found";
 /// TEXT up to its optional CORS block; the empty line follows it.
 const TEXT: Pair = (
     "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=UTF-8\r\nConnection: close\r\n\
@@ -141,10 +135,6 @@ pub fn write_options(mode: Mode, out: &mut Vec<u8>) {
 
 pub fn write_not_implemented(mode: Mode, out: &mut Vec<u8>) {
     write_fixed(NOT_IMPLEMENTED, b"", mode, out);
-}
-
-pub fn write_not_found(mode: Mode, out: &mut Vec<u8>) {
-    write_fixed(NOT_FOUND, NOT_FOUND_BODY, mode, out);
 }
 
 /// The empty 200, with the CORS block for this request's Origin (never a remembered one).
@@ -446,28 +436,6 @@ mod tests {
              Connection: close\r\n\r\n-----BEGIN"
         );
         split_checked(&ca);
-    }
-
-    #[test]
-    fn not_found_has_no_nul() {
-        let resp = render(|o| write_not_found(KA, o));
-        assert_eq!(
-            text(&resp),
-            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n\
-             Connection: keep-alive\r\n\r\n404 - Not Found"
-        );
-        assert!(!resp.contains(&0));
-        let close = render(|o| write_not_found(CLOSE, o));
-        let head_only = render(|o| {
-            write_not_found(
-                Mode {
-                    keep_alive: false,
-                    head_only: true,
-                },
-                o,
-            )
-        });
-        assert_eq!(head_only, close[..close.len() - NOT_FOUND_BODY.len()]);
     }
 
     #[test]

@@ -16,8 +16,8 @@ use crate::stats_render;
 /// What the service needs that does not change while the server runs.
 pub struct Site {
     pub settings: Settings,
-    /// `/ca.crt` body, when there is a CA certificate that is safe to publish.
-    pub ca_pem: Option<Vec<u8>>,
+    /// `/ca.crt` body: the CA chain re-encoded from the certificates parsed at startup.
+    pub ca_pem: Vec<u8>,
     /// The version line at the top of the stats pages.
     pub version: String,
 }
@@ -86,13 +86,9 @@ pub fn render(
         Reply::NoContent => response::write_no_content(mode, out),
         Reply::Options => response::write_options(mode, out),
         Reply::NotImplemented => response::write_not_implemented(mode, out),
-        Reply::NotFound => response::write_not_found(mode, out),
         Reply::Text | Reply::SetLogLevel(_) => response::write_text(origin, mode, out),
         Reply::Redirect(location) => response::write_redirect(location, origin, mode, out),
-        Reply::CaCert => match &site.ca_pem {
-            Some(pem) => response::write_ca_cert(pem, mode, out),
-            None => response::write_not_found(mode, out),
-        },
+        Reply::CaCert => response::write_ca_cert(&site.ca_pem, mode, out),
         Reply::Stats(page) => match snapshot {
             Some(s) => write_stats(*page, &site.version, s, mode, out),
             // A caller that forgot the snapshot gets an error, not a page of zeros.

@@ -32,10 +32,12 @@ use crate::stats::{CloseReason, Counter, Gauges, HandshakeFailure, Snapshot, Sta
 use crate::sys::signals::{Signal, SignalFd};
 use crate::tls::certs::{Certs, Leaf};
 use crate::tls::context::{self, TICKET_KEYS_LEN};
+use crate::tls::disk::DiskBudget;
 use crate::tls::hello::{self, Lookup};
 use crate::tls::names;
+use crate::tls::names::CertName;
 use crate::tls::pending::Pending;
-use crate::tls::workers::{Done, Workers};
+use crate::tls::workers::{Done, Job, Outcome, Workers};
 
 /// The certificate workers (and the ticket-key reader) wake the loop with this token.
 pub const WAKER: Token = Token(usize::MAX);
@@ -74,6 +76,8 @@ pub struct Tls {
     /// Ticket keys re-read on SIGHUP, delivered with a wake-up of `WAKER`.
     pub ticket_keys: Receiver<[u8; TICKET_KEYS_LEN]>,
     pub pending: Pending<ConnId>,
+    /// The workers keep it; read here for the stats pages.
+    pub disk: Arc<Mutex<DiskBudget>>,
 }
 
 impl Tls {
@@ -85,6 +89,11 @@ impl Tls {
         };
         if let Ok(c) = self.certs.lock() {
             c.fill_gauges(&mut g);
+        }
+        if let Ok(d) = self.disk.lock() {
+            g.cert_files = d.files() as u64;
+            g.cert_files_max = d.max_files() as u64;
+            g.cert_files_removed = d.evicted();
         }
         let sess = context::session_stats(&self.ctx);
         // `ssh` as the original: sessions stored plus sessions reused.
@@ -468,18 +477,24 @@ impl Server {
         };
         let file = name.file_name().to_string();
         conn.park(file.clone());
-        if self.tls.pending.park(&file, conn.id()) {
-            if let Err(name) = self.tls.workers.submit(name) {
-                plog!(
-                    log::ERROR,
-                    "certificate queue full: refusing {}",
-                    name.file_name()
-                );
-                self.stats.bump(Counter::Cqf);
-                return self.finish_waiters(&file, None, now);
-            }
+        if let Some(abandoned) = self.tls.pending.park(&file, conn.id()) {
+            self.submit(Job { name, abandoned }, now);
         }
         self.after(slot, Step::Wait, now);
+    }
+
+    /// Queues a certificate job; a full queue refuses everyone waiting for that name.
+    fn submit(&mut self, job: Job, now: Instant) {
+        if let Err(job) = self.tls.workers.submit(job) {
+            let file = job.name.file_name();
+            log::limited(
+                log::ERROR,
+                &log::QUEUE_FULL,
+                format_args!("certificate queue full: refusing {file}"),
+            );
+            self.stats.bump(Counter::Cqf);
+            self.finish_waiters(file, None, now);
+        }
     }
 
     fn refuse(&mut self, slot: usize, why: HandshakeFailure, now: Instant) {
@@ -496,18 +511,19 @@ impl Server {
         while let Some(done) = self.tls.workers.try_recv() {
             let Done {
                 name,
-                result,
+                outcome,
                 generated,
                 replaced,
             } = done;
             if replaced {
                 self.stats.bump(Counter::Sle);
             }
-            match result {
-                Ok(leaf) => {
-                    if generated {
-                        self.stats.bump(Counter::Cgn);
-                    } else {
+            if generated {
+                self.stats.bump(Counter::Cgn);
+            }
+            match outcome {
+                Outcome::Ready(leaf) => {
+                    if !generated {
                         self.stats.cert_loaded();
                     }
                     if let Ok(mut certs) = self.tls.certs.lock() {
@@ -515,12 +531,37 @@ impl Server {
                     }
                     self.finish_waiters(&name, Some(leaf), now);
                 }
-                Err(why) => {
-                    plog!(log::ERROR, "certificate for {} failed: {}", name, why);
+                Outcome::Failed(why) => {
+                    log::limited(
+                        log::ERROR,
+                        &log::CERT_FAILED,
+                        format_args!("certificate for {name} failed: {why}"),
+                    );
                     self.stats.bump(Counter::Cgf);
                     self.finish_waiters(&name, None, now);
                 }
+                Outcome::Abandoned => {
+                    self.stats.cert_abandoned();
+                    self.job_abandoned(&name, now);
+                }
             }
+        }
+    }
+
+    /// The worker skipped a job nobody waited for; anyone who came since needs a new one.
+    fn job_abandoned(&mut self, file: &str, now: Instant) {
+        let waiters = self.tls.pending.take(file);
+        let Ok(name) = CertName::from_file_name(file) else {
+            return;
+        };
+        let mut abandoned = None;
+        for id in waiters {
+            if self.conns.get(id.slot).is_some_and(|c| c.id() == id) {
+                abandoned = abandoned.or(self.tls.pending.park(file, id));
+            }
+        }
+        if let Some(abandoned) = abandoned {
+            self.submit(Job { name, abandoned }, now);
         }
     }
 

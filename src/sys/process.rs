@@ -94,9 +94,13 @@ fn getpwnam(name: &str) -> io::Result<Option<User>> {
     }))
 }
 
-pub fn is_root() -> bool {
+pub fn euid() -> libc::uid_t {
     // SAFETY: geteuid never fails.
-    unsafe { libc::geteuid() == 0 }
+    unsafe { libc::geteuid() }
+}
+
+pub fn is_root() -> bool {
+    euid() == 0
 }
 
 /// Switches to `user` completely: supplementary groups, gid, then uid (the original only

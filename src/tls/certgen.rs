@@ -89,7 +89,7 @@ pub fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::ca::load_or_create;
+    use crate::tls::ca::load_or_create_at as load_or_create;
     use crate::tls::store::tests::TempDir;
     use crate::x509::{needs_renewal, new_key as new_leaf_key, to_unix, KeyType};
     use openssl::asn1::Asn1Time;

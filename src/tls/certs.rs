@@ -74,6 +74,11 @@ impl Certs {
         self.lru.get(file).cloned()
     }
 
+    /// Whether `file` is cached (no use counted).
+    pub fn contains(&self, file: &str) -> bool {
+        self.lru.peek(file).is_some()
+    }
+
     pub fn insert(&mut self, file: String, leaf: Leaf) {
         self.loads += 1;
         if self.lru.insert(file, leaf).is_some() {

@@ -13,6 +13,7 @@ use openssl::x509::X509;
 use super::certs::Certs;
 use super::hello;
 use super::psl::Psl;
+use crate::sys::files::{read_path, FileError, Owners};
 
 /// Ties cached sessions to this server (OpenSSL refuses to resume without one when the
 /// session cache is on).
@@ -150,9 +151,23 @@ pub fn set_ticket_keys(
 }
 
 /// Reads a ticket-key file: exactly 80 bytes of key material (e.g. `head -c 80
-/// /dev/urandom`), the format nginx's `ssl_session_ticket_key` uses.
-pub fn read_ticket_keys(path: &std::path::Path) -> Result<[u8; TICKET_KEYS_LEN], String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {}", path.display(), e))?;
+/// /dev/urandom`), the format nginx's `ssl_session_ticket_key` uses. Opened like every file
+/// we read (`sys::files`): no link, regular, owned by `owners`, and at most a few bytes.
+pub fn read_ticket_keys(
+    path: &std::path::Path,
+    owners: &Owners,
+) -> Result<[u8; TICKET_KEYS_LEN], String> {
+    let fail = |e: String| format!("{}: {}", path.display(), e);
+    let bytes = match read_path(path, TICKET_KEYS_LEN as u64 + 1, owners) {
+        Ok(Some(c)) => c.bytes,
+        Ok(None) => return Err(fail("no such file".into())),
+        Err(FileError::TooLarge { .. }) => {
+            return Err(fail(format!(
+                "must hold exactly {TICKET_KEYS_LEN} bytes, has more"
+            )))
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    };
     <[u8; TICKET_KEYS_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
         format!(
             "{}: must hold exactly {} bytes, has {}",
@@ -191,7 +206,7 @@ mod tests {
         let key = crate::x509::new_key(KeyType::Ecdsa).unwrap();
         let dir = std::env::temp_dir().join(format!("pxs-sw-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (ca, _) = crate::tls::ca::load_or_create(&dir, KeyType::Ecdsa).unwrap();
+        let (ca, _) = crate::tls::ca::load_or_create_at(&dir, KeyType::Ecdsa).unwrap();
         let cert = certgen::generate("*.example.com", None, &ca, &key).unwrap();
         let leaf = leaf_context(&cert, &key, &ca.chain);
         let server = base().unwrap().build();
@@ -234,7 +249,7 @@ mod tests {
         let key = crate::x509::new_key(KeyType::Ecdsa).unwrap();
         let dir = std::env::temp_dir().join(format!("pxs-ctx-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (ca, _) = crate::tls::ca::load_or_create(&dir, KeyType::Ecdsa).unwrap();
+        let (ca, _) = crate::tls::ca::load_or_create_at(&dir, KeyType::Ecdsa).unwrap();
         let cert = certgen::generate("*.example.com", None, &ca, &key).unwrap();
         let n = 200;
         let t = std::time::Instant::now();

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod certgen;
 pub mod certs;
 pub mod context;
+pub mod disk;
 pub mod hello;
 pub mod names;
 pub mod pending;
