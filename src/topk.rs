@@ -10,9 +10,9 @@
 //! tracked.
 //!
 //! Memory is fixed at construction (keys are stored inline, at most `KEY` bytes); adding
-//! never allocates. Lookups and evictions scan the slots: with the small capacities used
-//! here (about a hundred) a linear scan of an array of hashes beats a heap or a hash map,
-//! and a client cannot make it degrade beyond `CAP` comparisons.
+//! never allocates. A key is found through an open-addressing index at most half full
+//! (linear probing, backward-shift deletion, so no tombstones build up); an eviction scans
+//! the counts, one contiguous array of `CAP` integers, for the smallest.
 //!
 //! `TAGS` per-slot sub-counters split the occurrences seen while a key was tracked by
 //! where they came from (`tags[i]` sum to `count - error`).
@@ -33,17 +33,27 @@ pub struct Entry<'a, const TAGS: usize> {
 struct Slot<const KEY: usize, const TAGS: usize> {
     key: [u8; KEY],
     len: u8,
-    count: u64,
     error: u64,
     tags: [u64; TAGS],
 }
 
+/// An unused position of the index.
+const EMPTY: u16 = u16::MAX;
+
 pub struct TopK<const CAP: usize, const KEY: usize, const TAGS: usize> {
-    /// Parallel to `slots`, scanned first on every lookup.
+    /// Slot numbers by hash; a power of two at least twice `CAP`.
+    index: Box<[u16]>,
+    /// Parallel to `slots` and apart from them: the eviction scan reads only `counts`.
     hashes: Box<[u64; CAP]>,
+    counts: Box<[u64; CAP]>,
     slots: Box<[Slot<KEY, TAGS>; CAP]>,
     len: usize,
     total: u64,
+    /// The smallest count, once the table is full. Counts only grow, so it only grows:
+    /// an eviction looks for a slot at it, from where the last one was found, and
+    /// recomputes it only when none is left.
+    floor: u64,
+    cursor: usize,
 }
 
 impl<const CAP: usize, const KEY: usize, const TAGS: usize> Default for TopK<CAP, KEY, TAGS> {
@@ -53,23 +63,26 @@ impl<const CAP: usize, const KEY: usize, const TAGS: usize> Default for TopK<CAP
 }
 
 impl<const CAP: usize, const KEY: usize, const TAGS: usize> TopK<CAP, KEY, TAGS> {
-    /// Keys are stored with a one-byte length.
-    const KEY_FITS: () = assert!(KEY <= u8::MAX as usize && CAP > 0);
+    /// Keys are stored with a one-byte length, slot numbers in a `u16` below `EMPTY`.
+    const KEY_FITS: () = assert!(KEY <= u8::MAX as usize && CAP > 0 && CAP < EMPTY as usize);
 
     pub fn new() -> Self {
         let () = Self::KEY_FITS;
         let empty = Slot {
             key: [0; KEY],
             len: 0,
-            count: 0,
             error: 0,
             tags: [0; TAGS],
         };
         TopK {
+            index: vec![EMPTY; (2 * CAP).next_power_of_two()].into_boxed_slice(),
             hashes: Box::new([0; CAP]),
+            counts: Box::new([0; CAP]),
             slots: Box::new([empty; CAP]),
             len: 0,
             total: 0,
+            floor: 0,
+            cursor: 0,
         }
     }
 
@@ -78,18 +91,30 @@ impl<const CAP: usize, const KEY: usize, const TAGS: usize> TopK<CAP, KEY, TAGS>
         let key = &key[..key.len().min(KEY)];
         let hash = fnv1a(key);
         self.total = self.total.saturating_add(1);
-        let found = self.hashes[..self.len]
-            .iter()
-            .zip(&self.slots[..self.len])
-            .position(|(&h, s)| h == hash && &s.key[..usize::from(s.len)] == key);
-        let i = match found {
+        let i = match self.find(key, hash) {
             Some(i) => i,
             None => self.take_slot(key, hash),
         };
-        let slot = &mut self.slots[i];
-        slot.count = slot.count.saturating_add(1);
-        if let Some(t) = slot.tags.get_mut(tag) {
+        self.counts[i] = self.counts[i].saturating_add(1);
+        if let Some(t) = self.slots[i].tags.get_mut(tag) {
             *t = t.saturating_add(1);
+        }
+    }
+
+    fn find(&self, key: &[u8], hash: u64) -> Option<usize> {
+        let mask = self.index.len() - 1;
+        let mut pos = hash as usize & mask;
+        // The index is never more than half full: an empty position ends every probe.
+        loop {
+            let i = usize::from(self.index[pos]);
+            if i == usize::from(EMPTY) {
+                return None;
+            }
+            let slot = &self.slots[i];
+            if self.hashes[i] == hash && &slot.key[..usize::from(slot.len)] == key {
+                return Some(i);
+            }
+            pos = (pos + 1) & mask;
         }
     }
 
@@ -100,22 +125,66 @@ impl<const CAP: usize, const KEY: usize, const TAGS: usize> TopK<CAP, KEY, TAGS>
             self.len += 1;
             (self.len - 1, 0)
         } else {
-            let (i, slot) = self
-                .slots
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, s)| s.count)
-                .expect("CAP > 0");
-            (i, slot.count)
+            let i = self.smallest();
+            self.unindex(i);
+            (i, self.counts[i])
         };
         let slot = &mut self.slots[i];
         slot.key[..key.len()].copy_from_slice(key);
         slot.len = key.len() as u8;
-        slot.count = floor;
         slot.error = floor;
+        self.counts[i] = floor;
         slot.tags = [0; TAGS];
         self.hashes[i] = hash;
+        let mask = self.index.len() - 1;
+        let mut pos = hash as usize & mask;
+        while self.index[pos] != EMPTY {
+            pos = (pos + 1) & mask;
+        }
+        self.index[pos] = i as u16;
         i
+    }
+
+    /// A slot with the smallest count (the table is full).
+    fn smallest(&mut self) -> usize {
+        let floor = self.floor;
+        let at = |from: usize, counts: &[u64; CAP]| {
+            (from..CAP).chain(0..from).find(|&i| counts[i] == floor)
+        };
+        let i = match at(self.cursor, &self.counts) {
+            Some(i) => i,
+            None => {
+                self.floor = self.counts.iter().fold(u64::MAX, |m, &c| m.min(c));
+                let floor = self.floor;
+                self.counts.iter().position(|&c| c == floor).unwrap_or(0)
+            }
+        };
+        self.cursor = (i + 1) % CAP;
+        i
+    }
+
+    /// Takes slot `i` out of the index, moving later entries of its probe run back into the
+    /// hole where their own probe allows it.
+    fn unindex(&mut self, i: usize) {
+        let mask = self.index.len() - 1;
+        let start = self.hashes[i] as usize & mask;
+        let Some(mut hole) = (0..self.index.len())
+            .map(|step| (start + step) & mask)
+            .find(|&pos| usize::from(self.index[pos]) == i)
+        else {
+            return;
+        };
+        let mut next = (hole + 1) & mask;
+        while self.index[next] != EMPTY {
+            let home = self.hashes[usize::from(self.index[next])] as usize & mask;
+            // It may move back if the hole is between its home and where it is now.
+            if (next.wrapping_sub(home) & mask) >= (next.wrapping_sub(hole) & mask) {
+                self.index[hole] = self.index[next];
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.index[hole] = EMPTY;
     }
 
     /// Occurrences counted so far (the stream length `N`).
@@ -135,13 +204,20 @@ impl<const CAP: usize, const KEY: usize, const TAGS: usize> TopK<CAP, KEY, TAGS>
         CAP
     }
 
+    /// Heap memory held, all of it allocated by `new`.
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.index)
+            + CAP * (2 * std::mem::size_of::<u64>() + std::mem::size_of::<Slot<KEY, TAGS>>())
+    }
+
     /// The `n` largest counts, largest first (ties by key, so the order is stable).
     pub fn top(&self, n: usize) -> Vec<Entry<'_, TAGS>> {
         let mut all: Vec<Entry<'_, TAGS>> = self.slots[..self.len]
             .iter()
-            .map(|s| Entry {
+            .zip(self.counts.iter())
+            .map(|(s, &count)| Entry {
                 key: &s.key[..usize::from(s.len)],
-                count: s.count,
+                count,
                 error: s.error,
                 tags: s.tags,
             })
@@ -184,6 +260,13 @@ mod tests {
     ) {
         let n = truth.values().sum::<u64>();
         assert_eq!(t.total(), n);
+        // The index holds every slot once and finds each key where it is.
+        let indexed = t.index.iter().filter(|&&e| e != EMPTY).count();
+        assert_eq!(indexed, t.len());
+        for (i, s) in t.slots[..t.len()].iter().enumerate() {
+            let key = &s.key[..usize::from(s.len)];
+            assert_eq!(t.find(key, fnv1a(key)), Some(i));
+        }
         let entries = t.top(C);
         assert_eq!(entries.iter().map(|e| e.count).sum::<u64>(), n);
         for e in &entries {
@@ -324,19 +407,44 @@ mod tests {
         }
         check_bounds(&t, &truth);
         assert_eq!(t.len(), 16);
-        // Everything lives in the two boxes made by `new`.
+        // Everything lives in the three boxes made by `new`.
         assert_eq!(
             std::mem::size_of_val(&*t.slots),
             16 * std::mem::size_of::<Slot<32, 2>>()
         );
-        assert!(std::mem::size_of::<Slot<32, 2>>() <= 72);
+        assert!(std::mem::size_of::<Slot<32, 2>>() <= 64);
+        assert_eq!(std::mem::size_of_val(&*t.counts), 16 * 8);
+    }
+
+    #[test]
+    fn the_index_survives_every_eviction() {
+        // Tiny tables keep probe runs long and wrapping around: after every add each key
+        // is found in its own slot and no key is in two.
+        for seed in 1..40u64 {
+            let mut t = TopK::<5, 4, 1>::new();
+            let mut truth = HashMap::new();
+            let mut rng = Rng(seed);
+            for _ in 0..1500 {
+                let key = format!("{}", rng.next() % 23);
+                feed(&mut t, &mut truth, key.as_bytes());
+                let keys: Vec<&[u8]> = t.slots[..t.len()]
+                    .iter()
+                    .map(|s| &s.key[..usize::from(s.len)])
+                    .collect();
+                for (i, key) in keys.iter().enumerate() {
+                    assert_eq!(t.find(key, fnv1a(key)), Some(i), "seed {seed}");
+                    assert!(!keys[..i].contains(key), "seed {seed}: duplicate");
+                }
+            }
+            check_bounds(&t, &truth);
+        }
     }
 
     #[test]
     fn counts_saturate() {
         let mut t = TopK::<1, 1, 1>::new();
         t.add(b"a", 0);
-        t.slots[0].count = u64::MAX;
+        t.counts[0] = u64::MAX;
         t.slots[0].tags[0] = u64::MAX;
         t.total = u64::MAX;
         t.add(b"a", 0);
