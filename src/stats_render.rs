@@ -184,12 +184,14 @@ pub fn top_names_page(version: &str, s: &Snapshot) -> String {
         out,
         "<br><br>Most requested names since the start: the Host of each plain-HTTP request and \
          the SNI of each TLS connection. {} counted, {} invalid ({} Host, {} SNI). A count may \
-         overstate by its error; any name counted more than 1/{} of all is listed.<br><br>\
+         overstate by its error. {} names are tracked, and any name counted more than 1/{} of all \
+         is among them.<br><br>\
          <table><tr><th>#</th><th>name</th><th>count</th><th>error</th><th>HTTP</th><th>TLS</th></tr>",
         names.counted(),
         names.invalid(Source::Http) + names.invalid(Source::Tls),
         names.invalid(Source::Http),
         names.invalid(Source::Tls),
+        names.capacity(),
         names.capacity()
     );
     for (i, top) in names.top().iter().enumerate() {
