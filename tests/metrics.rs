@@ -8,6 +8,7 @@ use common::*;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -16,6 +17,11 @@ const PARSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/metrics/parse.p
 
 /// A Python that has `prometheus_client`: the one on PATH (pip) or Debian's (apt).
 fn python() -> &'static str {
+    static FOUND: OnceLock<&'static str> = OnceLock::new();
+    FOUND.get_or_init(find_python)
+}
+
+fn find_python() -> &'static str {
     ["python3", "/usr/bin/python3"]
         .into_iter()
         .find(|py| {
