@@ -166,7 +166,7 @@ fn connections(m: &mut Exposition, s: &Snapshot) {
     m.labelled(
         "pixelserv_connections_closed_total",
         "counter",
-        "Client connections closed, by reason: done (all it asked for was answered, or the server shut down), client_closed (the client closed or reset it before completing a request), client_gone (the client left while a response was being sent; servstats cly), error (a socket or TLS error; servstats err), stalled (a request or response made no progress before its deadline), idle (the keep-alive time -O ran out), handshake_failed (see pixelserv_tls_handshake_failures_total).",
+        "Client connections closed, by reason: done (all it asked for was answered, or the server shut down), client_closed (the client closed or reset it before completing a request), client_gone (the client left while a response was being sent; servstats cly), error (a socket or TLS error; servstats err), stalled (a request or response made no progress before its deadline), idle (the keep-alive time -O ran out), handshake_failed (see pixelserv_tls_handshake_failures_total), evicted (idle, or silent since it connected, and closed to admit a new connection at the -T limit; servstats clt).",
         "reason",
         CloseKind::ALL.map(|k| (k.label(), d.closed[k as usize])),
     );

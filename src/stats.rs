@@ -69,8 +69,8 @@ pub enum Counter {
     Bad,
     Cls,
     Cly,
-    /// Never incremented: it counted connections the original dropped when all its threads
-    /// were busy; at `-T` we stop accepting instead, so nothing is dropped. Kept for the layout.
+    /// Connections closed to admit a new one at the `-T` limit (idle or silent ones,
+    /// `CloseReason::Evicted`); the original counted requests dropped for want of a thread.
     Clt,
     Err,
     // Ours, after the original 51.
@@ -393,6 +393,8 @@ pub enum CloseReason {
     /// Keep-alive idle time ran out (`cls` when the connection never carried a request).
     Idle,
     Handshake(HandshakeFailure),
+    /// Closed while idle or silent to admit a new connection at the `-T` limit (`clt`).
+    Evicted,
 }
 
 /// `CloseReason` without its details: the `reason` label of closed connections.
@@ -405,10 +407,11 @@ pub enum CloseKind {
     Stalled,
     Idle,
     HandshakeFailed,
+    Evicted,
 }
 
 impl CloseKind {
-    pub const ALL: [CloseKind; 7] = [
+    pub const ALL: [CloseKind; 8] = [
         CloseKind::Done,
         CloseKind::ClientClosed,
         CloseKind::ClientGone,
@@ -416,6 +419,7 @@ impl CloseKind {
         CloseKind::Stalled,
         CloseKind::Idle,
         CloseKind::HandshakeFailed,
+        CloseKind::Evicted,
     ];
 
     pub fn label(self) -> &'static str {
@@ -427,6 +431,7 @@ impl CloseKind {
             CloseKind::Stalled => "stalled",
             CloseKind::Idle => "idle",
             CloseKind::HandshakeFailed => "handshake_failed",
+            CloseKind::Evicted => "evicted",
         }
     }
 }
@@ -441,6 +446,7 @@ impl CloseReason {
             CloseReason::Stalled => CloseKind::Stalled,
             CloseReason::Idle => CloseKind::Idle,
             CloseReason::Handshake(_) => CloseKind::HandshakeFailed,
+            CloseReason::Evicted => CloseKind::Evicted,
         }
     }
 }
@@ -705,6 +711,8 @@ impl Stats {
                 }
             }
             CloseReason::Handshake(f) => self.handshake_failed(f),
+            // Not a request: an idle connection, or one that never sent one.
+            CloseReason::Evicted => self.bump(Counter::Clt),
         }
     }
 

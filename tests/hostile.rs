@@ -135,7 +135,15 @@ fn thousands_of_silent_connections_do_not_delay_others() {
     if each < EACH as usize {
         eprintln!("open-file limit {limit}: {each} silent connections per port");
     }
-    let srv = Server::start(&["-T", "5000", "-O", "1", "--handshake-timeout", "1"]);
+    // A connection that never sends a byte gets the header deadline, not -O.
+    let srv = Server::start(&[
+        "-T",
+        "5000",
+        "--header-timeout",
+        "1",
+        "--handshake-timeout",
+        "1",
+    ]);
     assert_serves(&srv, "warm.silent.example");
 
     let start = Instant::now();

@@ -38,6 +38,7 @@ fn render(head: &Head, admin: bool, reply: &Reply, site: &Site, out: &mut Vec<u8
         admin,
         tls: None,
         peer: std::net::Ipv4Addr::LOCALHOST.into(),
+        early_data: false,
     };
     service::render(&req, reply, site, Some(&snapshot), out);
 }

@@ -51,6 +51,8 @@ pub struct Head<'a> {
     pub host: Option<&'a [u8]>,
     pub origin: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
+    /// `Sec-Fetch-Site`: where a browser says the request comes from.
+    pub fetch_site: Option<&'a [u8]>,
     pub keep_alive: bool,
     pub body: BodyFraming,
     /// Bytes of the head: leading blank lines through the empty line that ends it.
@@ -92,6 +94,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head<'_>>, ParseError> {
         host: fields.host,
         origin: fields.origin,
         referer: fields.referer,
+        fetch_site: fields.fetch_site,
         keep_alive: !fields.close && (fields.keep_alive || version == Version::Http11),
         body: fields.framing(version)?,
         len: end,
@@ -104,6 +107,7 @@ struct Fields<'a> {
     host: Option<&'a [u8]>,
     origin: Option<&'a [u8]>,
     referer: Option<&'a [u8]>,
+    fetch_site: Option<&'a [u8]>,
     close: bool,
     keep_alive: bool,
     content_length: Option<u64>,
@@ -129,6 +133,8 @@ impl<'a> Fields<'a> {
                 f.origin = f.origin.or(Some(value));
             } else if name.eq_ignore_ascii_case(b"referer") {
                 f.referer = f.referer.or(Some(value));
+            } else if name.eq_ignore_ascii_case(b"sec-fetch-site") {
+                f.fetch_site = f.fetch_site.or(Some(value));
             } else if name.eq_ignore_ascii_case(b"connection") {
                 for token in list(value) {
                     f.close |= token.eq_ignore_ascii_case(b"close");

@@ -13,6 +13,7 @@ use mio::{Interest, Registry, Token};
 use openssl::ssl::SslRef;
 
 use super::buffers::{Pool, RxBuf};
+use super::reusable::Reusable;
 use super::timer::{Armed, Timers};
 use super::transport::{Handshake, Io, Transport, Want};
 use super::Tls;
@@ -31,6 +32,9 @@ use crate::top_names::{self, Source};
 const TX_HIGH_WATER: usize = 64 * 1024;
 /// Reads per `drive` before yielding to other connections.
 const READ_BUDGET: usize = 16;
+/// A body, or a batch of responses, gets this many times its no-progress timeout in all:
+/// a client that sends or reads one byte at a time cannot hold its slot for ever.
+const TOTAL_FACTOR: u32 = 6;
 
 /// Identifies a connection across slab slot reuse: the slot is its `mio` token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,6 +102,8 @@ pub struct Conn {
     armed: Armed,
     /// What the socket is registered for; compared with `interest()` after each step.
     registered: Interest,
+    /// Since when it is listed as reusable (`server::reusable`), if it is.
+    reusable: Option<Instant>,
     admin: bool,
     /// IPv4 peers of a dual-stack socket in their IPv4 form.
     peer: SocketAddr,
@@ -106,6 +112,8 @@ pub struct Conn {
     rx: Option<RxBuf>,
     tx: Vec<u8>,
     tx_pos: usize,
+    /// When the bytes now queued started to be sent (the absolute write deadline).
+    tx_since: Instant,
     requests: u64,
     req_start: Instant,
     /// Bytes of 0-RTT early data not yet consumed by requests (`zrt`).
@@ -131,12 +139,14 @@ impl Conn {
             state,
             armed: Armed::default(),
             registered: Interest::READABLE,
+            reusable: None,
             admin,
             peer: SocketAddr::new(peer.ip().to_canonical(), peer.port()),
             since: now,
             rx: None,
             tx: Vec::new(),
             tx_pos: 0,
+            tx_since: now,
             requests: 0,
             req_start: now,
             early: 0,
@@ -190,16 +200,55 @@ impl Conn {
         }
     }
 
-    /// When this connection times out, derived from its state.
+    /// When this connection times out, derived from its state. Until its first request
+    /// arrives a connection gets the header timeout, not the keep-alive time; bodies and
+    /// responses have a total limit besides the one for progress.
     fn deadline(&self, t: &Timeouts) -> Instant {
-        let span = match &self.state {
-            State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => t.handshake,
-            _ if self.tx_pending() => t.write,
-            State::Idle => t.keepalive,
-            State::Head | State::Body { .. } => t.header,
-            State::Closing => t.write,
-        };
-        self.since + span
+        match &self.state {
+            State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => {
+                self.since + t.handshake
+            }
+            _ if self.tx_pending() => {
+                (self.since + t.write).min(self.tx_since + t.write * TOTAL_FACTOR)
+            }
+            State::Idle if self.requests == 0 => self.since + t.header,
+            State::Idle => self.since + t.keepalive,
+            State::Head => self.since + t.header,
+            State::Body { .. } => {
+                (self.since + t.header).min(self.req_start + t.header * TOTAL_FACTOR)
+            }
+            State::Closing => self.since + t.write,
+        }
+    }
+
+    /// Since when this connection could be closed to admit another (`server::reusable`):
+    /// idle between requests, or never past the start of a TLS handshake.
+    fn reusable_since(&self) -> Option<Instant> {
+        match &self.state {
+            State::Idle if self.is_idle() => Some(self.since),
+            State::EarlyData(_) | State::Handshake(_) => self
+                .ssl()
+                .is_some_and(|ssl| !hello::seen(ssl))
+                .then_some(self.since),
+            _ => None,
+        }
+    }
+
+    /// Keeps this connection's entry in `r` in step with its state.
+    pub fn list_reusable(&mut self, r: &mut Reusable<ConnId>) {
+        let since = self.reusable_since();
+        r.update(self.id, &mut self.reusable, since);
+    }
+
+    /// Takes this connection out of the loop's books: reusable list and timer heap.
+    pub fn unlist(&mut self, r: &mut Reusable<ConnId>, timers: &mut Timers<ConnId>) {
+        r.update(self.id, &mut self.reusable, None);
+        timers.cancel(&mut self.armed);
+    }
+
+    /// Whether the timer entry due at `at` is this connection's live one.
+    pub fn owns_timer(&self, at: Instant) -> bool {
+        self.armed.0 == Some(at)
     }
 
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
@@ -401,12 +450,13 @@ impl Conn {
                     Some(ssl) => (hello::classify_failure(ssl, &e), hello::server_name(ssl)),
                     None => (HandshakeFailure::Other, String::new()),
                 };
-                plog!(
+                log::limited(
                     log::WARNING,
-                    "handshake failed: client {} server {}. {}",
-                    self.peer,
-                    sni,
-                    e
+                    &log::HANDSHAKE,
+                    format_args!(
+                        "handshake failed: client {} server {}. {}",
+                        self.peer, sni, e
+                    ),
                 );
                 Some(self.close(env, CloseReason::Handshake(why)))
             }
@@ -446,16 +496,21 @@ impl Conn {
         }
     }
 
-    fn ensure_tx(&mut self, pool: &mut Pool) {
+    /// Makes sure there is a send buffer; `now` starts the total write time when nothing
+    /// was queued.
+    fn ensure_tx(&mut self, pool: &mut Pool, now: Instant) {
         if self.tx.capacity() == 0 {
             self.tx = pool.tx();
+        }
+        if !self.tx_pending() {
+            self.tx_since = now;
         }
     }
 
     /// Parses and answers one request head; false when more bytes are needed or the
     /// connection is closing.
     fn parse_one(&mut self, env: &mut Env) -> bool {
-        self.ensure_tx(env.pool);
+        self.ensure_tx(env.pool, env.now);
         let Some(rx) = self.rx.as_mut() else {
             return false;
         };
@@ -479,6 +534,7 @@ impl Conn {
             admin: self.admin,
             tls: self.transport.tls_version(),
             peer: self.peer.ip(),
+            early_data: self.early > 0,
         };
         let decision = req.decide(env.site);
         let snapshot = decision.reply.needs_snapshot().then(|| Snapshot {
@@ -562,7 +618,7 @@ impl Conn {
             }
             Err(e) => {
                 rx.consume(rx.data().len());
-                self.ensure_tx(env.pool);
+                self.ensure_tx(env.pool, env.now);
                 response::write_error(e.status(), &mut self.tx);
                 env.stats.bump(Counter::Bad);
                 self.enter(State::Closing, env.now);
@@ -663,11 +719,13 @@ impl Conn {
         let reason = match &self.state {
             State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => {
                 let sni = self.ssl().map(hello::server_name).unwrap_or_default();
-                plog!(
+                log::limited(
                     log::WARNING,
-                    "handshake failed: timeout. client {} server {}",
-                    self.peer,
-                    sni
+                    &log::HANDSHAKE,
+                    format_args!(
+                        "handshake failed: timeout. client {} server {}",
+                        self.peer, sni
+                    ),
                 );
                 CloseReason::Handshake(HandshakeFailure::Timeout)
             }

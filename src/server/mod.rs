@@ -4,6 +4,7 @@
 pub mod buffers;
 pub mod conn;
 pub mod listener;
+pub mod reusable;
 pub mod timer;
 pub mod transport;
 
@@ -22,6 +23,7 @@ use slab::Slab;
 
 use self::buffers::Pool;
 use self::conn::{Conn, ConnId, Env, Step, Timeouts};
+use self::reusable::Reusable;
 use self::timer::Timers;
 use self::transport::Transport;
 use crate::config::ListenPort;
@@ -129,6 +131,8 @@ pub struct Server {
     listeners: Vec<Listener>,
     conns: Slab<Conn>,
     timers: Timers<ConnId>,
+    /// Idle and silent connections, closed oldest first to admit new ones at `-T`.
+    reusable: Reusable<ConnId>,
     stats: Stats,
     pool: Pool,
     site: Site,
@@ -163,6 +167,7 @@ impl Server {
             listeners,
             conns: Slab::new(),
             timers: Timers::default(),
+            reusable: Reusable::default(),
             stats: Stats::new(),
             pool: Pool::default(),
             site,
@@ -253,10 +258,8 @@ impl Server {
     }
 
     fn resume_accepting(&mut self, now: Instant) {
-        if self.paused.is_some_and(|at| at <= now)
-            && self.conns.len() < self.options.max_conns
-            && self.draining.is_none()
-        {
+        let room = self.conns.len() < self.options.max_conns || !self.reusable.is_empty();
+        if self.paused.is_some_and(|at| at <= now) && room && self.draining.is_none() {
             self.paused = None;
             for i in 0..self.listeners.len() {
                 self.accept(i, now);
@@ -269,8 +272,10 @@ impl Server {
             if self.draining.is_some() {
                 return;
             }
-            if self.conns.len() >= self.options.max_conns {
-                // The kernel backlog holds the rest until a slot frees (HAProxy maxconn).
+            let full = self.conns.len() >= self.options.max_conns;
+            if full && self.reusable.is_empty() {
+                // Every slot is busy: the kernel backlog holds the rest until one frees or
+                // becomes idle (HAProxy maxconn).
                 self.paused = Some(now + Duration::from_secs(3600));
                 return;
             }
@@ -279,6 +284,9 @@ impl Server {
                 Accepted::Skip => continue,
                 Accepted::Stop => return,
             };
+            if full {
+                self.evict_oldest_idle(now);
+            }
             let port = &self.listeners[index].port;
             let admin = !self.options.admin_restricted || port.admin;
             if let Some(transport) = self.transport(stream, port.tls) {
@@ -357,6 +365,16 @@ impl Server {
         self.drive(id.slot, now);
     }
 
+    /// Closes the connection that has been idle (or silent) longest, to admit a new one.
+    fn evict_oldest_idle(&mut self, now: Instant) {
+        if let Some(id) = self.reusable.oldest() {
+            self.with_conn(id.slot, now, |conn, env| {
+                conn.close(env, CloseReason::Evicted)
+            });
+            self.remove(id.slot);
+        }
+    }
+
     /// Runs `f` on a connection with the environment it borrows from the loop.
     fn with_conn<R>(
         &mut self,
@@ -403,6 +421,12 @@ impl Server {
                     return;
                 }
                 conn.schedule(&mut self.timers, &self.options.timeouts);
+                let was_empty = self.reusable.is_empty();
+                conn.list_reusable(&mut self.reusable);
+                if was_empty && !self.reusable.is_empty() && self.paused.is_some() {
+                    // At the limit with nothing to close: this one can make room now.
+                    self.paused = Some(now);
+                }
             }
         }
     }
@@ -413,9 +437,16 @@ impl Server {
         }
         let mut conn = self.conns.remove(slot);
         conn.deregister(self.poll.registry());
+        conn.unlist(&mut self.reusable, &mut self.timers);
         if let Some(file) = conn.parked_on() {
             self.tls.pending.forget(file, conn.id());
         }
+        let conns = &self.conns;
+        self.timers.compact_if_stale(|at, id| {
+            conns
+                .get(id.slot)
+                .is_some_and(|c| c.id() == id && c.owns_timer(at))
+        });
         self.stats.conn_closed(conn.requests());
         // After a burst, hand the memory back (a few ms, at most once per burst).
         if self.peak >= TRIM_AFTER && self.conns.len() <= self.peak / 8 {

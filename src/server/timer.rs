@@ -11,15 +11,23 @@ use std::time::Instant;
 
 pub struct Timers<K> {
     heap: BinaryHeap<Reverse<(Instant, K)>>,
+    /// Entries that will never fire for a live connection (closed, or superseded by an
+    /// earlier deadline); when they outnumber the rest the heap is compacted, so that churn
+    /// cannot pile up entries for `-O` seconds.
+    stale: usize,
 }
 
 impl<K: Ord> Default for Timers<K> {
     fn default() -> Self {
         Timers {
             heap: BinaryHeap::new(),
+            stale: 0,
         }
     }
 }
+
+/// Compaction pays off only past this many stale entries.
+const COMPACT_AFTER: usize = 1024;
 
 /// What a connection remembers about its heap entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,10 +38,26 @@ impl<K: Ord + Copy> Timers<K> {
     pub fn arm(&mut self, key: K, armed: &mut Armed, deadline: Instant) {
         match armed.0 {
             Some(at) if at <= deadline => {}
-            _ => {
+            previous => {
+                self.stale += usize::from(previous.is_some());
                 self.heap.push(Reverse((deadline, key)));
                 armed.0 = Some(deadline);
             }
+        }
+    }
+
+    /// The connection owning `armed` closed: its entry is dead weight from now on.
+    pub fn cancel(&mut self, armed: &mut Armed) {
+        if armed.0.take().is_some() {
+            self.stale += 1;
+        }
+    }
+
+    /// Drops the entries `live` says are stale once they are the majority.
+    pub fn compact_if_stale(&mut self, live: impl Fn(Instant, K) -> bool) {
+        if self.stale > COMPACT_AFTER && self.stale * 2 > self.heap.len() {
+            self.heap.retain(|Reverse((at, key))| live(*at, *key));
+            self.stale = 0;
         }
     }
 
@@ -45,7 +69,12 @@ impl<K: Ord + Copy> Timers<K> {
     /// (`fired`) and re-arms or expires it.
     pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, K)> {
         match self.heap.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
+            Some(Reverse((at, _))) if *at <= now => {
+                let popped = self.heap.pop().map(|Reverse(e)| e);
+                // Whether it was stale is for the caller to say; keep the estimate in bounds.
+                self.stale = self.stale.min(self.heap.len());
+                popped
+            }
             _ => None,
         }
     }
@@ -112,6 +141,24 @@ mod tests {
         assert!(!armed.fired(at2));
         assert!(t.pop_due(later).is_none());
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn closed_connections_do_not_pile_up() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        let far = now + Duration::from_secs(120);
+        let mut live = Armed::default();
+        t.arm((0usize, 0u64), &mut live, far);
+        for i in 1..=5000u64 {
+            let mut armed = Armed::default();
+            t.arm((i as usize, i), &mut armed, far);
+            t.cancel(&mut armed);
+            let keep = live.0;
+            t.compact_if_stale(|at, k| k == (0, 0) && Some(at) == keep);
+        }
+        assert!(t.len() <= COMPACT_AFTER + 2, "{}", t.len());
+        assert_eq!(t.next(), Some(far));
     }
 
     #[test]

@@ -109,6 +109,9 @@ fn load(
         .cloned()
         .ok_or_else(|| "ca.crt contains no certificate".to_string())?;
     let pem = chain_pem(&chain)?;
+    // Read (and checked) whether or not the key needs it: a link or FIFO here is refused.
+    let passphrase =
+        read(dir, "ca.key.passphrase", MAX_PASSPHRASE, access)?.map(|c| strip_newline(c.bytes));
     let mut warnings = Vec::new();
     if contains_private_key(&file) {
         warnings.push(
@@ -125,7 +128,7 @@ fn load(
     let usable = check_ca(&cert).and_then(|warning| {
         warnings.extend(warning);
         let bytes = key.ok_or_else(|| "ca.key is missing".to_string())?;
-        let key = parse_key(dir, &bytes, access)?;
+        let key = parse_key(&bytes, passphrase)?;
         let matches = cert
             .public_key()
             .map(|public| public.public_eq(&key))
@@ -185,9 +188,7 @@ fn basic_constraints_ca(der: &[u8]) -> bool {
     }
 }
 
-fn parse_key(dir: &Dir, pem: &[u8], access: &Access) -> Result<PKey<Private>, String> {
-    let passphrase =
-        read(dir, "ca.key.passphrase", MAX_PASSPHRASE, access)?.map(|c| strip_newline(c.bytes));
+fn parse_key(pem: &[u8], passphrase: Option<Vec<u8>>) -> Result<PKey<Private>, String> {
     let mut asked = false;
     let key = PKey::private_key_from_pem_callback(pem, |buf| {
         asked = true;

@@ -8,7 +8,7 @@ use openssl::ssl::{
     SslContext, SslContextBuilder, SslContextRef, SslMethod, SslMode, SslOptions,
     SslSessionCacheMode, SslVersion,
 };
-use openssl::x509::X509;
+use openssl::x509::{X509VerifyResult, X509};
 
 use super::certs::Certs;
 use super::hello;
@@ -67,18 +67,22 @@ fn base() -> Result<SslContextBuilder, ErrorStack> {
             | NO_ANTI_REPLAY,
     );
     // Idle connections hold no TLS buffers; writes may be partial and resumed.
+    // No chain built from a certificate store: the chain sent is exactly the one configured.
     b.set_mode(
         SslMode::RELEASE_BUFFERS
             | SslMode::ENABLE_PARTIAL_WRITE
-            | SslMode::ACCEPT_MOVING_WRITE_BUFFER,
+            | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+            | SslMode::NO_AUTO_CHAIN,
     );
     // One read(2) per burst of records instead of one for each header and each body.
     b.set_read_ahead(true);
     Ok(b)
 }
 
-/// `chain`: the CA certificates sent after every leaf (the ClientHello callback installs
-/// only the leaf's certificate and key on each connection).
+/// `chain`: the certificates of ca.crt. Those that are not self-signed (intermediates) are
+/// sent after every leaf; a self-signed root is left out, since a client must already trust
+/// it: fewer bytes and less client work per handshake. The ClientHello callback installs only
+/// the leaf's certificate and key on each connection.
 pub fn server_context(
     certs: Arc<Mutex<Certs>>,
     psl: Arc<Psl>,
@@ -91,11 +95,17 @@ pub fn server_context(
     // One ticket per full handshake is enough for a client that reconnects.
     b.set_num_tickets(1)?;
     b.set_max_early_data(MAX_EARLY_DATA)?;
-    for c in chain {
+    for c in chain.iter().filter(|c| !self_signed(c)) {
         b.add_extra_chain_cert(c.clone())?;
     }
     b.set_client_hello_callback(hello::callback(certs, psl));
     Ok(b.build())
+}
+
+/// Issued by itself and signed with its own key: a root.
+fn self_signed(c: &X509) -> bool {
+    c.issued(c) == X509VerifyResult::OK
+        && c.public_key().and_then(|k| c.verify(&k)).unwrap_or(false)
 }
 
 fn ctx_read(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
@@ -185,6 +195,28 @@ mod tests {
     use crate::x509::KeyType;
     use openssl::pkey::{PKeyRef, Private};
     use openssl::x509::X509Ref;
+
+    #[test]
+    fn self_signed_roots_are_not_sent() {
+        let dir = crate::tls::store::tests::TempDir::new("chain");
+        let (ca, _) = crate::tls::ca::load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
+        let key = crate::x509::new_key(KeyType::Ecdsa).unwrap();
+        // A certificate signed by the CA stands in for an intermediate.
+        let below = certgen::generate("*.example.com", None, &ca, &key).unwrap();
+        assert!(self_signed(&ca.cert));
+        assert!(!self_signed(&below));
+        let psl = Arc::new(Psl::builtin());
+        let certs = Arc::new(Mutex::new(crate::tls::certs::Certs::new(1)));
+        // No extra chain at all (the crate's accessor assumes there is one, so no call here).
+        server_context(certs.clone(), psl.clone(), &ca.chain).unwrap();
+        let ctx = server_context(certs, psl, &[below.clone(), ca.cert.clone()]).unwrap();
+        let sent = ctx.extra_chain_certs();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent.get(0).unwrap().to_der().unwrap(),
+            below.to_der().unwrap()
+        );
+    }
 
     /// What the server did before: a context per certificate, switched to per connection.
     fn leaf_context(cert: &X509Ref, key: &PKeyRef<Private>, chain: &[X509]) -> SslContext {

@@ -61,7 +61,7 @@ pub struct Hello {
     /// The SNI as received (cut, escaped) for log lines.
     sni: String,
     /// The SNI for the most requested names, until the loop takes it (`take_name`).
-    seen: Option<Observed>,
+    observed: Option<Observed>,
 }
 
 /// The `Mutex` is only there because ex_data must be `Sync`: the callback and the loop run on
@@ -148,7 +148,7 @@ pub fn callback(
             }
             Some(Ok(Some(raw))) => raw.to_vec(),
             Some(Err(_)) => {
-                with(ssl, |h| h.seen = Some(Observed::Invalid));
+                with(ssl, |h| h.observed = Some(Observed::Invalid));
                 set(ssl, Phase::Invalid);
                 *alert = SslAlert::DECODE_ERROR;
                 return Err(ErrorStack::get());
@@ -156,7 +156,7 @@ pub fn callback(
         };
         if let Some(mut h) = state(ssl) {
             h.sni = crate::log::escape(&raw[..raw.len().min(LOG_NAME_MAX)]);
-            h.seen = Some(top_names::from_sni(&raw));
+            h.observed = Some(top_names::from_sni(&raw));
         }
         let name = match names::cert_name(&raw, &psl) {
             Ok(name) => name,
@@ -214,7 +214,13 @@ pub fn refuse(ssl: &SslRef, why: HandshakeFailure) {
 /// The SNI the client sent, judged, once per connection: `None` when it sent none or it
 /// was taken before.
 pub fn take_name(ssl: &SslRef) -> Option<Observed> {
-    with(ssl, |h| h.seen.take()).flatten()
+    with(ssl, |h| h.observed.take()).flatten()
+}
+
+/// Whether the callback has seen this connection's ClientHello (false for a client that has
+/// not finished sending one).
+pub fn seen(ssl: &SslRef) -> bool {
+    with(ssl, |h| !matches!(h.phase, Phase::Fresh)).unwrap_or(true)
 }
 
 /// The SNI for log lines ("" when none was sent).
@@ -273,7 +279,7 @@ mod tests {
         refuse(&ssl, HandshakeFailure::NoCertificate);
         with(&ssl, |h| h.sni = "a.example".into());
         assert_eq!(server_name(&ssl), "a.example");
-        with(&ssl, |h| h.seen = Some(Observed::Invalid));
+        with(&ssl, |h| h.observed = Some(Observed::Invalid));
         assert_eq!(take_name(&ssl), Some(Observed::Invalid));
         assert_eq!(take_name(&ssl), None);
         release(&ssl);
