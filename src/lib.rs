@@ -8,9 +8,9 @@
 //!
 //! | layer | modules | what they hold |
 //! |---|---|---|
-//! | base | `log`, `sys`, `version`, `x509` | syslog/stderr lines; libc wrappers (daemon and its startup report, privilege drop, access as another user, signalfd, who holds a port); the version line; time, serial, key and renewal helpers |
-//! | words | `stats`, `config` | counters and the outcomes that move them (`CloseReason`, `HandshakeFailure`, `TlsVersion`); the command line |
-//! | services | `http/`, `tls/`, `stats_render` | HTTP framing, dispatch and response bytes; names, CA, certificates, caches, workers and the ClientHello callback; the stats pages |
+//! | base | `log`, `sys`, `topk`, `version`, `x509` | syslog/stderr lines; libc wrappers (daemon and its startup report, privilege drop, access as another user, signalfd, who holds a port, `/proc/self` figures); the space-saving top-k; the version line; time, serial, key and renewal helpers |
+//! | words | `stats`, `config`, `top_names` | counters and the outcomes that move them (`CloseReason`, `HandshakeFailure`, `TlsVersion`); the command line; the most requested names, normalised |
+//! | services | `http/`, `tls/`, `stats_render`, `metrics` | HTTP framing, dispatch and response bytes; names, CA, certificates, caches, workers and the ClientHello callback; the stats pages; `/metrics` |
 //! | loop | `server/` | the `mio` loop, connection state machines, transports, timers, listeners |
 //! | process | `app/`, `main` | startup phases (listeners and their error hints, CERT_PATH for the `-u` user), `--check`, signal chores, `-B` |
 //!
@@ -23,15 +23,18 @@
 //!    any body afterwards.
 //! 4. `http/service.rs` asks `http/dispatch.rs` what to answer, renders it with
 //!    `http/response.rs` (assets from `http/assets.rs`, stats pages from `stats_render.rs`
-//!    with a `stats::Snapshot`), applies `/log=N` and writes the access log (`log.rs`).
-//! 5. `server/conn.rs` counts the request (`stats.rs`), writes the bytes, and its state says
+//!    and `metrics.rs` with a `stats::Snapshot`), applies `/log=N` and writes the access log
+//!    (`log.rs`).
+//! 5. `server/conn.rs` counts the request (`stats.rs`; over plain HTTP its `Host` in
+//!    `top_names.rs`), writes the bytes, and its state says
 //!    what readiness and deadline to wait for next (`server/timer.rs`). When it ends, its
 //!    `CloseReason` goes to `Stats::closed`.
 //!
 //! # A ClientHello for a name never seen, file by file
 //!
 //! 1. `server/conn.rs` drives the handshake; OpenSSL calls the callback in `tls/hello.rs`.
-//! 2. `tls/hello.rs` reads the SNI (`tls/sni.rs`), names the certificate (`tls/names.rs`
+//! 2. `tls/hello.rs` reads the SNI (`tls/sni.rs`; kept for `top_names.rs`, counted by
+//!    `server/conn.rs` when the handshake ends), names the certificate (`tls/names.rs`
 //!    with `tls/psl.rs`), misses in the cache (`tls/certs.rs` over `tls/cache.rs`), records
 //!    the lookup and returns RETRY.
 //! 3. `server/conn.rs` returns `Step::NeedCert`; `server/mod.rs` (`need_cert`) takes the
@@ -47,10 +50,13 @@ pub mod app;
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod server;
 pub mod stats;
 pub mod stats_render;
 pub mod sys;
 pub mod tls;
+pub mod top_names;
+pub mod topk;
 pub mod version;
 pub mod x509;

@@ -2,11 +2,17 @@
 //! with its counting defects fixed), the running averages, and the one place that says
 //! which counters an outcome moves (a TLS version, a failed handshake, a closed connection).
 //!
+//! `Detail` holds what only `/metrics` shows (counts by close reason, handshake failure and
+//! TLS version, sums for averages) and `names` the most requested names (`top_names`); both
+//! are kept apart from the counters so that the servstats pages stay as they are.
+//!
 //! The event loop owns the one `Stats`; certificate workers report through the loop, so
 //! nothing here needs atomics. Gauges that live elsewhere (the certificate and session
 //! caches, the log level) arrive as a `Gauges` snapshot when a page is rendered.
 
 use std::time::Instant;
+
+use crate::top_names::{Observed, Source, TopNames};
 
 /// Every counter shown on the stats pages, in display order: first the original's 51 (the
 /// layout scripts parse), then ours. `uts` and the averages are computed here; `log`, `sct`,
@@ -293,6 +299,13 @@ pub enum TlsVersion {
 }
 
 impl TlsVersion {
+    pub const ALL: [TlsVersion; 4] = [
+        TlsVersion::V10,
+        TlsVersion::V11,
+        TlsVersion::V12,
+        TlsVersion::V13,
+    ];
+
     pub fn counter(self) -> Counter {
         match self {
             TlsVersion::V10 => Counter::V10,
@@ -333,6 +346,33 @@ pub enum HandshakeFailure {
     Other,
 }
 
+impl HandshakeFailure {
+    pub const ALL: [HandshakeFailure; 8] = [
+        HandshakeFailure::NoCertificate,
+        HandshakeFailure::InvalidSni,
+        HandshakeFailure::UnknownCa,
+        HandshakeFailure::BadCertificate,
+        HandshakeFailure::CertificateUnknown,
+        HandshakeFailure::ClientHungUp,
+        HandshakeFailure::Timeout,
+        HandshakeFailure::Other,
+    ];
+
+    /// The `reason` label of `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            HandshakeFailure::NoCertificate => "no_certificate",
+            HandshakeFailure::InvalidSni => "invalid_sni",
+            HandshakeFailure::UnknownCa => "unknown_ca",
+            HandshakeFailure::BadCertificate => "bad_certificate",
+            HandshakeFailure::CertificateUnknown => "certificate_unknown",
+            HandshakeFailure::ClientHungUp => "client_hung_up",
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::Other => "other",
+        }
+    }
+}
+
 /// Why a connection closed. `Stats::closed` maps each to the counters it moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
@@ -357,6 +397,60 @@ pub enum CloseReason {
     Evicted,
 }
 
+/// `CloseReason` without its details: the `reason` label of closed connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseKind {
+    Done,
+    ClientClosed,
+    ClientGone,
+    Error,
+    Stalled,
+    Idle,
+    HandshakeFailed,
+    Evicted,
+}
+
+impl CloseKind {
+    pub const ALL: [CloseKind; 8] = [
+        CloseKind::Done,
+        CloseKind::ClientClosed,
+        CloseKind::ClientGone,
+        CloseKind::Error,
+        CloseKind::Stalled,
+        CloseKind::Idle,
+        CloseKind::HandshakeFailed,
+        CloseKind::Evicted,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseKind::Done => "done",
+            CloseKind::ClientClosed => "client_closed",
+            CloseKind::ClientGone => "client_gone",
+            CloseKind::Error => "error",
+            CloseKind::Stalled => "stalled",
+            CloseKind::Idle => "idle",
+            CloseKind::HandshakeFailed => "handshake_failed",
+            CloseKind::Evicted => "evicted",
+        }
+    }
+}
+
+impl CloseReason {
+    pub fn kind(self) -> CloseKind {
+        match self {
+            CloseReason::Done => CloseKind::Done,
+            CloseReason::PeerClosed { .. } => CloseKind::ClientClosed,
+            CloseReason::PeerGone => CloseKind::ClientGone,
+            CloseReason::Failed => CloseKind::Error,
+            CloseReason::Stalled => CloseKind::Stalled,
+            CloseReason::Idle => CloseKind::Idle,
+            CloseReason::Handshake(_) => CloseKind::HandshakeFailed,
+            CloseReason::Evicted => CloseKind::Evicted,
+        }
+    }
+}
+
 /// What `Stats::closed` needs to know about the connection besides the reason.
 #[derive(Clone, Copy, Debug)]
 pub struct Ended {
@@ -376,10 +470,16 @@ pub struct Gauges {
     pub cert_hits: u64,
     pub cert_misses: u64,
     pub cert_purges: u64,
+    /// Certificate cache: lookups that found nothing usable, and the `-c` limit.
+    pub cert_lookup_misses: u64,
+    pub certs_capacity: u64,
     /// Session cache: sessions stored plus reused (`ssh`, as the original), misses, purges.
     pub sessions: u64,
     pub session_misses: u64,
     pub session_purges: u64,
+    /// The two parts of `sessions`.
+    pub sessions_stored: u64,
+    pub session_hits: u64,
     /// Disk budget: certificate files in CERT_PATH, the most allowed, files removed.
     pub cert_files: u64,
     pub cert_files_max: u64,
@@ -443,8 +543,47 @@ impl Average {
     }
 }
 
+/// A sum and the number of samples in it: a Prometheus summary without quantiles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sum {
+    pub sum: u64,
+    pub count: u64,
+}
+
+impl Sum {
+    fn add(&mut self, v: u64) {
+        self.sum = self.sum.saturating_add(v);
+        self.count += 1;
+    }
+}
+
+/// Measurements only `/metrics` shows.
+#[derive(Clone, Debug, Default)]
+pub struct Detail {
+    pub accepted: u64,
+    /// By `CloseKind`.
+    pub closed: [u64; CloseKind::ALL.len()],
+    /// By `HandshakeFailure`.
+    pub handshake_failures: [u64; HandshakeFailure::ALL.len()],
+    /// Completed handshakes by `TlsVersion`.
+    pub handshakes: [u64; TlsVersion::ALL.len()],
+    /// Certificate jobs that found a usable file on disk, and jobs skipped because every
+    /// client waiting for them had gone.
+    pub certs_loaded: u64,
+    pub certs_abandoned: u64,
+    /// Requests that sent bytes: their sizes and processing times.
+    pub request_bytes: Sum,
+    pub request_micros: Sum,
+    /// Longest processing time of any request.
+    pub request_micros_max: u64,
+    /// Requests per closed connection.
+    pub conn_requests: Sum,
+}
+
 pub struct Stats {
     counts: [u64; COUNT],
+    detail: Detail,
+    names: TopNames,
     avg: Average,
     tav: Average,
     kvg: Average,
@@ -461,6 +600,8 @@ impl Stats {
     pub fn new() -> Self {
         Stats {
             counts: [0; COUNT],
+            detail: Detail::default(),
+            names: TopNames::new(),
             avg: Average::default(),
             tav: Average::default(),
             kvg: Average::default(),
@@ -493,8 +634,12 @@ impl Stats {
             self.avg.add(bytes as f64, req);
             self.tav.add(ms as f64, req);
             self.max(Counter::Rmx, bytes);
+            self.detail.request_bytes.add(bytes);
+            self.detail.request_micros.add(micros);
         }
         self.max(Counter::Tmx, ms);
+        let max = &mut self.detail.request_micros_max;
+        *max = (*max).max(micros);
     }
 
     /// An event that counts in `req` without size/time samples (failed handshakes,
@@ -513,8 +658,37 @@ impl Stats {
         }
     }
 
+    /// A TLS handshake completed.
+    pub fn handshake_done(&mut self, version: TlsVersion) {
+        self.detail.handshakes[version as usize] += 1;
+    }
+
+    /// A certificate job found a usable file.
+    pub fn cert_loaded(&mut self) {
+        self.detail.certs_loaded += 1;
+    }
+
+    /// A certificate job was skipped: nobody waited for it any more.
+    pub fn cert_abandoned(&mut self) {
+        self.detail.certs_abandoned += 1;
+    }
+
+    /// A client asked for a name (`top_names` says which sources count).
+    pub fn name_seen(&mut self, source: Source, seen: Observed) {
+        self.names.observe(source, seen);
+    }
+
+    pub fn names(&self) -> &TopNames {
+        &self.names
+    }
+
+    pub fn detail(&self) -> &Detail {
+        &self.detail
+    }
+
     /// A connection closed: the counters its reason moves (the only place that decides).
     pub fn closed(&mut self, end: Ended) {
+        self.detail.closed[end.reason.kind() as usize] += 1;
         let silent = end.requests == 0;
         match end.reason {
             CloseReason::Done => {}
@@ -552,6 +726,7 @@ impl Stats {
     }
 
     fn handshake_failed(&mut self, f: HandshakeFailure) {
+        self.detail.handshake_failures[f as usize] += 1;
         let detail = match f {
             HandshakeFailure::NoCertificate => return self.event(Counter::Slm),
             HandshakeFailure::InvalidSni => Some(Counter::Snx),
@@ -570,6 +745,7 @@ impl Stats {
 
     /// A connection opened: `kcc`/`kmx`.
     pub fn conn_opened(&mut self) {
+        self.detail.accepted += 1;
         self.bump(Counter::Kcc);
         let kcc = self.get(Counter::Kcc);
         self.max(Counter::Kmx, kcc);
@@ -582,6 +758,7 @@ impl Stats {
         let req = self.get(Counter::Req);
         self.kvg.add(requests as f64, req);
         self.max(Counter::Krq, requests);
+        self.detail.conn_requests.add(requests);
     }
 
     fn max(&mut self, c: Counter, v: u64) {
@@ -657,5 +834,57 @@ mod tests {
         assert_eq!(s.get(Counter::Kmx), 2);
         assert_eq!(s.get(Counter::Krq), 3);
         assert_eq!(s.value(Counter::Kvg), 3.0);
+    }
+
+    #[test]
+    fn label_tables_follow_the_enums() {
+        for (i, v) in TlsVersion::ALL.iter().enumerate() {
+            assert_eq!(*v as usize, i);
+        }
+        for (i, f) in HandshakeFailure::ALL.iter().enumerate() {
+            assert_eq!(*f as usize, i);
+        }
+        for (i, k) in CloseKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
+    }
+
+    #[test]
+    fn detail_counts_what_the_counters_merge() {
+        let mut s = Stats::new();
+        s.conn_opened();
+        s.conn_opened();
+        s.request(Counter::Gif, 100, 2500);
+        s.request(Counter::Png, 50, 700);
+        s.handshake_done(TlsVersion::V13);
+        let end = |reason, requests| Ended {
+            reason,
+            requests,
+            tls: None,
+        };
+        s.closed(end(CloseReason::Handshake(HandshakeFailure::Timeout), 0));
+        s.closed(end(CloseReason::Stalled, 2));
+        s.closed(end(CloseReason::Done, 2));
+        s.conn_closed(2);
+        s.conn_closed(0);
+        let d = s.detail();
+        assert_eq!(d.accepted, 2);
+        assert_eq!(d.handshakes, [0, 0, 0, 1]);
+        assert_eq!(d.handshake_failures[HandshakeFailure::Timeout as usize], 1);
+        assert_eq!(d.closed[CloseKind::HandshakeFailed as usize], 1);
+        assert_eq!(d.closed[CloseKind::Stalled as usize], 1);
+        assert_eq!(d.closed[CloseKind::Done as usize], 1);
+        assert_eq!(d.request_bytes, Sum { sum: 150, count: 2 });
+        assert_eq!(
+            d.request_micros,
+            Sum {
+                sum: 3200,
+                count: 2
+            }
+        );
+        assert_eq!(d.request_micros_max, 2500);
+        assert_eq!(d.conn_requests, Sum { sum: 2, count: 2 });
+        // Both timeouts are in `tmo`; the detail tells them apart.
+        assert_eq!(s.get(Counter::Tmo), 2);
     }
 }

@@ -1,7 +1,11 @@
 //! The statistics pages: text (§8.4, also the syslog line of §8.6), HTML (§8.5, byte-exact
-//! for the original 51 rows), JSON and Prometheus metrics.
+//! for the original 51 rows), JSON, and the most requested names (`/servstats/top`, and in
+//! the JSON). `/metrics` is `metrics.rs`.
+
+use std::fmt::Write;
 
 use crate::stats::{Counter, CounterInfo, Format, Snapshot, ORIGINAL_COUNT, TABLE};
+use crate::top_names::{Source, TopNames};
 
 /// Value as on the text page: `uts` in seconds, `kvg` two decimals, the rest integers
 /// (averages rounded to nearest, as C's `%.0f`).
@@ -124,7 +128,8 @@ fn json_string(text: &str, out: &mut String) {
     out.push('"');
 }
 
-/// `{"version":"...","uts":38,...}`: every counter by name, values as on the text page.
+/// `{"version":"...","uts":38,...,"top_names":{...}}`: every counter by name, values as on
+/// the text page, then the most requested names.
 pub fn json(version: &str, s: &Snapshot) -> String {
     json_at(version, s, s.uptime_secs())
 }
@@ -136,56 +141,72 @@ fn json_at(version: &str, s: &Snapshot, uts: u64) -> String {
     for info in TABLE {
         out.push_str(&format!(",\"{}\":{}", info.name, text_value(s, info, uts)));
     }
+    top_names_json(s.stats.names(), &mut out);
     out.push('}');
     out
 }
 
-/// Prometheus metric name; `204` cannot start a name segment meaningfully, so it is `http_204`.
-fn metric_name(info: &CounterInfo) -> String {
-    let base = match info.counter {
-        Counter::N204 => "http_204",
-        _ => info.name,
-    };
-    if is_gauge(info.counter) {
-        format!("pixelserv_{base}")
-    } else {
-        format!("pixelserv_{base}_total")
+/// `,"top_names":{"capacity":128,"counted":N,"invalid":{"http":a,"tls":b},"names":[{"name":
+/// ...,"count":c,"error":e,"http":h,"tls":t},...]}`.
+fn top_names_json(names: &TopNames, out: &mut String) {
+    let _ = write!(
+        out,
+        ",\"top_names\":{{\"capacity\":{},\"counted\":{},\"invalid\":{{\"http\":{},\"tls\":{}}},\"names\":[",
+        names.capacity(),
+        names.counted(),
+        names.invalid(Source::Http),
+        names.invalid(Source::Tls)
+    );
+    for (i, top) in names.top().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        json_string(top.name, out);
+        let _ = write!(
+            out,
+            ",\"count\":{},\"error\":{},\"http\":{},\"tls\":{}}}",
+            top.count, top.error, top.http, top.tls
+        );
     }
+    out.push_str("]}");
 }
 
-/// Levels, maxima, averages and current sizes go up and down (or are not event counts).
-fn is_gauge(c: Counter) -> bool {
-    use Counter::*;
-    matches!(
-        c,
-        Uts | Log | Kcc | Kmx | Kvg | Krq | Avg | Rmx | Tav | Tmx | Sct | Ssh | Dsk | Dsx
-    )
-}
+const TOP_HEAD: &str = "<!DOCTYPE html><html><head><link rel='icon' href='/favicon.ico' type='image/x-icon'/><meta name='viewport' content='width=device-width'><title>pixelserv most requested names</title><style>body {font-family:monospace;} table {min-width: 50%; border-collapse: collapse;} th {text-align: left;} td, th {border: 1px solid #e0e0e0; padding: 0 4px;} td:nth-child(n+3) {text-align: right;}</style></head><body>";
 
-fn help_escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-/// Prometheus text exposition format 0.0.4.
-pub fn metrics(s: &Snapshot) -> String {
-    metrics_at(s, s.uptime_secs())
-}
-
-fn metrics_at(s: &Snapshot, uts: u64) -> String {
+/// `/servstats/top`: the most requested names as a table, one line, then CRLF.
+pub fn top_names_page(version: &str, s: &Snapshot) -> String {
+    let names = s.stats.names();
     let mut out = String::with_capacity(8192);
-    for info in TABLE {
-        let name = metric_name(info);
-        let kind = if is_gauge(info.counter) {
-            "gauge"
-        } else {
-            "counter"
-        };
-        out.push_str(&format!(
-            "# HELP {name} {}\n# TYPE {name} {kind}\n{name} {}\n",
-            help_escape(info.label),
-            text_value(s, info, uts)
-        ));
+    out.push_str(TOP_HEAD);
+    out.push_str(&html_escape(version));
+    let _ = write!(
+        out,
+        "<br><br>Most requested names since the start: the Host of each plain-HTTP request and \
+         the SNI of each TLS connection. {} counted, {} invalid ({} Host, {} SNI). A count may \
+         overstate by its error. {} names are tracked, and any name counted more than 1/{} of all \
+         is among them.<br><br>\
+         <table><tr><th>#</th><th>name</th><th>count</th><th>error</th><th>HTTP</th><th>TLS</th></tr>",
+        names.counted(),
+        names.invalid(Source::Http) + names.invalid(Source::Tls),
+        names.invalid(Source::Http),
+        names.invalid(Source::Tls),
+        names.capacity(),
+        names.capacity()
+    );
+    for (i, top) in names.top().iter().enumerate() {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            i + 1,
+            html_escape(top.name),
+            top.count,
+            top.error,
+            top.http,
+            top.tls
+        );
     }
+    out.push_str("</table></body></html>\r\n");
     out
 }
 
@@ -193,6 +214,7 @@ fn metrics_at(s: &Snapshot, uts: u64) -> String {
 mod tests {
     use super::*;
     use crate::stats::{Gauges, Stats};
+    use crate::top_names;
 
     /// 1d 02:03:04.
     const UTS: u64 = 93_784;
@@ -216,6 +238,7 @@ mod tests {
                 cert_files: g(Counter::Dsk),
                 cert_files_max: g(Counter::Dsx),
                 cert_files_removed: g(Counter::Dse),
+                ..Gauges::default()
             },
         }
     }
@@ -417,124 +440,76 @@ mod tests {
         assert!(html_page("v", &view(&s)).contains("<td>uts</td><td>0d 00:0"));
     }
 
-    /// Minimal structural JSON check: an object of `"key":value` pairs with valid strings.
-    fn json_pairs(text: &str) -> Vec<(String, String)> {
-        let inner = text
-            .strip_prefix('{')
-            .and_then(|t| t.strip_suffix('}'))
-            .expect("object");
-        let mut pairs = Vec::new();
-        let mut chars = inner.chars().peekable();
-        loop {
-            assert_eq!(chars.next(), Some('"'));
-            let mut key = String::new();
-            loop {
-                match chars.next().expect("unterminated key") {
-                    '"' => break,
-                    '\\' => {
-                        key.push('\\');
-                        key.push(chars.next().expect("escape"));
-                    }
-                    c => {
-                        assert!(c as u32 >= 0x20, "raw control char");
-                        key.push(c);
-                    }
-                }
-            }
-            assert_eq!(chars.next(), Some(':'));
-            let mut value = String::new();
-            let mut in_str = false;
-            let mut escaped = false;
-            while let Some(&c) = chars.peek() {
-                if !in_str && c == ',' {
-                    break;
-                }
-                chars.next();
-                assert!(c as u32 >= 0x20, "raw control char");
-                if in_str && !escaped && c == '"' {
-                    in_str = false;
-                } else if !in_str && c == '"' {
-                    in_str = true;
-                }
-                escaped = in_str && !escaped && c == '\\';
-                value.push(c);
-            }
-            assert!(!in_str, "unterminated string");
-            pairs.push((key, value));
-            if chars.next().is_none() {
-                break;
-            }
-        }
-        pairs
-    }
-
     #[test]
     fn json_has_every_counter() {
         let s = sample();
         let text = json_at("v \"q\" \\ \n\t\u{1}é", &view(&s), UTS);
-        let pairs = json_pairs(&text);
-        assert_eq!(pairs.len(), TABLE.len() + 1);
-        assert_eq!(
-            pairs[0],
-            (
-                "version".into(),
-                "\"v \\\"q\\\" \\\\ \\n\\t\\u0001é\"".into()
-            )
-        );
-        for (info, (key, value)) in TABLE.iter().zip(&pairs[1..]) {
-            assert_eq!(key, info.name);
-            assert!(value.parse::<f64>().is_ok(), "{key}: {value}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect(&text);
+        let obj = v.as_object().unwrap();
+        assert_eq!(obj.len(), TABLE.len() + 2);
+        assert_eq!(obj["version"], "v \"q\" \\ \n\t\u{1}é");
+        assert!(text.starts_with("{\"version\":\"v \\\"q\\\" \\\\ \\n\\t\\u0001é\","));
+        let mut at = 0;
+        for info in TABLE {
+            assert!(obj[info.name].is_number(), "{}", info.name);
+            // In table order, as before.
+            let key = format!(",\"{}\":", info.name);
+            let found = text[at..].find(&key).expect(&key);
+            at += found + key.len();
         }
         assert!(text.contains(",\"uts\":93784,"));
         assert!(text.contains(",\"kvg\":3.00,"));
         assert!(text.contains(",\"avg\":200,"));
         assert!(text.contains(",\"204\":450,"));
-        assert!(text.ends_with(",\"cqf\":580,\"dsk\":590,\"dsx\":600,\"dse\":610}"));
+        assert!(text.contains(",\"cqf\":580,\"dsk\":590,\"dsx\":600,\"dse\":610,\"top_names\":{"));
         assert!(json("v", &view(&Stats::new())).starts_with("{\"version\":\"v\",\"uts\":"));
     }
 
-    fn valid_metric_name(name: &str) -> bool {
-        let mut chars = name.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-    }
-
-    #[test]
-    fn metrics_names_help_type() {
-        let text = metrics_at(&view(&sample()), UTS);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3 * TABLE.len());
-        assert!(text.ends_with('\n'));
-        let mut names = Vec::new();
-        for (info, chunk) in TABLE.iter().zip(lines.chunks(3)) {
-            let name = chunk[2].split(' ').next().expect("name");
-            assert!(valid_metric_name(name), "{name}");
-            assert_eq!(chunk[0], format!("# HELP {name} {}", info.label));
-            let kind = chunk[1]
-                .strip_prefix(&format!("# TYPE {name} "))
-                .expect("type");
-            assert_eq!(kind == "counter", name.ends_with("_total"), "{name}");
-            assert!(kind == "counter" || kind == "gauge");
-            let value = &chunk[2][name.len() + 1..];
-            assert!(value.parse::<f64>().is_ok(), "{value}");
-            names.push(name.to_string());
+    fn names_sample() -> Stats {
+        let mut s = Stats::new();
+        for _ in 0..3 {
+            s.name_seen(Source::Http, top_names::from_host(b"ads.example.com"));
         }
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), TABLE.len());
-        assert!(text.contains("# TYPE pixelserv_uts gauge\npixelserv_uts 93784\n"));
-        assert!(text.contains("# TYPE pixelserv_ssh gauge\n"));
-        assert!(text.contains("# TYPE pixelserv_kvg gauge\npixelserv_kvg 3.00\n"));
-        assert!(text
-            .contains("# TYPE pixelserv_http_204_total counter\npixelserv_http_204_total 450\n"));
-        assert!(text.contains("# TYPE pixelserv_gif_total counter\npixelserv_gif_total 322\n"));
-        assert!(metrics(&view(&Stats::new())).starts_with("# HELP pixelserv_uts process uptime\n"));
+        s.name_seen(Source::Tls, top_names::from_sni(b"ads.example.com"));
+        s.name_seen(Source::Tls, top_names::from_sni(b"t.example"));
+        s.name_seen(Source::Http, top_names::from_host(b"<script>\"x"));
+        s
     }
 
     #[test]
-    fn help_text_is_escaped() {
-        assert_eq!(help_escape("a\\b\nc"), "a\\\\b\\nc");
+    fn json_has_the_top_names() {
+        let s = names_sample();
+        let v: serde_json::Value = serde_json::from_str(&json("v", &view(&s))).unwrap();
+        let top = &v["top_names"];
+        assert_eq!(top["capacity"], 128);
+        assert_eq!(top["counted"], 5);
+        assert_eq!(top["invalid"]["http"], 1);
+        assert_eq!(top["invalid"]["tls"], 0);
+        let names = top["names"].as_array().unwrap();
+        assert_eq!(names.len(), 2);
+        assert_eq!(
+            names[0],
+            serde_json::json!({"name":"ads.example.com","count":4,"error":0,"http":3,"tls":1})
+        );
+        assert_eq!(names[1]["name"], "t.example");
+        let empty: serde_json::Value =
+            serde_json::from_str(&json("v", &view(&Stats::new()))).unwrap();
+        assert_eq!(empty["top_names"]["names"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn top_names_page_is_one_escaped_line() {
+        let s = names_sample();
+        let page = top_names_page("v<1>", &view(&s));
+        assert!(page.starts_with("<!DOCTYPE html><html><head>"));
+        assert!(page.contains("<body>v&lt;1&gt;<br><br>"));
+        assert!(page.contains("5 counted, 1 invalid (1 Host, 0 SNI)"));
+        assert!(page.contains(
+            "<tr><td>1</td><td>ads.example.com</td><td>4</td><td>0</td><td>3</td><td>1</td></tr>\
+             <tr><td>2</td><td>t.example</td><td>1</td><td>0</td><td>0</td><td>1</td></tr></table>"
+        ));
+        assert!(!page.contains("script"));
+        assert!(page.ends_with("</table></body></html>\r\n"));
+        assert!(!page.trim_end_matches("\r\n").contains(['\n', '\r']));
     }
 }

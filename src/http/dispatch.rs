@@ -47,7 +47,12 @@ pub enum StatsPage {
     Text,
     Json,
     Metrics,
+    /// The most requested names as HTML.
+    TopNames,
 }
+
+/// Fixed like `/servstats.json` and `/metrics`; `-s` moves only the original's page.
+pub const TOP_NAMES_URL: &[u8] = b"/servstats/top";
 
 impl Reply {
     /// Stats pages show the gauges too: the caller takes a snapshot for these only.
@@ -138,6 +143,11 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
                 Counter::Stt,
             ),
             (b"/metrics", Reply::Stats(StatsPage::Metrics), Counter::Stt),
+            (
+                TOP_NAMES_URL,
+                Reply::Stats(StatsPage::TopNames),
+                Counter::Sta,
+            ),
         ];
         if let Some((_, reply, counter)) = stats.into_iter().find(|(url, _, _)| *url == path) {
             return decide(reply, counter);
@@ -472,6 +482,11 @@ mod tests {
             get("/metrics"),
             is(Reply::Stats(StatsPage::Metrics), Counter::Stt)
         );
+        assert_eq!(
+            get("/servstats/top"),
+            is(Reply::Stats(StatsPage::TopNames), Counter::Sta)
+        );
+        assert_eq!(get("/servstats/top/"), is(Reply::Text, Counter::Nfe));
         assert_eq!(get("/servstats?x"), is(Reply::Text, Counter::Nfe));
         assert_eq!(get("/SERVSTATS"), is(Reply::Text, Counter::Nfe));
         assert_eq!(get("/metrics/"), is(Reply::Text, Counter::Nfe));
@@ -480,6 +495,7 @@ mod tests {
         assert_eq!(user("/servstats.txt"), is(Reply::Text, Counter::Ufe));
         assert_eq!(user("/servstats.json"), is(Reply::Text, Counter::Txt));
         assert_eq!(user("/metrics"), is(Reply::Text, Counter::Nfe));
+        assert_eq!(user("/servstats/top"), is(Reply::Text, Counter::Nfe));
         let s = Settings {
             stats_html_url: "/s".into(),
             stats_text_url: "/t.txt".into(),

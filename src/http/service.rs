@@ -148,7 +148,8 @@ fn write_stats(page: StatsPage, version: &str, s: &Snapshot, mode: Mode, out: &m
         StatsPage::Html => (stats_render::html_page(version, s), "text/html"),
         StatsPage::Text => (stats_render::text_page(version, s), "text/plain"),
         StatsPage::Json => (stats_render::json(version, s), "application/json"),
-        StatsPage::Metrics => (stats_render::metrics(s), "text/plain; version=0.0.4"),
+        StatsPage::Metrics => (crate::metrics::page(s), "text/plain; version=0.0.4"),
+        StatsPage::TopNames => (stats_render::top_names_page(version, s), "text/html"),
     };
     response::write_body("200 OK", content_type, body.as_bytes(), mode, out);
 }

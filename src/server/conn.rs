@@ -25,6 +25,7 @@ use crate::log;
 use crate::plog;
 use crate::stats::{CloseReason, Counter, Ended, HandshakeFailure, Snapshot, Stats, TlsVersion};
 use crate::tls::hello;
+use crate::top_names::{self, Source};
 
 /// Stop turning pipelined requests into responses while this much is unsent: memory per
 /// connection stays bounded however many requests a client pipelines.
@@ -482,6 +483,10 @@ impl Conn {
                 None
             }
             Handshake::Done => {
+                self.count_sni(env.stats);
+                if let Some(v) = self.transport.tls_version() {
+                    env.stats.handshake_done(v);
+                }
                 if let Some(ssl) = self.transport.ssl() {
                     hello::release(ssl);
                 }
@@ -594,6 +599,11 @@ impl Conn {
             gauges: env.tls.gauges(),
         });
         let counter = service::respond(&req, &decision, env.site, snapshot.as_ref(), &mut self.tx);
+        // Over TLS the connection's SNI was counted instead (`top_names`).
+        if let (Some(host), false) = (head.host, self.transport.is_tls()) {
+            env.stats
+                .name_seen(Source::Http, top_names::from_host(host));
+        }
         let (len, framing, keep_alive) = (head.len, head.body, head.keep_alive);
         let capture = Capture::for_request(&head);
         rx.consume(len);
@@ -760,6 +770,13 @@ impl Conn {
         }
     }
 
+    /// The SNI counts once per TLS connection, when its handshake ends, either way.
+    fn count_sni(&self, stats: &mut Stats) {
+        if let Some(seen) = self.transport.ssl().and_then(hello::take_name) {
+            stats.name_seen(Source::Tls, seen);
+        }
+    }
+
     /// A deadline passed: count why and close.
     pub fn expire(&mut self, env: &mut Env) -> Step {
         let reason = match &self.state {
@@ -783,6 +800,7 @@ impl Conn {
 
     /// Counts how the connection ended and gives its buffers back; the loop drops it.
     pub fn close(&mut self, env: &mut Env, reason: CloseReason) -> Step {
+        self.count_sni(env.stats);
         let handshaken = self.handshaken();
         env.stats.closed(Ended {
             reason,

@@ -106,6 +106,8 @@ impl Tls {
         g.sessions = sess.stored + sess.hits;
         g.session_misses = sess.misses;
         g.session_purges = sess.full;
+        g.sessions_stored = sess.stored;
+        g.session_hits = sess.hits;
         g
     }
 }
@@ -575,6 +577,9 @@ impl Server {
             }
             match outcome {
                 Outcome::Ready(leaf) => {
+                    if !generated {
+                        self.stats.cert_loaded();
+                    }
                     if let Ok(mut certs) = self.tls.certs.lock() {
                         certs.insert(name.clone(), leaf.clone());
                     }
@@ -595,7 +600,10 @@ impl Server {
                     self.stats.bump(Counter::Cgf);
                     self.finish_waiters(&name, None, now);
                 }
-                Outcome::Abandoned => self.job_abandoned(&name, now),
+                Outcome::Abandoned => {
+                    self.stats.cert_abandoned();
+                    self.job_abandoned(&name, now);
+                }
             }
         }
     }

@@ -39,6 +39,8 @@ impl Leaf {
 pub struct Certs {
     lru: LruCache<Leaf>,
     hits: u64,
+    /// Lookups that found nothing usable.
+    misses: u64,
     loads: u64,
     purges: u64,
 }
@@ -48,6 +50,7 @@ impl Certs {
         Certs {
             lru: LruCache::new(capacity),
             hits: 0,
+            misses: 0,
             loads: 0,
             purges: 0,
         }
@@ -59,9 +62,12 @@ impl Certs {
         let fresh = self
             .lru
             .peek(file)
-            .map(|leaf| !leaf.needs_renewal(x509::unix_now()))?;
-        if !fresh {
-            self.lru.remove(file);
+            .map(|leaf| !leaf.needs_renewal(x509::unix_now()));
+        if fresh != Some(true) {
+            if fresh.is_some() {
+                self.lru.remove(file);
+            }
+            self.misses += 1;
             return None;
         }
         self.hits += 1;
@@ -102,11 +108,13 @@ impl Certs {
         self.lru.iter_by_reuse()
     }
 
-    /// `sct`, `sch`, `scm`, `scp`.
+    /// `sct`, `sch`, `scm`, `scp`, and for `/metrics` the misses and the capacity.
     pub fn fill_gauges(&self, g: &mut Gauges) {
         g.certs_cached = self.lru.len() as u64;
         g.cert_hits = self.hits;
         g.cert_misses = self.loads;
         g.cert_purges = self.purges;
+        g.cert_lookup_misses = self.misses;
+        g.certs_capacity = self.lru.capacity() as u64;
     }
 }

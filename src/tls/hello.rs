@@ -22,6 +22,7 @@ use super::names::{self, CertName};
 use super::psl::Psl;
 use super::sni;
 use crate::stats::HandshakeFailure;
+use crate::top_names::{self, Observed};
 
 /// Names in log lines are cut like the original's (64 bytes).
 const LOG_NAME_MAX: usize = 64;
@@ -59,6 +60,8 @@ pub struct Hello {
     phase: Phase,
     /// The SNI as received (cut, escaped) for log lines.
     sni: String,
+    /// The SNI for the most requested names, until the loop takes it (`take_name`).
+    observed: Option<Observed>,
 }
 
 /// The `Mutex` is only there because ex_data must be `Sync`: the callback and the loop run on
@@ -145,6 +148,7 @@ pub fn callback(
             }
             Some(Ok(Some(raw))) => raw.to_vec(),
             Some(Err(_)) => {
+                with(ssl, |h| h.observed = Some(Observed::Invalid));
                 set(ssl, Phase::Invalid);
                 *alert = SslAlert::DECODE_ERROR;
                 return Err(ErrorStack::get());
@@ -152,6 +156,7 @@ pub fn callback(
         };
         if let Some(mut h) = state(ssl) {
             h.sni = crate::log::escape(&raw[..raw.len().min(LOG_NAME_MAX)]);
+            h.observed = Some(top_names::from_sni(&raw));
         }
         let name = match names::cert_name(&raw, &psl) {
             Ok(name) => name,
@@ -204,6 +209,12 @@ pub fn install(ssl: &SslRef, leaf: Leaf) {
 /// No certificate: the handshake fails when it is driven again, counted as `why`.
 pub fn refuse(ssl: &SslRef, why: HandshakeFailure) {
     with(ssl, |h| h.phase = Phase::Refuse(why));
+}
+
+/// The SNI the client sent, judged, once per connection: `None` when it sent none or it
+/// was taken before.
+pub fn take_name(ssl: &SslRef) -> Option<Observed> {
+    with(ssl, |h| h.observed.take()).flatten()
 }
 
 /// Whether the callback has seen this connection's ClientHello (false for a client that has
@@ -268,6 +279,9 @@ mod tests {
         refuse(&ssl, HandshakeFailure::NoCertificate);
         with(&ssl, |h| h.sni = "a.example".into());
         assert_eq!(server_name(&ssl), "a.example");
+        with(&ssl, |h| h.observed = Some(Observed::Invalid));
+        assert_eq!(take_name(&ssl), Some(Observed::Invalid));
+        assert_eq!(take_name(&ssl), None);
         release(&ssl);
         assert_eq!(server_name(&ssl), "");
         assert!(take_lookup(&ssl).is_none());
@@ -287,5 +301,6 @@ mod tests {
         refuse(&ssl, HandshakeFailure::Other);
         assert!(take_lookup(&ssl).is_none());
         assert_eq!(server_name(&ssl), "");
+        assert_eq!(take_name(&ssl), None);
     }
 }
