@@ -1,11 +1,15 @@
 //! pixelserv-bench: load and resource figures for pixelserv-tls, printed as one markdown table.
 //! No thresholds: it prints, people judge.
 
+mod compare;
 mod conn;
 mod figures;
+mod nonoise;
+mod peers;
 mod soak;
 mod sys;
 mod target;
+mod wire;
 
 use figures::{Handshake, Sample};
 use std::path::PathBuf;
@@ -48,6 +52,17 @@ usage: pixelserv-bench (--server PATH | --http PORT --https PORT --cacert FILE [
                        server RSS/fds/threads/stats a minute, then a summary (started server
                        gets -O 5 unless a --server-arg -O is given)
   --soak-rate R        soak requests per second in total (default 300)
+
+side by side (needs --server; makes its own servers):
+  --peer NAME          nginx or haproxy (repeatable, or a comma list; installs Debian's
+                       nginx-core / haproxy with apt-get when missing); prints one table:
+                       ours, each peer, ours ÷ best peer. `--peer none`: ours alone
+  --only LIST          here a comma list of: http,https,full,resume12,resume13,idle,bytes,
+                       syscalls,instructions (default: all)
+  --keep-profiles DIR  keep the strace summaries and callgrind dumps (per server and op)
+                       there, for callgrind_annotate
+  defaults here: --duration 2, --repeat 3, --idle 10000 (fewer when the fd limit makes
+  HAProxy refuse it); --quick: --duration 1, --repeat 1, --idle 2000, half-length passes
 ";
 
 struct Opts {
@@ -71,6 +86,9 @@ struct Opts {
     pin: bool,
     soak: Option<f64>,
     soak_rate: f64,
+    /// Side-by-side mode: the peers (possibly none: ours alone in that table).
+    peers: Option<Vec<peers::Peer>>,
+    keep: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -95,6 +113,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         pin: true,
         soak: None,
         soak_rate: 300.0,
+        peers: None,
+        keep: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -111,12 +131,20 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--pid" => o.pid = Some(num(a, val()?)?),
             "--quick" => o.quick = true,
             "--only" => {
-                let list: Vec<String> = val()?.split(',').map(|s| s.trim().to_string()).collect();
-                if let Some(bad) = list.iter().find(|f| !FIGURES.contains(&f.as_str())) {
-                    return Err(format!("--only: unknown figure '{bad}'"));
-                }
-                o.only = Some(list);
+                o.only = Some(val()?.split(',').map(|s| s.trim().to_string()).collect());
             }
+            "--peer" => {
+                let list = o.peers.get_or_insert_with(Vec::new);
+                for name in val()?.split(',').map(str::trim) {
+                    if name != "none" {
+                        let p = peers::Peer::parse(name)?;
+                        if !list.contains(&p) {
+                            list.push(p);
+                        }
+                    }
+                }
+            }
+            "--keep-profiles" => o.keep = Some(val()?.into()),
             "--repeat" => o.repeat = Some(num::<usize>(a, val()?)?.max(1)),
             "--duration" => o.duration = Some(num(a, val()?)?),
             "--conns" => o.conns = num::<usize>(a, val()?)?.max(1),
@@ -135,6 +163,22 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     }
     if o.server.is_none() && (o.http.is_none() || o.https.is_none() || o.cacert.is_none()) {
         return Err("give --server PATH, or --http, --https and --cacert".into());
+    }
+    let known = if o.peers.is_some() {
+        compare::KEYS
+    } else {
+        FIGURES
+    };
+    if let Some(bad) = o
+        .only
+        .iter()
+        .flatten()
+        .find(|f| !known.contains(&f.as_str()))
+    {
+        return Err(format!("--only: unknown figure '{bad}'"));
+    }
+    if o.peers.is_some() && o.server.is_none() {
+        return Err("--peer needs --server (the peers serve our server's certificates)".into());
     }
     Ok(o)
 }
@@ -219,7 +263,7 @@ fn run_soak(o: &Opts, minutes: f64) -> Result<(), String> {
                 args.extend(["-O".into(), "5".into()]);
             }
             eprintln!("soak: server args {}", args.join(" "));
-            Target::start(bin, 1000, &args)?
+            Target::start(bin, 1000, &args, &[])?
         }
         None => Target::running(
             o.http.unwrap_or(80),
@@ -231,9 +275,33 @@ fn run_soak(o: &Opts, minutes: f64) -> Result<(), String> {
     soak::run(&t, minutes, o.soak_rate)
 }
 
-fn run(o: Opts) -> Result<(), String> {
+fn run_compare(o: Opts, peers: Vec<peers::Peer>) -> Result<(), String> {
+    let quick = o.quick;
+    compare::run(compare::Opts {
+        server: o.server.unwrap_or_default(),
+        server_args: o.server_args,
+        peers,
+        quick,
+        repeat: o.repeat.unwrap_or(if quick { 1 } else { 3 }),
+        secs: o.duration.unwrap_or(if quick { 1.0 } else { 2.0 }),
+        idle: o.idle.unwrap_or(if quick { 2000 } else { 10_000 }),
+        conns: o.conns,
+        client_threads: o.client_threads,
+        threads: o.threads,
+        server_cpu: o.server_cpu,
+        client_cpu: o.client_cpu,
+        pin: o.pin,
+        only: o.only,
+        keep: o.keep,
+    })
+}
+
+fn run(mut o: Opts) -> Result<(), String> {
     if let Some(minutes) = o.soak {
         return run_soak(&o, minutes);
+    }
+    if let Some(peers) = o.peers.take() {
+        return run_compare(o, peers);
     }
     let quick = o.quick;
     let repeat = o.repeat.unwrap_or(if quick { 1 } else { 3 });
@@ -254,7 +322,7 @@ fn run(o: Opts) -> Result<(), String> {
         sys::pin(0, o.client_cpu).map_err(|e| format!("pin client: {e}"))?;
     }
     let mut t = match &o.server {
-        Some(bin) => Target::start(bin, idle_n + names_n + 200, &o.server_args)?,
+        Some(bin) => Target::start(bin, idle_n + names_n + 200, &o.server_args, &[])?,
         None => Target::running(
             o.http.unwrap_or(80),
             o.https.unwrap_or(443),
