@@ -21,6 +21,7 @@ use std::time::Instant;
 pub struct Opts {
     pub server: PathBuf,
     pub server_args: Vec<String>,
+    pub server_certs: Option<PathBuf>,
     pub peers: Vec<Peer>,
     pub quick: bool,
     pub repeat: usize,
@@ -128,6 +129,7 @@ fn version_of(bin: &str, arg: &str) -> String {
 
 pub fn run(o: Opts) -> Result<(), String> {
     let started = Instant::now();
+    let mut phases = Phases::default();
     let wanted = |k: &str| o.only.as_ref().is_none_or(|l| l.iter().any(|x| x == k));
     let mut tools: Vec<(&str, &str)> = o.peers.iter().map(|p| p.tool()).collect();
     if wanted("syscalls") {
@@ -163,7 +165,13 @@ pub fn run(o: Opts) -> Result<(), String> {
     // Phase 1: every server at once, timed figures interleaved, then idle memory, bytes
     // and system calls.
     let mut r = Results::default();
-    let ours = Target::start(&o.server, max_conns, &o.server_args, &[])?;
+    let ours = Target::start(
+        &o.server,
+        max_conns,
+        &o.server_args,
+        &[],
+        o.server_certs.as_deref(),
+    )?;
     warm_up(&ours)?;
     let material = Material::from_ours(&ours, figures::HANDSHAKE_NAME)?;
     r.certs = (material.leaf_der, material.ca_der);
@@ -178,6 +186,7 @@ pub fn run(o: Opts) -> Result<(), String> {
         .map(|t| pin(t, pin_on, o.server_cpu))
         .collect();
     let load = conn::load_connector(None)?;
+    phases.mark("start and warm-up");
     for (key, label) in TIMED {
         if !wanted(key) {
             continue;
@@ -206,6 +215,7 @@ pub fn run(o: Opts) -> Result<(), String> {
             }
         }
     }
+    phases.mark("timed figures");
     if wanted("bytes") {
         for t in &servers {
             match wire::full_handshake(t.https, figures::HANDSHAKE_NAME) {
@@ -216,6 +226,7 @@ pub fn run(o: Opts) -> Result<(), String> {
             }
         }
     }
+    phases.mark("bytes");
     if wanted("idle") {
         for t in &servers {
             eprintln!("idle TLS, {held} connections: {}", t.label);
@@ -223,6 +234,7 @@ pub fn run(o: Opts) -> Result<(), String> {
                 .insert(t.label.clone(), figures::idle(t, Some(&load), held));
         }
     }
+    phases.mark("idle memory");
     if wanted("syscalls") {
         for t in &servers {
             for op in OPS {
@@ -241,6 +253,7 @@ pub fn run(o: Opts) -> Result<(), String> {
     }
     let labels: Vec<String> = servers.iter().map(|t| t.label.clone()).collect();
     drop(servers);
+    phases.mark("system calls");
 
     // Phase 2: each server alone under callgrind.
     if wanted("instructions") {
@@ -249,7 +262,13 @@ pub fn run(o: Opts) -> Result<(), String> {
             eprintln!("instructions: starting {label} under callgrind...");
             let wrapper = nonoise::callgrind_wrapper(&scratch.0, label);
             let t = if i == 0 {
-                Target::start(&o.server, 300, &o.server_args, &wrapper)
+                Target::start(
+                    &o.server,
+                    300,
+                    &o.server_args,
+                    &wrapper,
+                    o.server_certs.as_deref(),
+                )
             } else {
                 peers::start(o.peers[i - 1], &material, 300, &wrapper)
             };
@@ -276,19 +295,17 @@ pub fn run(o: Opts) -> Result<(), String> {
         }
     }
     drop(material);
+    phases.mark("instructions");
 
+    let mut versions = vec![openssl::version::version().to_string()];
+    versions.extend(o.peers.iter().map(|p| match p {
+        Peer::Nginx => version_of("nginx", "-v"),
+        Peer::Haproxy => version_of("haproxy", "-v"),
+    }));
     let header = format!(
-        "{}; {}; {}; client on CPU {}; timed figures interleaved; \
-         {cpus} CPUs; load average at start {load_start}, at end {}; wall time {:.0} s",
-        openssl::version::version(),
-        o.peers
-            .iter()
-            .map(|p| match p {
-                Peer::Nginx => version_of("nginx", "-v"),
-                Peer::Haproxy => version_of("haproxy", "-v"),
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
+        "{}; {}; client on CPU {}; timed figures interleaved; \
+         {cpus} CPUs; load average at start {load_start}, at end {}; wall time {:.0} s ({})",
+        versions.join("; "),
         pinned.join(", "),
         if pin_on {
             o.client_cpu.to_string()
@@ -297,9 +314,30 @@ pub fn run(o: Opts) -> Result<(), String> {
         },
         sys::loadavg(),
         started.elapsed().as_secs_f64(),
+        phases.0.join(", "),
     );
     print(&o, &labels, &r, held, &header);
     Ok(())
+}
+
+/// How long each part of the run took, for the header.
+struct Phases(Vec<String>, Instant);
+
+impl Default for Phases {
+    fn default() -> Phases {
+        Phases(Vec::new(), Instant::now())
+    }
+}
+
+impl Phases {
+    /// Ends the part called `name` (left out when it took no time: not run).
+    fn mark(&mut self, name: &str) {
+        let secs = self.1.elapsed().as_secs_f64();
+        if secs >= 0.5 {
+            self.0.push(format!("{name} {secs:.0} s"));
+        }
+        self.1 = Instant::now();
+    }
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {

@@ -32,6 +32,8 @@ const USAGE: &str = "\
 usage: pixelserv-bench (--server PATH | --http PORT --https PORT --cacert FILE [--pid PID])
   --server PATH        start this pixelserv-tls binary on free loopback ports (own CERT_PATH)
   --server-arg ARG     extra argument for the started server (repeatable)
+  --server-certs DIR   copy DIR's files (ca.crt, ca.key, certificates) into the started
+                       server's CERT_PATH: it then loads them instead of making them
   --http/--https PORT  target a running server instead; --cacert its ca.crt;
   --pid PID            its pid (for server CPU and RSS; without it those are n/a)
   --quick              2 s per figure, repeat 1, idle 2000, names 100 (about a minute)
@@ -68,6 +70,7 @@ side by side (needs --server; makes its own servers):
 struct Opts {
     server: Option<PathBuf>,
     server_args: Vec<String>,
+    server_certs: Option<PathBuf>,
     http: Option<u16>,
     https: Option<u16>,
     cacert: Option<PathBuf>,
@@ -95,6 +98,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         server: None,
         server_args: Vec::new(),
+        server_certs: None,
         http: None,
         https: None,
         cacert: None,
@@ -125,6 +129,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         match a.as_str() {
             "--server" => o.server = Some(val()?.into()),
             "--server-arg" => o.server_args.push(val()?),
+            "--server-certs" => o.server_certs = Some(val()?.into()),
             "--http" => o.http = Some(num(a, val()?)?),
             "--https" => o.https = Some(num(a, val()?)?),
             "--cacert" => o.cacert = Some(val()?.into()),
@@ -263,7 +268,7 @@ fn run_soak(o: &Opts, minutes: f64) -> Result<(), String> {
                 args.extend(["-O".into(), "5".into()]);
             }
             eprintln!("soak: server args {}", args.join(" "));
-            Target::start(bin, 1000, &args, &[])?
+            Target::start(bin, 1000, &args, &[], o.server_certs.as_deref())?
         }
         None => Target::running(
             o.http.unwrap_or(80),
@@ -280,6 +285,7 @@ fn run_compare(o: Opts, peers: Vec<peers::Peer>) -> Result<(), String> {
     compare::run(compare::Opts {
         server: o.server.unwrap_or_default(),
         server_args: o.server_args,
+        server_certs: o.server_certs,
         peers,
         quick,
         repeat: o.repeat.unwrap_or(if quick { 1 } else { 3 }),
@@ -322,7 +328,13 @@ fn run(mut o: Opts) -> Result<(), String> {
         sys::pin(0, o.client_cpu).map_err(|e| format!("pin client: {e}"))?;
     }
     let mut t = match &o.server {
-        Some(bin) => Target::start(bin, idle_n + names_n + 200, &o.server_args, &[])?,
+        Some(bin) => Target::start(
+            bin,
+            idle_n + names_n + 200,
+            &o.server_args,
+            &[],
+            o.server_certs.as_deref(),
+        )?,
         None => Target::running(
             o.http.unwrap_or(80),
             o.https.unwrap_or(443),

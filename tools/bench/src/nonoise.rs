@@ -363,8 +363,9 @@ pub fn callgrind_wrapper(dir: &Path, label: &str) -> Vec<String> {
             "--callgrind-out-file={}",
             dir.join(format!("{label}.callgrind.%p")).display()
         ),
-        // Servers fork nothing we want, but nginx/HAProxy must not trace helpers.
         "--trace-children=no".into(),
+        // Each dump names its functions in full, so a kept dump reads on its own.
+        "--compress-strings=no".into(),
     ]
 }
 

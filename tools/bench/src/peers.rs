@@ -261,6 +261,12 @@ pub fn start(
     let bin = sys::which(bin).ok_or(format!("{bin} not found"))?;
     let tmp = target::temp_dir(peer.label())?;
     let p = |p: &Path| p.display().to_string();
+    // nginx closes idle keep-alive connections to make room once fewer than 1/16 of its
+    // connection slots are free: give it that much headroom so it holds them all.
+    let slots = match peer {
+        Peer::Nginx => max_conns + max_conns / 15 + 64,
+        Peer::Haproxy => max_conns,
+    };
     Target::launch(
         peer.label(),
         tmp,
@@ -270,7 +276,7 @@ pub fn start(
                 ("DIR", p(dir)),
                 ("HTTP_PORT", http.to_string()),
                 ("HTTPS_PORT", https.to_string()),
-                ("MAX_CONNS", max_conns.to_string()),
+                ("MAX_CONNS", slots.to_string()),
                 ("CHAIN", p(&m.chain)),
                 ("KEY", p(&m.key)),
                 ("PEM", p(&m.pem)),

@@ -73,6 +73,18 @@ pub fn wrapped(wrapper: &[String], bin: &Path) -> Command {
     }
 }
 
+/// Copies the regular files of `from` into `to`.
+fn copy_files(from: &Path, to: &Path) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", from.display());
+    for e in std::fs::read_dir(from).map_err(err)? {
+        let e = e.map_err(err)?;
+        if e.file_type().map_err(err)?.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
 impl Target {
     pub fn running(http: u16, https: u16, cacert: PathBuf, pid: Option<u32>) -> Target {
         Target {
@@ -88,18 +100,23 @@ impl Target {
     }
 
     /// Starts our server `bin` (behind `wrapper` when not empty) and waits until both ports
-    /// accept connections and the CA exists.
+    /// accept connections and the CA exists. `seed`: files copied into its CERT_PATH first
+    /// (a CA and certificates it then loads from disk instead of making them).
     pub fn start(
         bin: &Path,
         max_conns: usize,
         extra: &[String],
         wrapper: &[String],
+        seed: Option<&Path>,
     ) -> Result<Target, String> {
         let tmp = temp_dir("ours")?;
         Target::launch("ours", tmp, !wrapper.is_empty(), |dir, http, https| {
             let certs = dir.join("certs");
             let _ = std::fs::remove_dir_all(&certs);
             std::fs::create_dir_all(&certs).map_err(|e| format!("{}: {e}", certs.display()))?;
+            if let Some(from) = seed {
+                copy_files(from, &certs)?;
+            }
             let mut cmd = wrapped(wrapper, bin);
             cmd.args(["-f", "-u", &user_name(), "-l", "1"])
                 .args(["-T", &max_conns.to_string()])
