@@ -441,6 +441,7 @@ fn run(mut o: Opts) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    sys::clean_exit_on_signals(target::remove_temp_dirs);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let o = match parse(&args) {
         Ok(o) => o,

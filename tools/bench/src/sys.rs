@@ -174,3 +174,31 @@ pub fn all_threads_sleeping(pid: u32) -> io::Result<bool> {
     }
     Ok(true)
 }
+
+/// On SIGINT, SIGTERM or SIGHUP, removes this run's temporary directories and exits; the
+/// servers die with this process (`die_with_parent`). Call before any other thread exists:
+/// the signals are blocked in every thread and taken by one that waits for them (children
+/// start with an empty mask: std resets it before exec).
+pub fn clean_exit_on_signals(cleanup: fn()) {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use; the masks only
+    // affect this process.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        std::thread::spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is a valid, initialised signal set.
+            if libc::sigwait(&set, &mut sig) == 0 {
+                cleanup();
+                // No atexit handlers: other threads may be inside OpenSSL.
+                libc::_exit(128 + sig);
+            }
+        });
+    }
+}

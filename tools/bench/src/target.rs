@@ -47,13 +47,31 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+fn temp_prefix() -> String {
+    format!("pixelserv-bench-{}-", std::process::id())
+}
+
+/// Removes every temporary directory this run made (on a signal: a normal run removes each
+/// with its server).
+pub fn remove_temp_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let prefix = temp_prefix();
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// A fresh temporary directory for one started server.
 pub fn temp_dir(label: &str) -> Result<PathBuf, String> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static SEQ: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "pixelserv-bench-{}-{label}-{}",
-        std::process::id(),
+        "{}{label}-{}",
+        temp_prefix(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&dir);
@@ -142,54 +160,64 @@ impl Target {
         mut make: impl FnMut(&Path, u16, u16) -> Result<Spawn, String>,
     ) -> Result<Target, String> {
         let mut last = String::new();
-        let mut tmp = Some(tmp);
         for _ in 0..3 {
-            let dir = tmp.clone().unwrap_or_default();
-            let (http, https) = (
-                free_port().map_err(|e| e.to_string())?,
-                free_port().map_err(|e| e.to_string())?,
-            );
-            let mut spawn = make(&dir, http, https)?;
-            let log_path = dir.join("server.log");
-            let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-            spawn
-                .cmd
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log);
-            sys::die_with_parent(&mut spawn.cmd);
-            let child = spawn
-                .cmd
-                .spawn()
-                .map_err(|e| format!("{label}: {:?}: {e}", spawn.cmd.get_program()))?;
-            let mut t = Target {
-                label: label.into(),
-                http: loopback(http),
-                https: loopback(https),
-                cacert: spawn.cacert,
-                pid: Some(child.id()),
-                child: Some(child),
-                tmp: None,
-                // Under valgrind, startup and the final profile dump take seconds.
-                grace: Duration::from_secs(if slow { 20 } else { 3 }),
-            };
-            let ready = Duration::from_secs(if slow { 120 } else { 15 });
-            match t.wait_ready(ready) {
-                Ok(()) => {
-                    t.tmp = tmp.take();
+            match Target::try_launch(label, &tmp, slow, &mut make) {
+                Ok(Ok(mut t)) => {
+                    t.tmp = Some(tmp);
                     return Ok(t);
                 }
+                // Did not come up: maybe a port picked free was taken meanwhile.
+                Ok(Err(why)) => last = why,
                 Err(e) => {
-                    t.stop();
-                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                    last = format!("{e}; log:\n{log}");
+                    last = e;
+                    break;
                 }
             }
         }
-        if let Some(dir) = tmp {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        let _ = std::fs::remove_dir_all(&tmp);
         Err(format!("{label} did not start: {last}"))
+    }
+
+    /// One start: Err when it cannot even be tried, Ok(Err) when it did not come up.
+    fn try_launch(
+        label: &str,
+        dir: &Path,
+        slow: bool,
+        make: &mut impl FnMut(&Path, u16, u16) -> Result<Spawn, String>,
+    ) -> Result<Result<Target, String>, String> {
+        let (http, https) = (
+            free_port().map_err(|e| e.to_string())?,
+            free_port().map_err(|e| e.to_string())?,
+        );
+        let mut spawn = make(dir, http, https)?;
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        spawn
+            .cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        sys::die_with_parent(&mut spawn.cmd);
+        let child = spawn
+            .cmd
+            .spawn()
+            .map_err(|e| format!("{:?}: {e}", spawn.cmd.get_program()))?;
+        let mut t = Target {
+            label: label.into(),
+            http: loopback(http),
+            https: loopback(https),
+            cacert: spawn.cacert,
+            pid: Some(child.id()),
+            child: Some(child),
+            tmp: None,
+            // Under valgrind, startup and the final profile dump take seconds.
+            grace: Duration::from_secs(if slow { 20 } else { 3 }),
+        };
+        let ready = Duration::from_secs(if slow { 120 } else { 15 });
+        Ok(t.wait_ready(ready).map(|()| t).map_err(|e| {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            format!("{e}; log:\n{log}")
+        }))
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
