@@ -155,7 +155,7 @@ pub fn run(o: Opts) -> Result<(), String> {
     let cpus = sys::allowed_cpus();
     let pin_on = o.pin && cpus >= 2;
     if pin_on {
-        // Before any thread or child exists, so all of them inherit the mask.
+        // Before the load threads and the servers exist, so all of them inherit the mask.
         sys::pin(0, o.client_cpu).map_err(|e| format!("pin client: {e}"))?;
     }
     if let Some(k) = &o.keep {

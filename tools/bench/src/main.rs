@@ -324,7 +324,7 @@ fn run(mut o: Opts) -> Result<(), String> {
     let cpus = sys::allowed_cpus();
     let pin = o.pin && cpus >= 2;
     if pin {
-        // Before any thread or child exists, so all of them inherit the mask.
+        // Before the load threads and the servers exist, so all of them inherit the mask.
         sys::pin(0, o.client_cpu).map_err(|e| format!("pin client: {e}"))?;
     }
     let mut t = match &o.server {
