@@ -1,5 +1,5 @@
 # Everyday commands. Static and router builds live in Makefile.xc.
-.PHONY: build test check browser-test bench bench-quick soak fuzz-smoke fuzz static size install
+.PHONY: build test check browser-test bench bench-quick bench-peers soak fuzz-smoke fuzz static size install
 
 build:
 	cargo build --release
@@ -25,6 +25,11 @@ bench: build
 
 bench-quick: build
 	cargo run --release --manifest-path tools/bench/Cargo.toml -- --server target/release/pixelserv-tls --quick
+
+# Ours next to nginx and HAProxy (Debian's, installed with apt-get when missing), one table
+# with the ratio to the best peer, plus system calls and instructions per operation.
+bench-peers: build
+	cargo run --release --manifest-path tools/bench/Cargo.toml -- --server target/release/pixelserv-tls --peer nginx,haproxy
 
 # Every fuzz target for ~30 s each (SECS=n to change); installs cargo-fuzz if missing.
 fuzz-smoke:
