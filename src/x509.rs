@@ -11,6 +11,7 @@ use openssl::error::ErrorStack;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
+use openssl::x509::X509;
 
 pub const DAY: i64 = 86400;
 /// Every certificate we make starts this far in the past: routers boot with wrong clocks and
@@ -71,6 +72,13 @@ pub fn to_unix(t: &Asn1TimeRef) -> i64 {
 /// `RENEW_BEFORE_SECS` away from `now`.
 pub fn needs_renewal(not_after: i64, now: i64) -> bool {
     not_after - now <= RENEW_BEFORE_SECS
+}
+
+/// A certificate just built, parsed back from its DER. OpenSSL keeps the encoding of a parsed
+/// certificate but not of a built one, which it would encode again for every handshake that
+/// sends it (about 100,000 instructions each time).
+pub fn reparsed(cert: X509) -> Result<X509, ErrorStack> {
+    X509::from_der(&cert.to_der()?)
 }
 
 /// 128 random bits with the top bit cleared, so the DER INTEGER is positive (RFC 5280).

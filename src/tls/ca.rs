@@ -285,7 +285,7 @@ fn build_ca_cert(key: &PKey<Private>) -> Result<X509, openssl::error::ErrorStack
     let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
     builder.append_extension(ski)?;
     builder.sign(key, MessageDigest::sha256())?;
-    Ok(builder.build())
+    x509::reparsed(builder.build())
 }
 
 /// Loads or creates the CA in `path` without ownership rules (tests run as anyone).

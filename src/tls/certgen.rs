@@ -14,7 +14,7 @@ use openssl::x509::{X509Builder, X509NameBuilder, X509};
 use std::net::IpAddr;
 
 use super::ca::Ca;
-use crate::x509::{asn1_time, random_serial, unix_now, BACKDATE_SECS, DAY};
+use crate::x509::{self, asn1_time, random_serial, unix_now, BACKDATE_SECS, DAY};
 
 /// Browsers and Apple refuse longer server certificate lifetimes (backdating included).
 const LIFETIME_SECS: i64 = 397 * DAY;
@@ -83,7 +83,7 @@ pub fn generate(
         _ => MessageDigest::sha256(),
     };
     builder.sign(ca_key, digest)?;
-    Ok(builder.build())
+    x509::reparsed(builder.build())
 }
 
 #[cfg(test)]
