@@ -32,19 +32,22 @@
 //!
 //! # A ClientHello for a name never seen, file by file
 //!
-//! 1. `server/conn.rs` drives the handshake; OpenSSL calls the callback in `tls/hello.rs`.
-//! 2. `tls/hello.rs` reads the SNI (`tls/sni.rs`; kept for `top_names.rs`, counted by
-//!    `server/conn.rs` when the handshake ends), names the certificate (`tls/names.rs`
-//!    with `tls/psl.rs`), misses in the cache (`tls/certs.rs` over `tls/cache.rs`), records
-//!    the lookup and returns RETRY.
+//! 1. `server/conn.rs` drives the handshake through `server/transport.rs` and
+//!    `server/wire.rs` (which gathers OpenSSL's writes into one send per flight); OpenSSL
+//!    calls the ClientHello callback in `tls/hello.rs`.
+//! 2. `tls/hello.rs` reads the SNI (`tls/sni.rs`) and names the certificate (`tls/names.rs`
+//!    with `tls/psl.rs`). A resumed handshake stops here. For a full one OpenSSL calls the
+//!    certificate callback, which misses in the cache (`tls/certs.rs` over `tls/cache.rs`),
+//!    records the lookup and asks to be called again.
 //! 3. `server/conn.rs` returns `Step::NeedCert`; `server/mod.rs` (`need_cert`) takes the
 //!    lookup, parks the connection (`State::CertWait` and `tls/pending.rs`) and submits one
 //!    job per file to `tls/workers.rs`.
-//! 4. A worker loads the file (`tls/store.rs`) or makes a certificate (`tls/certgen.rs`
-//!    signed by `tls/ca.rs`, helpers in `x509.rs`), saves it and wakes the loop.
+//! 4. A worker loads the file (`tls/store.rs` through `sys/files.rs`) or makes a certificate
+//!    (`tls/certgen.rs` signed by `tls/ca.rs`, helpers in `x509.rs`), saves it within the
+//!    disk budget (`tls/disk.rs`) and wakes the loop.
 //! 5. `server/mod.rs` (`certificates_ready`) caches it, hands it to every parked connection
-//!    (`tls::hello::install`) and drives them; the callback installs it and the handshake
-//!    completes. From there on it is a request as above.
+//!    (`tls::hello::install`) and drives them; the certificate callback installs it and the
+//!    handshake completes. From there on it is a request as above.
 
 pub mod app;
 pub mod config;

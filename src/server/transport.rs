@@ -1,6 +1,6 @@
 //! The byte stream under a connection: plain TCP or TLS over TCP (through `Wire`, which
 //! gathers OpenSSL's writes). One place maps OpenSSL's WANT_READ / WANT_WRITE /
-//! WANT_CLIENT_HELLO_CB results onto readiness the loop waits for.
+//! WANT_X509_LOOKUP results onto readiness the loop waits for.
 
 use std::io::{self, Read, Write};
 
@@ -51,7 +51,7 @@ pub enum Handshake {
     /// Early data arrived: `n` bytes were put into the buffer.
     Early(usize),
     Blocked(Want),
-    /// The ClientHello callback asked to be called again once a certificate is ready.
+    /// The certificate callback asked to be called again once a certificate is ready.
     NeedCert,
     Failed(openssl::ssl::Error),
 }
@@ -209,7 +209,9 @@ impl Transport {
             Err(e) => match e.code() {
                 ErrorCode::WANT_READ => Handshake::Blocked(Want::Read),
                 ErrorCode::WANT_WRITE => Handshake::Blocked(Want::Write),
-                ErrorCode::WANT_CLIENT_HELLO_CB => Handshake::NeedCert,
+                code if code.as_raw() == openssl_sys::SSL_ERROR_WANT_X509_LOOKUP => {
+                    Handshake::NeedCert
+                }
                 _ => Handshake::Failed(e),
             },
         }

@@ -98,7 +98,8 @@ pub fn server_context(
     for c in chain.iter().filter(|c| !self_signed(c)) {
         b.add_extra_chain_cert(c.clone())?;
     }
-    b.set_client_hello_callback(hello::callback(certs, psl));
+    b.set_client_hello_callback(hello::callback(psl));
+    hello::set_cert_callback(&mut b, certs);
     Ok(b.build())
 }
 

@@ -1,12 +1,13 @@
-//! The ClientHello callback and the per-connection state it shares with the loop.
+//! The two callbacks of a handshake and the per-connection state they share with the loop.
 //!
-//! The callback reads the SNI extension itself (`servername()` is not set yet at that
-//! point), maps it to a certificate name and looks in the in-memory cache. On a hit it
-//! installs that certificate on the connection and the handshake goes on. On a miss it
-//! records what it needs and returns RETRY: OpenSSL reports WANT_CLIENT_HELLO_CB, the loop
-//! takes the lookup (`take_lookup`), parks the connection (`tls::pending`) and asks a worker;
-//! when the certificate arrives the loop hands it over (`install`) and drives the handshake
-//! again, which calls the callback again.
+//! The ClientHello callback reads the SNI extension itself (`servername()` is not set yet at
+//! that point), judges it and maps it to a certificate name. Only a full handshake goes on to
+//! the certificate callback (a resumed one needs no certificate, so it costs nothing more):
+//! it looks in the in-memory cache and on a hit installs that certificate on the connection.
+//! On a miss it records what it needs and asks to be called again: OpenSSL reports
+//! WANT_X509_LOOKUP, the loop takes the lookup (`take_lookup`), parks the connection
+//! (`tls::pending`) and asks a worker; when the certificate arrives the loop hands it over
+//! (`install`) and drives the handshake again, which calls the certificate callback again.
 //!
 //! The state lives in OpenSSL's per-connection ex_data because the callback can reach
 //! nothing else; every function here takes the connection's `SslRef`.
@@ -15,7 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
-use openssl::ssl::{ClientHelloResponse, ErrorCode, Ssl, SslAlert, SslRef};
+use openssl::ssl::{
+    ClientHelloResponse, ErrorCode, Ssl, SslAlert, SslContext, SslContextBuilder, SslRef,
+};
 
 use super::certs::{Certs, Leaf};
 use super::names::{self, CertName};
@@ -43,11 +46,14 @@ pub enum Lookup {
 enum Phase {
     #[default]
     Fresh,
-    /// The callback asked for a retry; the loop takes this and finds the certificate.
+    /// The ClientHello asked for this certificate (None: it sent no SNI, so the one for the
+    /// local address); the certificate callback installs it if the handshake is a full one.
+    Named(Option<CertName>),
+    /// The certificate callback asked for a retry; the loop takes this and finds it.
     Lookup(Lookup),
-    /// The loop found it: the callback installs it when called again.
+    /// The loop found it: the certificate callback installs it when called again.
     Install(Leaf),
-    /// The loop found none: the callback fails the handshake, counted as this.
+    /// The loop found none: the certificate callback fails the handshake, counted as this.
     Refuse(HandshakeFailure),
     /// The SNI was unusable: the callback failed the handshake.
     Invalid,
@@ -109,42 +115,19 @@ fn client_hello_ext(ssl: &SslRef, ty: libc::c_uint) -> Option<&[u8]> {
     }
 }
 
-/// Builds the callback installed on the server context.
+/// Builds the ClientHello callback installed on the server context.
 pub fn callback(
-    certs: Arc<Mutex<Certs>>,
     psl: Arc<Psl>,
 ) -> impl Fn(&mut SslRef, &mut SslAlert) -> Result<ClientHelloResponse, ErrorStack> + Send + Sync + 'static
 {
     move |ssl, alert| {
-        let phase = match state(ssl) {
-            Some(mut h) => std::mem::take(&mut h.phase),
-            None => {
-                *alert = SslAlert::INTERNAL_ERROR;
-                return Err(ErrorStack::get());
-            }
-        };
         let set = |ssl: &SslRef, phase: Phase| {
-            if let Some(mut h) = state(ssl) {
-                h.phase = phase;
-            }
+            with(ssl, |h| h.phase = phase);
         };
-        match phase {
-            Phase::Install(leaf) => {
-                use_leaf(ssl, &leaf)?;
-                set(ssl, Phase::Served);
-                return Ok(ClientHelloResponse::SUCCESS);
-            }
-            Phase::Refuse(why) => {
-                set(ssl, Phase::Refuse(why));
-                *alert = SslAlert::INTERNAL_ERROR;
-                return Err(ErrorStack::get());
-            }
-            _ => {}
-        }
         let raw = match client_hello_ext(ssl, TLSEXT_TYPE_SERVER_NAME).map(sni::server_name) {
             None | Some(Ok(None)) => {
-                set(ssl, Phase::Lookup(Lookup::NoSni));
-                return Ok(ClientHelloResponse::RETRY);
+                set(ssl, Phase::Named(None));
+                return Ok(ClientHelloResponse::SUCCESS);
             }
             Some(Ok(Some(raw))) => raw.to_vec(),
             Some(Err(_)) => {
@@ -154,31 +137,89 @@ pub fn callback(
                 return Err(ErrorStack::get());
             }
         };
-        if let Some(mut h) = state(ssl) {
+        with(ssl, |h| {
             h.sni = crate::log::escape(&raw[..raw.len().min(LOG_NAME_MAX)]);
             h.observed = Some(top_names::from_sni(&raw));
-        }
-        let name = match names::cert_name(&raw, &psl) {
-            Ok(name) => name,
+        });
+        match names::cert_name(&raw, &psl) {
+            Ok(name) => {
+                set(ssl, Phase::Named(Some(name)));
+                Ok(ClientHelloResponse::SUCCESS)
+            }
             Err(_) => {
                 set(ssl, Phase::Invalid);
                 *alert = SslAlert::UNRECOGNIZED_NAME;
-                return Err(ErrorStack::get());
-            }
-        };
-        let cached = certs.lock().ok().and_then(|mut c| c.get(name.file_name()));
-        match cached {
-            Some(leaf) => {
-                use_leaf(ssl, &leaf)?;
-                set(ssl, Phase::Served);
-                Ok(ClientHelloResponse::SUCCESS)
-            }
-            None => {
-                set(ssl, Phase::Lookup(Lookup::Name(name)));
-                Ok(ClientHelloResponse::RETRY)
+                Err(ErrorStack::get())
             }
         }
     }
+}
+
+/// The certificate cache, kept on the server context for the certificate callback.
+fn certs_index() -> Index<SslContext, Arc<Mutex<Certs>>> {
+    static INDEX: OnceLock<Index<SslContext, Arc<Mutex<Certs>>>> = OnceLock::new();
+    *INDEX.get_or_init(|| SslContext::new_ex_index().expect("OpenSSL ex_data index"))
+}
+
+extern "C" {
+    // Not bound by the openssl crate; in libssl since 1.0.2.
+    fn SSL_CTX_set_cert_cb(
+        ctx: *mut openssl_sys::SSL_CTX,
+        cb: Option<unsafe extern "C" fn(*mut openssl_sys::SSL, *mut libc::c_void) -> libc::c_int>,
+        arg: *mut libc::c_void,
+    );
+}
+
+/// Installs the certificate callback, which looks in `certs`.
+pub fn set_cert_callback(b: &mut SslContextBuilder, certs: Arc<Mutex<Certs>>) {
+    b.set_ex_data(certs_index(), certs);
+    // SAFETY: the builder's live `SSL_CTX*`; `cert_callback` matches the C signature and
+    // uses no argument.
+    unsafe { SSL_CTX_set_cert_cb(b.as_ptr(), Some(cert_callback), std::ptr::null_mut()) };
+}
+
+unsafe extern "C" fn cert_callback(
+    ssl: *mut openssl_sys::SSL,
+    _: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: OpenSSL passes the live `SSL*` of the handshake it is running, and `SslRef`
+    // is an opaque stand-in for `SSL` (the openssl crate's own `from_ptr_mut` is this cast).
+    let ssl = unsafe { &mut *(ssl as *mut SslRef) };
+    let Some(certs) = ssl.ssl_context().ex_data(certs_index()).cloned() else {
+        return 0;
+    };
+    choose_certificate(ssl, &certs)
+}
+
+/// What the certificate callback answers: 1 go on, 0 fail, -1 ask again later.
+fn choose_certificate(ssl: &mut SslRef, certs: &Mutex<Certs>) -> libc::c_int {
+    let phase = with(ssl, |h| std::mem::take(&mut h.phase)).unwrap_or_default();
+    let leaf = match phase {
+        Phase::Install(leaf) => leaf,
+        Phase::Named(Some(name)) => {
+            let cached = certs.lock().ok().and_then(|mut c| c.get(name.file_name()));
+            match cached {
+                Some(leaf) => leaf,
+                None => {
+                    with(ssl, |h| h.phase = Phase::Lookup(Lookup::Name(name)));
+                    return -1;
+                }
+            }
+        }
+        Phase::Named(None) => {
+            with(ssl, |h| h.phase = Phase::Lookup(Lookup::NoSni));
+            return -1;
+        }
+        other => {
+            with(ssl, |h| h.phase = other);
+            return 0;
+        }
+    };
+    if use_leaf(ssl, &leaf).is_err() {
+        return 0;
+    }
+    with(ssl, |h| h.phase = Phase::Served);
+    1
 }
 
 /// Serves `leaf` on this connection. Installing the certificate per connection costs a few
@@ -189,7 +230,7 @@ fn use_leaf(ssl: &mut SslRef, leaf: &Leaf) -> Result<(), ErrorStack> {
     ssl.set_private_key(&leaf.key)
 }
 
-/// After WANT_CLIENT_HELLO_CB: what the loop has to find.
+/// After WANT_X509_LOOKUP: what the loop has to find.
 pub fn take_lookup(ssl: &SslRef) -> Option<Lookup> {
     with(ssl, |h| match std::mem::take(&mut h.phase) {
         Phase::Lookup(l) => Some(l),
