@@ -126,14 +126,22 @@ pub fn loadavg() -> String {
 }
 
 /// Makes a child we spawn die with this process (SIGKILL when the bench exits for any
-/// reason, including a panic or a kill), so no server is ever left running.
+/// reason, including a panic or a kill), so no server is ever left running. It also starts
+/// with no signal blocked: std passes this process's mask on, and `clean_exit_on_signals`
+/// blocks SIGINT/SIGTERM/SIGHUP here, which would leave strace deaf to the SIGINT that ends
+/// its window (it then waits for ever) and servers deaf to the SIGTERM that stops them.
 pub fn die_with_parent(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe functions (prctl, getppid, _exit).
+    // async-signal-safe functions (sigemptyset, sigprocmask, prctl, getppid, _exit).
     unsafe {
         cmd.pre_exec(move || {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -178,7 +186,7 @@ pub fn all_threads_sleeping(pid: u32) -> io::Result<bool> {
 /// On SIGINT, SIGTERM or SIGHUP, removes this run's temporary directories and exits; the
 /// servers die with this process (`die_with_parent`). Call before any other thread exists:
 /// the signals are blocked in every thread and taken by one that waits for them (children
-/// start with an empty mask: std resets it before exec).
+/// inherit the mask: `die_with_parent` clears it).
 pub fn clean_exit_on_signals(cleanup: fn()) {
     // SAFETY: sigset_t is plain data, initialised by sigemptyset before use; the masks only
     // affect this process.
