@@ -66,8 +66,8 @@ struct Results {
     bytes: BTreeMap<String, Wire>,
     syscalls: BTreeMap<(String, String), Counts>,
     instructions: BTreeMap<(String, String), f64>,
-    /// DER sizes of the leaf and the CA every server sends.
-    certs: (usize, usize),
+    /// DER sizes: the leaf, then each certificate sent after it.
+    certs: (usize, Vec<usize>),
     problems: Vec<String>,
 }
 
@@ -174,7 +174,7 @@ pub fn run(o: Opts) -> Result<(), String> {
     )?;
     warm_up(&ours)?;
     let material = Material::from_ours(&ours, figures::HANDSHAKE_NAME)?;
-    r.certs = (material.leaf_der, material.ca_der);
+    r.certs = (material.leaf_der, material.extra_der.clone());
     let mut servers = vec![ours];
     for &p in &o.peers {
         let t = peers::start(p, &material, max_conns, &[])?;
@@ -548,9 +548,10 @@ fn print(o: &Opts, labels: &[String], r: &Results, held: usize, header: &str) {
                 );
             }
         }
+        let extra: String = r.certs.1.iter().map(|n| format!(" + {n}")).collect();
         println!(
-            "\nEvery server sends the same chain: leaf {} bytes + CA {} bytes (DER).",
-            r.certs.0, r.certs.1
+            "\nEvery server sends the chain ours sends (a self-signed CA is left out): leaf {} bytes{extra} (DER).",
+            r.certs.0
         );
     }
     if !r.syscalls.is_empty() {

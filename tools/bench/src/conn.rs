@@ -204,18 +204,22 @@ pub fn session_of(ssl: &SslRef) -> (Option<Vec<u8>>, bool) {
     )
 }
 
-/// The DER of the leaf certificate served for SNI `name` (not verified).
-pub fn served_leaf(addr: SocketAddr, name: &str) -> Result<Vec<u8>, String> {
+/// The certificates served for SNI `name` (not verified), as DER, leaf first: what the
+/// peers are given to send.
+pub fn served_chain(addr: SocketAddr, name: &str) -> Result<Vec<Vec<u8>>, String> {
     let c = load_connector(None)?;
     let conn = tls(&c, addr, name, None)?;
     let Conn::Tls(s) = &conn else {
         return Err("not TLS".into());
     };
-    s.ssl()
-        .peer_certificate()
-        .ok_or("no certificate served")?
-        .to_der()
-        .map_err(|e| e.to_string())
+    // On the client side OpenSSL's chain starts with the leaf.
+    let chain = s.ssl().peer_cert_chain().ok_or("no certificate served")?;
+    let der: Result<Vec<Vec<u8>>, _> = chain.iter().map(|c| c.to_der()).collect();
+    let der = der.map_err(|e| e.to_string())?;
+    if der.is_empty() {
+        return Err("no certificate served".into());
+    }
+    Ok(der)
 }
 
 /// The body of a plain-HTTP GET of `path` (the connection is closed after it).

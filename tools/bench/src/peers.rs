@@ -146,19 +146,22 @@ impl Drop for PolicyGuard {
 }
 
 /// What the peers serve, taken from our running server: the leaf it made for `name` with
-/// its key, our CA, and the body of our GIF. Kept in a directory of its own, removed on drop.
+/// its key, the rest of the chain exactly as ours sends it (intermediates; a self-signed CA
+/// is not sent), our CA for the clients to trust, and the body of our GIF. Kept in a
+/// directory of its own, removed on drop.
 pub struct Material {
     dir: PathBuf,
-    /// Leaf certificate then CA certificate (nginx `ssl_certificate`).
+    /// Leaf certificate then the rest of the chain ours sends (nginx `ssl_certificate`).
     chain: PathBuf,
     /// The leaf's PKCS#8 key (nginx `ssl_certificate_key`).
     key: PathBuf,
-    /// Leaf, CA, key in one file (HAProxy `crt`).
+    /// Chain then key in one file (HAProxy `crt`).
     pem: PathBuf,
     gif: PathBuf,
     cacert: PathBuf,
     pub leaf_der: usize,
-    pub ca_der: usize,
+    /// DER sizes of the certificates sent after the leaf.
+    pub extra_der: Vec<usize>,
 }
 
 impl Material {
@@ -169,9 +172,10 @@ impl Material {
             .ok_or("our CA has no directory")?
             .to_path_buf();
         let ca_pem = std::fs::read(&ours.cacert).map_err(|e| format!("our ca.crt: {e}"))?;
-        let ca = X509::from_pem(&ca_pem).map_err(|e| format!("our ca.crt: {e}"))?;
-        let served = conn::served_leaf(ours.https, name)?;
-        let (leaf, key) = find_leaf(&certs, &served)?;
+        // Checked: the clients of every server are given it to trust.
+        X509::from_pem(&ca_pem).map_err(|e| format!("our ca.crt: {e}"))?;
+        let served = conn::served_chain(ours.https, name)?;
+        let (leaf, key) = find_leaf(&certs, &served[0])?;
         let gif = conn::get_body(ours.http, "/pixel.gif")?;
         let dir = target::temp_dir("peers")?;
         let files = Material {
@@ -181,13 +185,16 @@ impl Material {
             gif: dir.join("pixel.gif"),
             cacert: dir.join("ca.crt"),
             leaf_der: leaf.len(),
-            ca_der: ca.to_der().map(|d| d.len()).unwrap_or(0),
+            extra_der: served[1..].iter().map(Vec::len).collect(),
             dir,
         };
-        let leaf_pem = X509::from_der(&leaf)
-            .and_then(|c| c.to_pem())
-            .map_err(|e| e.to_string())?;
-        let chain: Vec<u8> = [leaf_pem.as_slice(), ca_pem.as_slice()].concat();
+        let mut chain = Vec::new();
+        for der in std::iter::once(&leaf).chain(&served[1..]) {
+            let pem = X509::from_der(der)
+                .and_then(|c| c.to_pem())
+                .map_err(|e| e.to_string())?;
+            chain.extend_from_slice(&pem);
+        }
         let write =
             |p: &Path, b: &[u8]| std::fs::write(p, b).map_err(|e| format!("{}: {e}", p.display()));
         write(&files.chain, &chain)?;
