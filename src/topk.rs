@@ -89,7 +89,7 @@ impl<const CAP: usize, const KEY: usize, const TAGS: usize> TopK<CAP, KEY, TAGS>
     /// Counts one occurrence of `key` (cut to `KEY` bytes) under `tag` (`< TAGS`).
     pub fn add(&mut self, key: &[u8], tag: usize) {
         let key = &key[..key.len().min(KEY)];
-        let hash = fnv1a(key);
+        let hash = key_hash(key);
         self.total = self.total.saturating_add(1);
         let i = match self.find(key, hash) {
             Some(i) => i,
@@ -228,11 +228,27 @@ impl<const CAP: usize, const KEY: usize, const TAGS: usize> TopK<CAP, KEY, TAGS>
     }
 }
 
-/// FNV-1a: a crafted collision only costs a key comparison, never a wrong count.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// Eight bytes at a time (FxHash's multiply, the high half folded down because the index
+/// takes the low bits): one multiply per eight bytes where FNV-1a takes one per byte. Keys
+/// come from clients, but a crafted collision only lengthens a probe run (bounded: the
+/// index is at most half full) and costs key comparisons, never a wrong count.
+fn key_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut h = (bytes.len() as u64).wrapping_mul(K);
+    for c in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(c);
+        h = mix(h, u64::from_le_bytes(word));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = mix(h, u64::from_le_bytes(word));
+    }
+    h ^ (h >> 32)
 }
 
 #[cfg(test)]
@@ -265,7 +281,7 @@ mod tests {
         assert_eq!(indexed, t.len());
         for (i, s) in t.slots[..t.len()].iter().enumerate() {
             let key = &s.key[..usize::from(s.len)];
-            assert_eq!(t.find(key, fnv1a(key)), Some(i));
+            assert_eq!(t.find(key, key_hash(key)), Some(i));
         }
         let entries = t.top(C);
         assert_eq!(entries.iter().map(|e| e.count).sum::<u64>(), n);
@@ -432,7 +448,7 @@ mod tests {
                     .map(|s| &s.key[..usize::from(s.len)])
                     .collect();
                 for (i, key) in keys.iter().enumerate() {
-                    assert_eq!(t.find(key, fnv1a(key)), Some(i), "seed {seed}");
+                    assert_eq!(t.find(key, key_hash(key)), Some(i), "seed {seed}");
                     assert!(!keys[..i].contains(key), "seed {seed}: duplicate");
                 }
             }
