@@ -1012,3 +1012,74 @@ fn shared_ticket_keys_resume_across_instances() {
     );
     assert!(out.contains("New, TLSv1.2"), "{out}");
 }
+
+/// A CA that is an intermediate under a root of the user's: `ca.crt` holds both, the devices
+/// trust the root only. The server sends the leaf and the intermediate (not the root), and a
+/// client that trusts only the root verifies a name never seen.
+#[test]
+fn an_intermediate_ca_is_sent_and_the_root_is_not() {
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let make = |cn: &str,
+                key: &PKey<openssl::pkey::Private>,
+                issuer: Option<(&X509, &PKey<openssl::pkey::Private>)>| {
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(issuer.map_or(&name, |(c, _)| c.subject_name()))
+            .unwrap();
+        b.set_pubkey(key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
+        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+            .unwrap();
+        b.append_extension(KeyUsage::new().critical().key_cert_sign().build().unwrap())
+            .unwrap();
+        let ski = SubjectKeyIdentifier::new()
+            .build(&b.x509v3_context(issuer.map(|(c, _)| c.as_ref()), None))
+            .unwrap();
+        b.append_extension(ski).unwrap();
+        b.sign(issuer.map_or(key, |(_, k)| k), MessageDigest::sha256())
+            .unwrap();
+        b.build()
+    };
+    let ec = || {
+        let group = openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
+    };
+    let (root_key, mid_key) = (ec(), ec());
+    let root = make("Test Root", &root_key, None);
+    let mid = make("Test Intermediate", &mid_key, Some((&root, &root_key)));
+    let dir = TempDir::new("intermediate");
+    let mut crt = mid.to_pem().unwrap();
+    crt.extend(root.to_pem().unwrap());
+    std::fs::write(dir.path().join("ca.crt"), crt).unwrap();
+    std::fs::write(
+        dir.path().join("ca.key"),
+        mid_key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    let srv = Server::start_with(Options {
+        args: Vec::new(),
+        dir: Some(dir),
+    });
+    let root_file = srv.dir.path().join("root.pem");
+    std::fs::write(&root_file, root.to_pem().unwrap()).unwrap();
+    let mut s = connector(&root_file)
+        .connect("ads.chain.example", tcp(srv.https))
+        .expect("verified against the root alone");
+    let chain = s.ssl().peer_cert_chain().unwrap();
+    assert_eq!(chain.len(), 2);
+    assert_eq!(
+        chain.get(1).unwrap().to_der().unwrap(),
+        mid.to_der().unwrap()
+    );
+    assert_gif(&request(&mut s, "/x.gif", true));
+}
