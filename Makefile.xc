@@ -21,7 +21,7 @@ DESTDIR     ?=
 BIN         := pixelserv-tls
 DIST        := dist
 XCDIR       := $(CURDIR)/target/xc
-# Toolchains that are not ours (cross gcc from musl.cc, Debian rustc-web) live here.
+# Toolchains that are not ours (Zig from PyPI, Debian rustc-web) live here.
 TOOLS       ?= $(CURDIR)/target/xc-tools
 
 # --- Minimal OpenSSL --------------------------------------------------------------------
@@ -69,52 +69,76 @@ static:
 	$(call xbuild,$(X86_TARGET),x86_64-static,,)
 	@file $(DIST)/$(BIN)-x86_64-static
 
-# --- Router builds: static musl (need `setup`, i.e. rustup and network) -----------------
-# Soft-float EABI on purpose: Broadcom ARM router kernels (Asuswrt, Cortex-A9 without NEON)
-# are built without VFP support, so hard-float code would die with SIGILL there; it is
-# also what Entware's armv7sf userland uses. NEON is off; OpenSSL's own NEON code is only
-# used when the CPU reports it at run time.
+# --- Router builds: static musl, registries only ----------------------------------------
+# Rust: nightly with rust-src builds std for the target (-Z build-std), so no prebuilt
+# rust-std download is needed and tier-3 mipsel works the same way as the others.
+# C compiler and linker: Zig from PyPI (`ziglang`), which carries musl 1.2.5 and builds
+# it for each target itself; xc/zig-tool adapts the command lines (see there).
+#
+# Musl >= 1.2 has a 64-bit time_t on 32-bit CPUs, and Rust's libc crate assumes the old
+# 32-bit one unless built with --cfg libc_unstable_musl_v1_2. Without it every time_t that
+# crosses into OpenSSL (ASN1_TIME_set, X509_time_adj) is read as garbage and making the
+# CA fails with "ASN1_TIME_adj: error getting time". The cfg is a RUSTFLAG, not libc's
+# old RUST_LIBC_UNSTABLE_MUSL_V1_2_3 variable, whose change cargo never noticed
+# (libc's build script did not ask to be re-run for it).
+#
+# Soft-float on armv7 and mipsel on purpose: Broadcom ARM router kernels (Asuswrt,
+# Cortex-A9 without NEON) are built without VFP support, so code with VFP or NEON
+# instructions would die with SIGILL there (Entware's armv7sf userland is soft-float too);
+# MIPS router CPUs (24Kc/74Kc) have no FPU. OpenSSL's NEON code is only used on a CPU that
+# reports NEON at run time.
+#
+# Router builds default CERT_PATH to Entware's /opt/var/cache/pixelserv (build.rs).
+NIGHTLY        ?= nightly
+ZIG_VERSION    := 0.15.2
+ZIG            ?= $(TOOLS)/pip/ziglang/zig
+ROUTER_CERT_PATH := /opt/var/cache/pixelserv
 ARMV7_TARGET   := armv7-unknown-linux-musleabi
 AARCH64_TARGET := aarch64-unknown-linux-musl
 MIPSEL_TARGET  := mipsel-unknown-linux-musl
-MUSLCC_URL     ?= https://musl.cc
-XPATH = PATH="$(TOOLS)/arm-linux-musleabi-cross/bin:$(TOOLS)/aarch64-linux-musl-cross/bin:$(TOOLS)/mipsel-linux-muslsf-cross/bin:$$PATH"
+ROUTER_RUSTFLAGS := -C link-self-contained=no --cfg libc_unstable_musl_v1_2
+
+# $(call router,TRIPLE,TRIPLE_IN_UPPER_CASE,ZIG-TARGET,ZIG-CPU-FLAGS,DIST-NAME,RUSTFLAGS)
+define router
+	[ -x "$(ZIG)" ] || { echo "no zig at $(ZIG): run make -f Makefile.xc setup" >&2; exit 1; }
+	ZIG="$(ZIG)" ZIG_GLOBAL_CACHE_DIR="$(TOOLS)/zig-cache" \
+	XC_ZIG_TARGET=$(3) XC_ZIG_CFLAGS="$(4)" \
+	CC_$(subst -,_,$(1))=$(CURDIR)/xc/zig-cc AR_$(subst -,_,$(1))=$(CURDIR)/xc/zig-ar \
+	RANLIB_$(subst -,_,$(1))=$(CURDIR)/xc/zig-ranlib \
+	CARGO_TARGET_$(2)_LINKER=$(CURDIR)/xc/zig-cc \
+	PIXELSERV_DEFAULT_CERT_PATH=$(ROUTER_CERT_PATH) \
+	$(MAKE) -f Makefile.xc xc-one T=$(1) N=$(5) XCARGO="+$(NIGHTLY)" \
+		XBUILDSTD="-Z build-std=std,panic_abort" XRUSTFLAGS="$(ROUTER_RUSTFLAGS) $(6)"
+endef
 
 armv7:
-	$(XPATH) CC_armv7_unknown_linux_musleabi=arm-linux-musleabi-gcc \
-	AR_armv7_unknown_linux_musleabi=arm-linux-musleabi-ar \
-	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABI_LINKER=arm-linux-musleabi-gcc \
-	$(MAKE) -f Makefile.xc xc-one T=$(ARMV7_TARGET) N=armv7-static \
-		XRUSTFLAGS="-C target-cpu=cortex-a9 -C target-feature=-neon"
+	$(call router,$(ARMV7_TARGET),ARMV7_UNKNOWN_LINUX_MUSLEABI,arm-linux-musleabi,\
+		-mcpu=cortex_a9+soft_float-neon-vfp2sp-fpregs,armv7-static,\
+		-C target-cpu=cortex-a9 -C target-feature=-neon)
 
 aarch64:
-	$(XPATH) CC_aarch64_unknown_linux_musl=aarch64-linux-musl-gcc \
-	AR_aarch64_unknown_linux_musl=aarch64-linux-musl-ar \
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-musl-gcc \
-	$(MAKE) -f Makefile.xc xc-one T=$(AARCH64_TARGET) N=aarch64-static
+	$(call router,$(AARCH64_TARGET),AARCH64_UNKNOWN_LINUX_MUSL,aarch64-linux-musl,,aarch64-static,)
 
-# Tier 3: no prebuilt std, so nightly builds std itself (-Z build-std).
+# Tier 3 in Rust; the target is soft-float mips32r2 already.
 mipsel:
-	$(XPATH) CC_mipsel_unknown_linux_musl=mipsel-linux-muslsf-gcc \
-	AR_mipsel_unknown_linux_musl=mipsel-linux-muslsf-ar \
-	CARGO_TARGET_MIPSEL_UNKNOWN_LINUX_MUSL_LINKER=mipsel-linux-muslsf-gcc \
-	$(MAKE) -f Makefile.xc xc-one T=$(MIPSEL_TARGET) N=mipsel-static \
-		XCARGO="+nightly" XBUILDSTD="-Z build-std=std,panic_abort"
+	$(call router,$(MIPSEL_TARGET),MIPSEL_UNKNOWN_LINUX_MUSL,mipsel-linux-musleabi,\
+		-mcpu=mips32r2+soft_float,mipsel-static,)
 
 xc-one:
 	$(call xbuild,$(T),$(N),$(XRUSTFLAGS),$(XCARGO))
 	@file $(DIST)/$(BIN)-$(N)
-# build-std is a `build` flag, so it rides in CARGO_FLAGS for the mipsel case.
+# build-std is a `build` flag, so it rides in CARGO_FLAGS.
 xc-one: CARGO_FLAGS += $(XBUILDSTD)
 
+# Everything from the registries: rust-src for nightly (rustup), Zig (PyPI, into
+# $(TOOLS)/pip, nothing system-wide), qemu-user and file (Debian) for the tests.
 setup:
-	rustup target add $(ARMV7_TARGET) $(AARCH64_TARGET)
-	rustup toolchain install nightly --component rust-src
-	mkdir -p $(TOOLS)
-	for t in arm-linux-musleabi aarch64-linux-musl mipsel-linux-muslsf; do \
-		[ -x $(TOOLS)/$$t-cross/bin/$$t-gcc ] || \
-		curl -fsSL $(MUSLCC_URL)/$$t-cross.tgz | tar -xz -C $(TOOLS) || exit 1; \
-	done
+	rustup toolchain install $(NIGHTLY) --profile minimal --component rust-src
+	[ -x "$(ZIG)" ] || python3 -m pip install -q --disable-pip-version-check \
+		--target $(TOOLS)/pip ziglang==$(ZIG_VERSION)
+	"$(ZIG)" version
+	command -v qemu-arm >/dev/null && command -v file >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-user file; }
 
 # --- armv7 with Debian packages only (no rustup targets needed) -------------------------
 # Debian bookworm's rustc-web 1.85 and its armhf std, unpacked under $(DEB) with dpkg -x
