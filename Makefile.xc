@@ -61,7 +61,8 @@ define xbuild
 	cp $(XCDIR)/$(1)/$(PROFILE)/$(BIN) $(DIST)/$(BIN)-$(2)
 endef
 
-.PHONY: all static armv7 aarch64 mipsel setup setup-apt armv7-smoke size install clean
+.PHONY: all static armv7 aarch64 mipsel routers setup setup-apt armv7-smoke msrv-check size install clean \
+	smoke-armv7 smoke-aarch64 smoke-mipsel ipk ipk-test release release-check measure docker
 
 all: static
 
@@ -181,10 +182,66 @@ armv7-smoke: armv7-gnueabihf
 	QEMU_LD_PREFIX=/usr/arm-linux-gnueabihf sh .ci/static-check.sh --no-build \
 		--run "qemu-arm -cpu cortex-a9" $(DIST)/$(BIN)-armv7-gnueabihf-static
 
+# --- Router tests, packages, release files -----------------------------------------------
+ROUTERS        := armv7 aarch64 mipsel
+VERSION        := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+IPK_ARCH_armv7   := armv7-3.2
+IPK_ARCH_aarch64 := aarch64-3.10
+IPK_ARCH_mipsel  := mipsel-3.4
+QEMU_armv7     := qemu-arm -cpu cortex-a9
+QEMU_aarch64   := qemu-aarch64
+QEMU_mipsel    := qemu-mipsel -cpu 24Kc
+IPK             = $(DIST)/$(BIN)_$(VERSION)-1_$(IPK_ARCH_$(1)).ipk
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+
+routers: $(ROUTERS)
+
+# HTTP GIF and an HTTPS first visit verified against the CA the binary made, under qemu.
+smoke-%:
+	sh .ci/static-check.sh --no-build --run "$(QEMU_$*)" $(DIST)/$(BIN)-$*-static
+
+ipk: routers
+	$(foreach r,$(ROUTERS),sh xc/ipk.sh $(IPK_ARCH_$(r)) $(DIST)/$(BIN)-$(r)-static $(DIST) &&) true
+
+# Installs each package into a scratch root and starts it from there under qemu (root).
+ipk-test: ipk
+	sh xc/ipk-test.sh $(foreach r,$(ROUTERS),$(call IPK,$(r)))
+
+# Per CPU: pixelserv-tls-VERSION-CPU.tar.gz (binary, man page, init scripts, LICENSE,
+# README), the .ipk files, the bare binaries, SHA256SUMS over all of them.
+release: ipk
+	$(foreach r,$(ROUTERS),sh xc/tarball.sh $(r) $(DIST)/$(BIN)-$(r)-static $(DIST) &&) true
+	cd $(DIST) && sha256sum $(BIN)-*-static $(BIN)_*.ipk $(BIN)-$(VERSION)-*.tar.gz > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
+
+# Everything a release needs to have passed, longer than CI allows for all three CPUs.
+release-check: release
+	$(foreach r,$(ROUTERS),$(MAKE) -f Makefile.xc smoke-$(r) &&) true
+	sh xc/ipk-test.sh $(foreach r,$(ROUTERS),$(call IPK,$(r)))
+	$(MAKE) -f Makefile.xc size measure
+
+# Idle RSS and kB per idle TLS connection of each router binary, guest view (tools/xc-mem.py).
+MEASURE_CONNS ?= 1000
+measure:
+	ulimit -n 8192 && $(foreach r,$(ROUTERS),python3 tools/xc-mem.py --qemu "$(QEMU_$(r))" \
+		--conns $(MEASURE_CONNS) $(DIST)/$(BIN)-$(r)-static &&) true
+
 # --- misc --------------------------------------------------------------------------------
+# Router budgets (issue 11): armv7 2.5 MB, aarch64 2.8 MB, mipsel 3.4 MB (10^6 bytes).
+BUDGET_armv7-static   := 2500000
+BUDGET_aarch64-static := 2800000
+BUDGET_mipsel-static  := 3400000
 size:
-	@for f in $(DIST)/$(BIN)-*; do \
-		[ -f "$$f" ] && printf '%10d  %s\n' "$$(wc -c < "$$f")" "$$f"; \
+	@for f in $(DIST)/$(BIN)-*-static; do \
+		[ -f "$$f" ] || continue; n=$$(wc -c < "$$f"); b=; \
+		case $$f in \
+		*-armv7-static) b=$(BUDGET_armv7-static) ;; \
+		*-aarch64-static) b=$(BUDGET_aarch64-static) ;; \
+		*-mipsel-static) b=$(BUDGET_mipsel-static) ;; \
+		esac; \
+		if [ -z "$$b" ]; then printf '%10d  %s\n' $$n "$$f"; \
+		elif [ $$n -le $$b ]; then printf '%10d  %s  (budget %d: ok)\n' $$n "$$f" $$b; \
+		else printf '%10d  %s  (budget %d: OVER)\n' $$n "$$f" $$b; fi; \
 	done; true
 
 install:
