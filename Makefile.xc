@@ -34,12 +34,14 @@ OPENSSL_NO := no-engine no-dso no-srp no-psk no-gost no-idea no-seed no-camellia
 	no-sm2 no-sm2-precomp no-sm3 no-sm4 no-whirlpool no-rmd160 no-mdc2 no-md4 no-rc2 no-rc4 \
 	no-bf no-cast no-dsa no-dh no-siphash no-scrypt no-argon2 no-blake2 no-cmac no-ocb \
 	no-siv no-cms no-ts no-ocsp no-ct no-cmp no-http no-rfc3779 no-srtp no-sctp no-dtls \
-	no-ssl3 no-comp no-ec2m no-quic no-ml-kem no-ml-dsa no-slh-dsa no-lms no-ssl-trace \
+	no-ssl3 no-comp no-ec2m no-quic no-ml-kem no-ml-dsa no-slh-dsa no-ssl-trace \
 	no-ui-console no-autoload-config no-padlockeng no-afalgeng no-uplink no-filenames \
 	no-docs no-apps
 OPENSSL_CFLAGS := -Os -fno-asynchronous-unwind-tables -fno-unwind-tables
 export XC_OPENSSL_OPTS := $(OPENSSL_NO) $(OPENSSL_CFLAGS)
 export XC_NO_AVX512_GCM := 1
+# Per-connection memory: see xc/openssl-perl.
+export XC_SSL_MAX_PIPELINES := 1
 export PERL := $(CURDIR)/xc/openssl-perl
 unexport OPENSSL_SRC_PERL OPENSSL_DIR OPENSSL_NO_VENDOR
 
@@ -98,6 +100,10 @@ ARMV7_TARGET   := armv7-unknown-linux-musleabi
 AARCH64_TARGET := aarch64-unknown-linux-musl
 MIPSEL_TARGET  := mipsel-unknown-linux-musl
 ROUTER_RUSTFLAGS := -C link-self-contained=no --cfg libc_unstable_musl_v1_2
+# std without its default "backtrace" feature (symbolizing a backtrace needs addr2line,
+# gimli, object and miniz_oxide: ~NNN KB, and with panic=abort a panic message is all a
+# daemon's log gets anyway) and with "optimize_for_size" (smaller sort and formatting code).
+ROUTER_BUILD_STD := -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
 
 # $(call router,TRIPLE,TRIPLE_IN_UPPER_CASE,ZIG-TARGET,ZIG-CPU-FLAGS,DIST-NAME,RUSTFLAGS)
 define router
@@ -109,7 +115,7 @@ define router
 	CARGO_TARGET_$(2)_LINKER=$(CURDIR)/xc/zig-cc \
 	PIXELSERV_DEFAULT_CERT_PATH=$(ROUTER_CERT_PATH) \
 	$(MAKE) -f Makefile.xc xc-one T=$(1) N=$(5) XCARGO="+$(NIGHTLY)" \
-		XBUILDSTD="-Z build-std=std,panic_abort" XRUSTFLAGS="$(ROUTER_RUSTFLAGS) $(6)"
+		XBUILDSTD="$(ROUTER_BUILD_STD)" XRUSTFLAGS="$(ROUTER_RUSTFLAGS) $(6)"
 endef
 
 armv7:
@@ -120,10 +126,13 @@ armv7:
 aarch64:
 	$(call router,$(AARCH64_TARGET),AARCH64_UNKNOWN_LINUX_MUSL,aarch64-linux-musl,,aarch64-static,)
 
-# Tier 3 in Rust; the target is soft-float mips32r2 already.
+# Tier 3 in Rust; the target is soft-float mips32r2 already. 32-bit MIPS has no 64-bit
+# atomic instructions, and OpenSSL's lock-free atomics then call __atomic_is_lock_free from
+# libatomic, which Zig does not ship: BROKEN_CLANG_ATOMICS makes OpenSSL use its
+# mutex-based fallback (a few reference counts and flags, never on a hot path here).
 mipsel:
 	$(call router,$(MIPSEL_TARGET),MIPSEL_UNKNOWN_LINUX_MUSL,mipsel-linux-musleabi,\
-		-mcpu=mips32r2+soft_float,mipsel-static,)
+		-mcpu=mips32r2+soft_float -DBROKEN_CLANG_ATOMICS,mipsel-static,)
 
 xc-one:
 	$(call xbuild,$(T),$(N),$(XRUSTFLAGS),$(XCARGO))
@@ -141,19 +150,21 @@ setup:
 	command -v qemu-arm >/dev/null && command -v file >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-user file; }
 
-# --- armv7 with Debian packages only (no rustup targets needed) -------------------------
-# Debian bookworm's rustc-web 1.85 and its armhf std, unpacked under $(DEB) with dpkg -x
-# (the system toolchain is untouched); gcc-arm-linux-gnueabihf links, qemu-user runs.
-# Hard-float glibc here (that is the std Debian ships): a test build, not a router build.
+# --- Debian's rustc 1.85 (the MSRV), and armv7 with Debian packages only ------------------
+# Debian bookworm's rustc-web 1.85, unpacked under $(DEB) with dpkg -x (the system
+# toolchain is untouched), fetched with the machine's own apt sources.
+#  - msrv-check: `cargo check --all-targets` of the crate with that rustc (system OpenSSL).
+#  - armv7-smoke: also its armhf std; gcc-arm-linux-gnueabihf links, qemu-user runs.
+#    Hard-float glibc (the std Debian ships): a test build, not a router build.
 DEB      := $(CURDIR)/target/xc-deb
 DEB_RUST := 1.85.0+dfsg3-1~deb12u3
-DEB_APT   = apt-get -q -o APT::Architectures::=amd64 -o APT::Architectures::=armhf \
-	-o Dir::State::Lists=$(DEB)/lists -o Dir::Cache=$(DEB) \
-	-o Dir::Etc::SourceList=$(DEB)/sources.list -o Dir::Etc::SourceParts=/nonexistent
 DEB_PKGS := rustc-web=$(DEB_RUST) cargo-web=$(DEB_RUST) libstd-rust-web-1.85=$(DEB_RUST) \
-	libstd-rust-web-dev=$(DEB_RUST) libstd-rust-web-1.85:armhf=$(DEB_RUST) \
-	libstd-rust-web-dev:armhf=$(DEB_RUST) libllvm19 libgit2-1.5 libssh2-1 libhttp-parser2.9 \
+	libstd-rust-web-dev=$(DEB_RUST) libllvm19 libgit2-1.5 libssh2-1 libhttp-parser2.9 \
 	libpcre3 libmbedtls14 libmbedx509-1 libmbedcrypto7
+DEB_ARMHF_PKGS := libstd-rust-web-1.85:armhf=$(DEB_RUST) libstd-rust-web-dev:armhf=$(DEB_RUST)
+# armhf indexes without `dpkg --add-architecture`: a private apt state, the system's sources.
+DEB_APT_ARMHF = apt-get -q -o APT::Architectures::=amd64 -o APT::Architectures::=armhf \
+	-o Dir::State::Lists=$(DEB)/lists -o Dir::Cache=$(DEB)
 DEB_ENV   = PATH="$(DEB)/root/usr/bin:$$PATH" \
 	LD_LIBRARY_PATH="$(DEB)/root/usr/lib/x86_64-linux-gnu:$(DEB)/root/lib/x86_64-linux-gnu"
 GNUEABIHF := armv7-unknown-linux-gnueabihf
@@ -164,14 +175,23 @@ setup-apt:
 		qemu-user curl file
 
 $(DEB)/root/usr/bin/rustc:
-	mkdir -p $(DEB)/lists/partial $(DEB)/archives/partial $(DEB)/root
-	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main" \
-		> $(DEB)/sources.list
-	$(DEB_APT) update
-	cd $(DEB)/archives && $(DEB_APT) download $(DEB_PKGS)
+	mkdir -p $(DEB)/archives $(DEB)/root
+	apt-cache show rustc-web=$(DEB_RUST) >/dev/null 2>&1 || apt-get update -qq
+	cd $(DEB)/archives && apt-get download -q $(DEB_PKGS)
 	for f in $(DEB)/archives/*.deb; do dpkg -x "$$f" $(DEB)/root || exit 1; done
 
-armv7-gnueabihf: $(DEB)/root/usr/bin/rustc
+$(DEB)/armhf.stamp: $(DEB)/root/usr/bin/rustc
+	mkdir -p $(DEB)/lists/partial $(DEB)/armhf/partial
+	$(DEB_APT_ARMHF) update
+	cd $(DEB)/armhf && $(DEB_APT_ARMHF) download $(DEB_ARMHF_PKGS)
+	for f in $(DEB)/armhf/*.deb; do dpkg -x "$$f" $(DEB)/root || exit 1; done
+	touch $@
+
+msrv-check: $(DEB)/root/usr/bin/rustc
+	$(DEB_ENV) rustc -V
+	$(DEB_ENV) cargo check --locked --all-targets --target-dir $(CURDIR)/target/msrv
+
+armv7-gnueabihf: $(DEB)/armhf.stamp
 	$(DEB_ENV) CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc \
 	AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar \
 	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
