@@ -143,12 +143,15 @@ xc-one: CARGO_FLAGS += $(XBUILDSTD)
 # Everything from the registries: rust-src for nightly (rustup), Zig (PyPI, into
 # $(TOOLS)/pip, nothing system-wide), qemu-user and file (Debian) for the tests.
 setup:
-	rustup toolchain install $(NIGHTLY) --profile minimal --component rust-src
+	rustup component add rust-src --toolchain $(NIGHTLY) 2>/dev/null || \
+		rustup toolchain install $(NIGHTLY) --profile minimal --component rust-src
+	command -v qemu-arm >/dev/null && command -v file >/dev/null && \
+		python3 -m pip --version >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+			qemu-user file python3-pip; }
 	[ -x "$(ZIG)" ] || python3 -m pip install -q --disable-pip-version-check \
 		--target $(TOOLS)/pip ziglang==$(ZIG_VERSION)
 	"$(ZIG)" version
-	command -v qemu-arm >/dev/null && command -v file >/dev/null || \
-		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-user file; }
 
 # --- Debian's rustc 1.85 (the MSRV), and armv7 with Debian packages only ------------------
 # Debian bookworm's rustc-web 1.85, unpacked under $(DEB) with dpkg -x (the system
