@@ -64,7 +64,7 @@ define xbuild
 endef
 
 .PHONY: all static armv7 aarch64 mipsel routers setup setup-apt armv7-smoke msrv-check size install clean \
-	smoke-armv7 smoke-aarch64 smoke-mipsel ipk ipk-test release release-check measure docker
+	smoke-armv7 smoke-aarch64 smoke-mipsel ipk ipk-test release release-check measure docker-test
 
 all: static
 
@@ -241,7 +241,15 @@ release: ipk
 release-check: release
 	$(foreach r,$(ROUTERS),$(MAKE) -f Makefile.xc smoke-$(r) &&) true
 	sh xc/ipk-test.sh $(foreach r,$(ROUTERS),$(call IPK,$(r)))
-	$(MAKE) -f Makefile.xc size measure
+	$(MAKE) -f Makefile.xc size docker-test measure
+
+# The Dockerfile's image built with buildah and its entrypoint run as a container would
+# (xc/docker-test.sh; no container engine needed). DOCKER_CPU: a router CPU or x86_64.
+DOCKER_CPU ?= aarch64
+QEMU_x86_64 :=
+docker-test:
+	command -v buildah >/dev/null || apt-get install -y -qq --no-install-recommends buildah
+	sh xc/docker-test.sh $(DIST)/$(BIN)-$(DOCKER_CPU)-static "$(QEMU_$(DOCKER_CPU))"
 
 # Idle RSS and kB per idle TLS connection of each router binary, guest view (tools/xc-mem.py).
 MEASURE_CONNS ?= 1000
