@@ -101,14 +101,14 @@ AARCH64_TARGET := aarch64-unknown-linux-musl
 MIPSEL_TARGET  := mipsel-unknown-linux-musl
 ROUTER_RUSTFLAGS := -C link-self-contained=no --cfg libc_unstable_musl_v1_2
 # std without its default "backtrace" feature (symbolizing a backtrace needs addr2line,
-# gimli, object and miniz_oxide: ~NNN KB, and with panic=abort a panic message is all a
-# daemon's log gets anyway) and with "optimize_for_size" (smaller sort and formatting code).
+# gimli, object and miniz_oxide, and with panic=abort a panic message is all a daemon's
+# log gets anyway) and with "optimize_for_size" (smaller sort and formatting code).
 ROUTER_BUILD_STD := -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
 
 # $(call router,TRIPLE,TRIPLE_IN_UPPER_CASE,ZIG-TARGET,ZIG-CPU-FLAGS,DIST-NAME,RUSTFLAGS)
 define router
 	[ -x "$(ZIG)" ] || { echo "no zig at $(ZIG): run make -f Makefile.xc setup" >&2; exit 1; }
-	ZIG="$(ZIG)" ZIG_GLOBAL_CACHE_DIR="$(TOOLS)/zig-cache" \
+	ZIG="$(ZIG)" \
 	XC_ZIG_TARGET=$(3) XC_ZIG_CFLAGS="$(4)" \
 	CC_$(subst -,_,$(1))=$(CURDIR)/xc/zig-cc AR_$(subst -,_,$(1))=$(CURDIR)/xc/zig-ar \
 	RANLIB_$(subst -,_,$(1))=$(CURDIR)/xc/zig-ranlib \
