@@ -44,9 +44,11 @@ CONTROL
 echo "/opt/etc/init.d/S80$pkg" > "$ctl/conffiles"
 cat > "$ctl/postinst" <<'POSTINST'
 #!/bin/sh
-# opkg gives the install root as PKG_ROOT. Only the directory is made: an existing CA in it
-# is kept as it is, and the server makes a new one at its first start when there is none.
-dir="${PKG_ROOT%/}/opt/var/cache/pixelserv"
+# The install root: opkg gives it as PKG_ROOT, OpenWrt's image builder as IPKG_INSTROOT.
+# Only the directory is made: an existing CA in it is kept as it is, and the server makes a
+# new one at its first start when there is none.
+root=${IPKG_INSTROOT:-${PKG_ROOT:-}}
+dir="${root%/}/opt/var/cache/pixelserv"
 mkdir -p "$dir" && chmod 0755 "$dir" || exit 1
 if [ -s "$dir/ca.crt" ] && [ -s "$dir/ca.key" ]; then
 	echo "pixelserv-tls: keeping the CA in /opt/var/cache/pixelserv"
