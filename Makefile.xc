@@ -109,7 +109,7 @@ ROUTER_BUILD_STD := -Z build-std=std,panic_abort -Z build-std-features=optimize_
 define router
 	[ -x "$(ZIG)" ] || { echo "no zig at $(ZIG): run make -f Makefile.xc setup" >&2; exit 1; }
 	ZIG="$(ZIG)" \
-	XC_ZIG_TARGET=$(3) XC_ZIG_CFLAGS="$(4)" \
+	XC_ZIG_TARGET=$(3) XC_ZIG_CFLAGS="$(4)" XC_OPENSSL_EXTRA="$(OPENSSL_EXTRA_$(1))" \
 	CC_$(subst -,_,$(1))=$(CURDIR)/xc/zig-cc AR_$(subst -,_,$(1))=$(CURDIR)/xc/zig-ar \
 	RANLIB_$(subst -,_,$(1))=$(CURDIR)/xc/zig-ranlib \
 	CARGO_TARGET_$(2)_LINKER=$(CURDIR)/xc/zig-cc \
@@ -130,6 +130,10 @@ aarch64:
 # atomic instructions, and OpenSSL's lock-free atomics then call __atomic_is_lock_free from
 # libatomic, which Zig does not ship: BROKEN_CLANG_ATOMICS makes OpenSSL use its
 # mutex-based fallback (a few reference counts and flags, never on a hot path here).
+# OpenSSL's MIPS assembly, put through clang's integrated assembler (Zig has no GNU as),
+# crashed at the first hash (a load past its input under qemu-mipsel), so OpenSSL is
+# built with no-asm there: its C code.
+OPENSSL_EXTRA_$(MIPSEL_TARGET) := no-asm
 mipsel:
 	$(call router,$(MIPSEL_TARGET),MIPSEL_UNKNOWN_LINUX_MUSL,mipsel-linux-musleabi,\
 		-mcpu=mips32r2+soft_float -DBROKEN_CLANG_ATOMICS,mipsel-static,)
