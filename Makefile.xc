@@ -219,7 +219,8 @@ QEMU_armv7     := qemu-arm -cpu cortex-a9
 QEMU_aarch64   := qemu-aarch64
 QEMU_mipsel    := qemu-mipsel -cpu 24Kc
 IPK             = $(DIST)/$(BIN)_$(VERSION)-1_$(IPK_ARCH_$(1)).ipk
-export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+# The packaging scripts date their archives by the last commit (SOURCE_DATE_EPOCH); it is not
+# exported to the builds, where cc (for OpenSSL) would rebuild on every new value.
 
 routers: $(ROUTERS)
 
