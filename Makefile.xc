@@ -1,16 +1,21 @@
 # Static and cross builds of pixelserv-tls (router builds). See include-docs/BUILD-ROUTER.md.
 #
 #   make -f Makefile.xc static        x86-64 fully static, vendored minimal OpenSSL
-#   make -f Makefile.xc armv7-smoke   armv7 gnueabihf via Debian's rustc-web 1.85 (apt only),
-#                                     then a short HTTP + HTTPS test under qemu-arm
-#   make -f Makefile.xc setup         rustup targets + musl cross compilers (needs network)
+#   make -f Makefile.xc setup         nightly rust-src (rustup), Zig (PyPI), qemu-user (apt)
 #   make -f Makefile.xc armv7 aarch64 mipsel   static musl router builds (after setup)
-#   make -f Makefile.xc size          size of every binary in dist/
+#   make -f Makefile.xc smoke-armv7   (-aarch64, -mipsel) HTTP + HTTPS test under qemu-user
+#   make -f Makefile.xc ipk ipk-test  Entware packages; install each into a scratch root, run
+#   make -f Makefile.xc release       dist/: binaries, .ipk, tarballs, SHA256SUMS
+#   make -f Makefile.xc release-check release + every test + size + docker-test + measure
+#   make -f Makefile.xc msrv-check    cargo check with Debian's rustc 1.85 (apt only)
+#   make -f Makefile.xc armv7-smoke   armv7 gnueabihf via Debian's rustc 1.85, qemu test
+#   make -f Makefile.xc size          size of every binary in dist/ (router budgets)
 #   make -f Makefile.xc install       PREFIX=/usr/local DESTDIR=
 #
-# Every build leaves a stripped binary dist/pixelserv-tls-<name>. Only crates.io is needed
-# for sources (OpenSSL comes from the openssl-src crate), so after `cargo fetch` the
-# `static` target also works with CARGO_FLAGS="--locked --offline".
+# Every build leaves a stripped binary dist/pixelserv-tls-<name>. Only registries are
+# needed: crates.io for sources (OpenSSL comes from the openssl-src crate), PyPI for Zig,
+# rustup for nightly's rust-src, apt for qemu. After `cargo fetch` the `static` target also
+# works with CARGO_FLAGS="--locked --offline".
 
 CARGO       ?= cargo
 CARGO_FLAGS ?= --locked
