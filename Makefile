@@ -1,5 +1,5 @@
 # Everyday commands. Static and router builds live in Makefile.xc.
-.PHONY: build test check bench bench-quick soak fuzz-smoke fuzz static size install
+.PHONY: build test check browser-test bench bench-quick bench-peers soak fuzz-smoke fuzz static size install
 
 build:
 	cargo build --release
@@ -11,12 +11,25 @@ test:
 check:
 	bash .ci/run
 
+# Headless Chromium and Firefox ESR load 60 never-seen HTTPS names each (tests/browser/run.py).
+# Needs chromium, firefox-esr, libnss3-tools (certutil), python3. BROWSER_PROFILE=debug tests
+# the binary `cargo test` built instead of a release build.
+BROWSER_PROFILE ?= release
+browser-test:
+	cargo build $(if $(filter release,$(BROWSER_PROFILE)),--release)
+	python3 tests/browser/run.py --server target/$(BROWSER_PROFILE)/pixelserv-tls
+
 # Load and resource figures (tools/bench); prints a table, asserts nothing.
 bench: build
 	cargo run --release --manifest-path tools/bench/Cargo.toml -- --server target/release/pixelserv-tls
 
 bench-quick: build
 	cargo run --release --manifest-path tools/bench/Cargo.toml -- --server target/release/pixelserv-tls --quick
+
+# Ours next to nginx and HAProxy (Debian's, installed with apt-get when missing), one table
+# with the ratio to the best peer, plus system calls and instructions per operation.
+bench-peers: build
+	cargo run --release --manifest-path tools/bench/Cargo.toml -- --server target/release/pixelserv-tls --peer nginx,haproxy
 
 # Every fuzz target for ~30 s each (SECS=n to change); installs cargo-fuzz if missing.
 fuzz-smoke:

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::x509::KeyType;
+
 /// One listening socket to open, in command-line order (§2.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenPort {
@@ -11,12 +13,6 @@ pub struct ListenPort {
     pub tls: bool,
     /// This is the `-A` admin port.
     pub admin: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeafKey {
-    EcdsaP256,
-    Rsa2048,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +31,10 @@ pub struct Config {
     pub cert_cache_size: usize,
     /// `-f`: stay in the foreground (and copy log lines to stderr).
     pub foreground: bool,
+    /// `--check`: validate the configuration, print a summary and exit.
+    pub check: bool,
+    /// `--log-to`: where log lines go; `None` = syslog, plus stderr with `-f`.
+    pub log_to: Option<LogTo>,
     /// `-l`: log level 0..=5 (default 1, bare `-l` = 4).
     pub log_level: u8,
     /// `-n`: bind every listener to this interface.
@@ -53,7 +53,7 @@ pub struct Config {
     /// `-z`: CERT_PATH.
     pub cert_path: PathBuf,
     /// `--leaf-key ecdsa|rsa` (default ecdsa).
-    pub leaf_key: LeafKey,
+    pub leaf_key: KeyType,
     /// `--ticket-keys FILE`: TLS session-ticket keys shared between instances.
     pub ticket_keys: Option<PathBuf>,
     /// `--psl FILE`: Public Suffix List (default CERT_PATH/public_suffix_list.dat if present).
@@ -66,10 +66,38 @@ pub struct Config {
     pub write_timeout_secs: u64,
     /// `--cert-workers N` (default 2).
     pub cert_workers: usize,
+    /// `--cert-files N`: certificate files kept in CERT_PATH (default 2000, 0 = none).
+    pub cert_files: usize,
     /// The arguments as given, each preceded by a space, or " <none>" (version string).
     pub args_display: String,
     /// Warnings to log once logging is up (deprecated `-o`, `-r`).
     pub warnings: Vec<String>,
+}
+
+/// `--log-to syslog|stderr|both`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogTo {
+    Syslog,
+    Stderr,
+    Both,
+}
+
+impl LogTo {
+    pub fn syslog(self) -> bool {
+        self != LogTo::Stderr
+    }
+
+    pub fn stderr(self) -> bool {
+        self != LogTo::Syslog
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogTo::Syslog => "syslog",
+            LogTo::Stderr => "stderr",
+            LogTo::Both => "both",
+        }
+    }
 }
 
 /// CERT_PATH when `-z` is not given (build-time `PIXELSERV_DEFAULT_CERT_PATH`).
@@ -81,6 +109,7 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: u64 = 5;
 pub const DEFAULT_HEADER_TIMEOUT: u64 = 10;
 pub const DEFAULT_WRITE_TIMEOUT: u64 = 10;
 pub const DEFAULT_CERT_WORKERS: usize = 2;
+pub const DEFAULT_CERT_FILES: usize = 2000;
 /// One listening socket per slot of the original's port array (fixes its overflow, #26).
 pub const MAX_PORTS: usize = 10;
 pub const MAX_TLS_PORTS: usize = 9;
@@ -110,6 +139,7 @@ fn options() -> getopts::Options {
     }
     o.opt("", "help", "", "", HasArg::No, Occur::Multi);
     o.opt("", "version", "", "", HasArg::No, Occur::Multi);
+    o.opt("", "check", "", "", HasArg::No, Occur::Multi);
     for opt in ["A", "c", "k", "n", "o", "O", "p", "s", "t", "T", "u", "z"] {
         o.optmulti(opt, "", "", "");
     }
@@ -124,6 +154,8 @@ fn options() -> getopts::Options {
         "header-timeout",
         "write-timeout",
         "cert-workers",
+        "cert-files",
+        "log-to",
     ] {
         o.optmulti("", long, "", "");
     }
@@ -252,6 +284,13 @@ fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), 
         entry.admin = entry.tls && Some(entry.port) == admin_port;
     }
 
+    add_default_ports(&mut ports, admin_port.is_some());
+    check_port_list(&ports)?;
+    Ok((ports.into_iter().map(|(p, _)| p).collect(), admin_port))
+}
+
+/// §2.3: the default ports the original adds, depending on what was given.
+fn add_default_ports(ports: &mut Vec<(ListenPort, String)>, admin: bool) {
     let https = || {
         (
             ListenPort {
@@ -273,7 +312,6 @@ fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), 
         )
     };
     let tls_count = ports.iter().filter(|(p, _)| p.tls).count();
-    let admin = admin_port.is_some();
     if (!admin && ports.is_empty()) || (admin && ports.len() == 1) {
         ports.push(https());
         ports.push(http());
@@ -282,7 +320,10 @@ fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), 
     } else if ports.len() == tls_count {
         ports.push(http());
     }
+}
 
+/// The original's port array limits, and no port twice.
+fn check_port_list(ports: &[(ListenPort, String)]) -> Result<(), String> {
     let tls_count = ports.iter().filter(|(p, _)| p.tls).count();
     if tls_count > MAX_TLS_PORTS {
         return Err(format!(
@@ -303,7 +344,7 @@ fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), 
             ));
         }
     }
-    Ok((ports.into_iter().map(|(p, _)| p).collect(), admin_port))
+    Ok(())
 }
 
 /// Parses the arguments (without the program name). `Err` is one line naming the option
@@ -317,50 +358,12 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         return Ok(Parsed::Version);
     }
 
-    let listen_addr = match m.free.as_slice() {
-        [] => None,
-        [addr] if addr.is_empty() => return Err("the listen address is empty".to_string()),
-        [addr] => Some(addr.clone()),
-        [a, b, ..] => {
-            return Err(format!(
-                "more than one listen address given: '{a}' and '{b}'"
-            ))
-        }
-    };
     let (ports, admin_port) = listen_ports(&m)?;
-
-    let log_level = match last_optional(&m, "l") {
-        None => 1,
-        Some(None) => 4,
-        Some(Some(v)) => number("l", &v, 0, 5)? as u8,
-    };
-    let iface = last_text(&m, "n")?;
-    if let Some(name) = &iface {
-        if name.len() > MAX_IFACE_LEN || name.contains('/') {
-            return Err(format!("option -n: '{name}' is not a valid interface name"));
-        }
-    }
-    let leaf_key = match m.opt_strs("leaf-key").pop().as_deref() {
-        None | Some("ecdsa") => LeafKey::EcdsaP256,
-        Some("rsa") => LeafKey::Rsa2048,
-        Some(other) => {
-            return Err(format!("option --leaf-key: '{other}' is not ecdsa or rsa"));
-        }
-    };
     let timeout = |opt: &str, default: u64| -> Result<u64, String> {
         Ok(last_number(&m, opt, 1, MAX_TIMEOUT_SECS)?.unwrap_or(default))
     };
-
-    let mut warnings = Vec::new();
-    if m.opt_present("o") {
-        warnings.push(DEPRECATED_O.to_string());
-    }
-    if m.opt_present("r") {
-        warnings.push(DEPRECATED_R.to_string());
-    }
-
     let config = Config {
-        listen_addr,
+        listen_addr: listen_addr(&m)?,
         ports,
         admin_port,
         disable_204: m.opt_present("2"),
@@ -368,8 +371,10 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         cert_cache_size: last_number(&m, "c", 1, 1_000_000)?
             .map_or(DEFAULT_CERT_CACHE, |n| n as usize),
         foreground: m.opt_present("f"),
-        log_level,
-        iface,
+        check: m.opt_present("check"),
+        log_to: log_to(&m)?,
+        log_level: log_level(&m)?,
+        iface: iface(&m)?,
         // A week at most: the original overflowed 1000 × -O in 32 bits (#32).
         keepalive_secs: last_number(&m, "O", 1, 86_400 * 7)?.unwrap_or(DEFAULT_KEEPALIVE_SECS),
         redirect: m.opt_present("R"),
@@ -380,18 +385,98 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         cert_path: PathBuf::from(
             last_text(&m, "z")?.unwrap_or_else(|| DEFAULT_CERT_PATH.to_string()),
         ),
-        leaf_key,
+        leaf_key: leaf_key(&m)?,
         ticket_keys: last_text(&m, "ticket-keys")?.map(PathBuf::from),
         psl_file: last_text(&m, "psl")?.map(PathBuf::from),
         handshake_timeout_secs: timeout("handshake-timeout", DEFAULT_HANDSHAKE_TIMEOUT)?,
         header_timeout_secs: timeout("header-timeout", DEFAULT_HEADER_TIMEOUT)?,
         write_timeout_secs: timeout("write-timeout", DEFAULT_WRITE_TIMEOUT)?,
+        cert_files: last_number(&m, "cert-files", 0, 1_000_000)?
+            .map_or(DEFAULT_CERT_FILES, |n| n as usize),
         cert_workers: last_number(&m, "cert-workers", 1, 64)?
             .map_or(DEFAULT_CERT_WORKERS, |n| n as usize),
         args_display: args_display(args),
-        warnings,
+        warnings: deprecation_warnings(&m),
     };
+    check_combinations(&config)?;
     Ok(Parsed::Run(config))
+}
+
+/// Options that are each valid but make no sense together.
+fn check_combinations(c: &Config) -> Result<(), String> {
+    if c.check && c.benchmark.is_some() {
+        return Err("--check and -B cannot be combined".to_string());
+    }
+    match c.log_to {
+        // A daemon's stderr is /dev/null: its log lines would vanish.
+        Some(to) if to.stderr() && !c.foreground && c.benchmark.is_none() => Err(format!(
+            "option --log-to {}: needs -f (a daemon has no stderr)",
+            to.name()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The positional `ip_addr`/`hostname`, at most one.
+fn listen_addr(m: &getopts::Matches) -> Result<Option<String>, String> {
+    match m.free.as_slice() {
+        [] => Ok(None),
+        [addr] if addr.is_empty() => Err("the listen address is empty".to_string()),
+        [addr] => Ok(Some(addr.clone())),
+        [a, b, ..] => Err(format!(
+            "more than one listen address given: '{a}' and '{b}'"
+        )),
+    }
+}
+
+/// `-l` (1), bare `-l` (4), `-l N`.
+fn log_level(m: &getopts::Matches) -> Result<u8, String> {
+    Ok(match last_optional(m, "l") {
+        None => 1,
+        Some(None) => 4,
+        Some(Some(v)) => number("l", &v, 0, 5)? as u8,
+    })
+}
+
+fn iface(m: &getopts::Matches) -> Result<Option<String>, String> {
+    let iface = last_text(m, "n")?;
+    if let Some(name) = &iface {
+        if name.len() > MAX_IFACE_LEN || name.contains('/') {
+            return Err(format!("option -n: '{name}' is not a valid interface name"));
+        }
+    }
+    Ok(iface)
+}
+
+fn log_to(m: &getopts::Matches) -> Result<Option<LogTo>, String> {
+    match m.opt_strs("log-to").pop().as_deref() {
+        None => Ok(None),
+        Some("syslog") => Ok(Some(LogTo::Syslog)),
+        Some("stderr") => Ok(Some(LogTo::Stderr)),
+        Some("both") => Ok(Some(LogTo::Both)),
+        Some(other) => Err(format!(
+            "option --log-to: '{other}' is not syslog, stderr or both"
+        )),
+    }
+}
+
+fn leaf_key(m: &getopts::Matches) -> Result<KeyType, String> {
+    match m.opt_strs("leaf-key").pop().as_deref() {
+        None | Some("ecdsa") => Ok(KeyType::Ecdsa),
+        Some("rsa") => Ok(KeyType::Rsa),
+        Some(other) => Err(format!("option --leaf-key: '{other}' is not ecdsa or rsa")),
+    }
+}
+
+fn deprecation_warnings(m: &getopts::Matches) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if m.opt_present("o") {
+        warnings.push(DEPRECATED_O.to_string());
+    }
+    if m.opt_present("r") {
+        warnings.push(DEPRECATED_R.to_string());
+    }
+    warnings
 }
 
 /// Every argument preceded by one space, or " <none>" (§11.1).
@@ -433,6 +518,9 @@ pub fn usage() -> String {
         format!("\t--header-timeout SECS\t(default: {DEFAULT_HEADER_TIMEOUT})"),
         format!("\t--write-timeout SECS\t(default: {DEFAULT_WRITE_TIMEOUT})"),
         format!("\t--cert-workers N\t(certificate generator threads 1..64; default: {DEFAULT_CERT_WORKERS})"),
+        format!("\t--cert-files N\t\t(certificate files kept in CERT_PATH, least recently used removed; 0: none; default: {DEFAULT_CERT_FILES})"),
+        "\t--log-to syslog|stderr|both\t(default: syslog, and stderr too with -f)".to_string(),
+        "\t--check\t\t\t(check the configuration, print a summary and exit 0 or 1)".to_string(),
     ];
     let mut out = format!(
         "{}\nUsage: pixelserv-tls [OPTION]\noptions:\n",
@@ -504,7 +592,7 @@ mod tests {
         assert_eq!(c.max_conns, 1200);
         assert_eq!(c.user, "nobody");
         assert_eq!(c.cert_path, PathBuf::from(DEFAULT_CERT_PATH));
-        assert_eq!(c.leaf_key, LeafKey::EcdsaP256);
+        assert_eq!(c.leaf_key, KeyType::Ecdsa);
         assert_eq!((c.ticket_keys, c.psl_file), (None, None));
         assert_eq!(
             (
@@ -515,8 +603,32 @@ mod tests {
             (5, 10, 10)
         );
         assert_eq!(c.cert_workers, 2);
+        assert_eq!(c.cert_files, 2000);
         assert_eq!(c.args_display, " <none>");
         assert!(c.warnings.is_empty());
+        assert!(!c.check);
+        assert_eq!(c.log_to, None);
+    }
+
+    #[test]
+    fn log_to_and_check() {
+        assert_eq!(run("-f --log-to stderr").log_to, Some(LogTo::Stderr));
+        assert_eq!(run("-f --log-to both").log_to, Some(LogTo::Both));
+        assert_eq!(run("--log-to syslog").log_to, Some(LogTo::Syslog));
+        assert_eq!(run("-f --log-to syslog").log_to, Some(LogTo::Syslog));
+        assert_eq!(
+            err("--log-to stderr"),
+            "option --log-to stderr: needs -f (a daemon has no stderr)"
+        );
+        assert!(err("--log-to both").contains("needs -f"));
+        assert!(err("-f --log-to file").contains("'file' is not syslog, stderr or both"));
+        assert!(err("--log-to").contains("--log-to"));
+        assert!(run("--check").check);
+        // --check judges the command line a start would be given.
+        assert!(err("--check --log-to stderr").contains("needs -f"));
+        assert!(run("--check -f --log-to stderr").check);
+        assert_eq!(err("--check -B"), "--check and -B cannot be combined");
+        assert!(err("--check -p 0").contains("-p"));
     }
 
     #[test]
@@ -547,7 +659,7 @@ mod tests {
         assert_eq!(c.user, "me");
         assert_eq!(c.cert_path, PathBuf::from("/certs"));
         assert_eq!(c.listen_addr.as_deref(), Some("10.0.0.1"));
-        assert_eq!(c.leaf_key, LeafKey::Rsa2048);
+        assert_eq!(c.leaf_key, KeyType::Rsa);
         assert_eq!(c.ticket_keys, Some(PathBuf::from("/k")));
         assert_eq!(c.psl_file, Some(PathBuf::from("/p")));
         assert_eq!(
@@ -750,6 +862,8 @@ mod tests {
             "--header-timeout",
             "--write-timeout",
             "--cert-workers",
+            "--log-to",
+            "--check",
         ] {
             assert!(
                 u.contains(&format!("\t{opt} "))

@@ -1,16 +1,65 @@
 //! pixelserv-tls: a tiny HTTP/1.1 + HTTPS server that answers every request with nothing.
 //!
-//! Data path: `server::listener` accepts → `server::conn` drives the transport
-//! (`server::transport`, plain or TLS) → `http::parser` frames requests →
-//! `http::dispatch` classifies them → `http::response` renders the bytes.
+//! # Module map
+//!
+//! Layers, lowest first; a file imports only from its own layer or lower ones, and no two
+//! files import each other (`tests/structure.rs` checks both, and that no function outside
+//! tests is longer than 80 lines):
+//!
+//! | layer | modules | what they hold |
+//! |---|---|---|
+//! | base | `log`, `sys`, `topk`, `version`, `x509` | syslog/stderr lines; libc wrappers (daemon and its startup report, privilege drop, access as another user, signalfd, who holds a port, `/proc/self` figures); the space-saving top-k; the version line; time, serial, key and renewal helpers |
+//! | words | `stats`, `config`, `top_names` | counters and the outcomes that move them (`CloseReason`, `HandshakeFailure`, `TlsVersion`); the command line; the most requested names, normalised |
+//! | services | `http/`, `tls/`, `stats_render`, `metrics` | HTTP framing, dispatch and response bytes; names, CA, certificates, caches, workers and the ClientHello callback; the stats pages; `/metrics` |
+//! | loop | `server/` | the `mio` loop, connection state machines, transports, timers, listeners |
+//! | process | `app/`, `main` | startup phases (listeners and their error hints, CERT_PATH for the `-u` user), `--check`, signal chores, `-B` |
+//!
+//! # A request, file by file
+//!
+//! 1. `server/listener.rs` opened the socket; `server/mod.rs` (`Server::accept`) takes the
+//!    connection, wraps it in a `server/transport.rs` `Transport` and gives it a slot.
+//! 2. `server/conn.rs` (`Conn::drive`) reads into a pooled buffer (`server/buffers.rs`).
+//! 3. `http/parser.rs` frames the head (limits in `http/limits.rs`); `http/body.rs` discards
+//!    any body afterwards.
+//! 4. `http/service.rs` asks `http/dispatch.rs` what to answer, renders it with
+//!    `http/response.rs` (assets from `http/assets.rs`, stats pages from `stats_render.rs`
+//!    and `metrics.rs` with a `stats::Snapshot`), applies `/log=N` and writes the access log
+//!    (`log.rs`).
+//! 5. `server/conn.rs` counts the request (`stats.rs`; over plain HTTP its `Host` in
+//!    `top_names.rs`), writes the bytes, and its state says
+//!    what readiness and deadline to wait for next (`server/timer.rs`). When it ends, its
+//!    `CloseReason` goes to `Stats::closed`.
+//!
+//! # A ClientHello for a name never seen, file by file
+//!
+//! 1. `server/conn.rs` drives the handshake through `server/transport.rs` and
+//!    `server/wire.rs` (which gathers OpenSSL's writes into one send per flight); OpenSSL
+//!    calls the ClientHello callback in `tls/hello.rs`.
+//! 2. `tls/hello.rs` reads the SNI (`tls/sni.rs`) and names the certificate (`tls/names.rs`
+//!    with `tls/psl.rs`). A resumed handshake stops here. For a full one OpenSSL calls the
+//!    certificate callback, which misses in the cache (`tls/certs.rs` over `tls/cache.rs`),
+//!    records the lookup and asks to be called again.
+//! 3. `server/conn.rs` returns `Step::NeedCert`; `server/mod.rs` (`need_cert`) takes the
+//!    lookup, parks the connection (`State::CertWait` and `tls/pending.rs`) and submits one
+//!    job per file to `tls/workers.rs`.
+//! 4. A worker loads the file (`tls/store.rs` through `sys/files.rs`) or makes a certificate
+//!    (`tls/certgen.rs` signed by `tls/ca.rs`, helpers in `x509.rs`), saves it within the
+//!    disk budget (`tls/disk.rs`) and wakes the loop.
+//! 5. `server/mod.rs` (`certificates_ready`) caches it, hands it to every parked connection
+//!    (`tls::hello::install`) and drives them; the certificate callback installs it and the
+//!    handshake completes. From there on it is a request as above.
 
 pub mod app;
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod server;
 pub mod stats;
 pub mod stats_render;
 pub mod sys;
 pub mod tls;
+pub mod top_names;
+pub mod topk;
 pub mod version;
+pub mod x509;

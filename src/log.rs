@@ -1,4 +1,5 @@
-//! Logging to syslog (ident `pixelserv-tls`, facility daemon) and, with `-f`, to stderr.
+//! Logging to syslog (ident `pixelserv-tls`, facility daemon), to stderr, or both
+//! (`--log-to`; by default syslog, plus stderr with `-f`).
 //!
 //! Levels are the original's: 0 critical .. 5 debug; syslog severity = level + 2.
 //! The level is a process-wide atomic because `/log=N` changes it at run time and the
@@ -8,7 +9,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 pub const CRITICAL: u8 = 0;
@@ -20,6 +21,9 @@ pub const DEBUG: u8 = 5;
 
 static LEVEL: AtomicU8 = AtomicU8::new(ERROR);
 static STDERR: AtomicBool = AtomicBool::new(false);
+/// ERROR lines also go to stderr: a daemon's startup, whose stderr is still the terminal or
+/// init script that started it.
+static ERRORS_TO_STDERR: AtomicBool = AtomicBool::new(false);
 static SYSLOG: OnceLock<Sink> = OnceLock::new();
 const DEV_LOG: &str = "/dev/log";
 
@@ -44,22 +48,23 @@ pub fn enabled(level: u8) -> bool {
     level <= self::level()
 }
 
-/// Opens syslog; `echo_stderr` copies every emitted line to stderr (for `-f`).
-pub fn init(echo_stderr: bool, use_syslog: bool) {
-    STDERR.store(echo_stderr, Ordering::Relaxed);
-    if use_syslog {
-        let sink = match datagram() {
-            Ok(sock) => Sink::Datagram(sock),
-            Err(_) => {
-                // openlog keeps the pointer, so the ident must live for the whole process.
-                static IDENT: &[u8] = b"pixelserv-tls\0";
-                // SAFETY: IDENT is a static NUL-terminated string.
-                unsafe { libc::openlog(IDENT.as_ptr().cast(), libc::LOG_PID, libc::LOG_DAEMON) };
-                Sink::Libc
-            }
-        };
-        let _ = SYSLOG.set(sink);
+/// Sends lines to syslog, stderr or both from now on.
+pub fn init(syslog: bool, stderr: bool) {
+    STDERR.store(stderr, Ordering::Relaxed);
+    if !syslog {
+        return;
     }
+    let sink = match datagram() {
+        Ok(sock) => Sink::Datagram(sock),
+        Err(_) => {
+            // openlog keeps the pointer, so the ident must live for the whole process.
+            static IDENT: &[u8] = b"pixelserv-tls\0";
+            // SAFETY: IDENT is a static NUL-terminated string.
+            unsafe { libc::openlog(IDENT.as_ptr().cast(), libc::LOG_PID, libc::LOG_DAEMON) };
+            Sink::Libc
+        }
+    };
+    let _ = SYSLOG.set(sink);
 }
 
 fn datagram() -> io::Result<UnixDatagram> {
@@ -125,12 +130,31 @@ pub fn echo_to_stderr(on: bool) {
     STDERR.store(on, Ordering::Relaxed);
 }
 
+/// Whether lines go to stderr (else a fatal error must be printed there separately).
+pub fn to_stderr() -> bool {
+    STDERR.load(Ordering::Relaxed)
+}
+
+/// Copies ERROR lines to stderr as well, whatever `init` chose (see `ERRORS_TO_STDERR`).
+pub fn errors_to_stderr(on: bool) {
+    ERRORS_TO_STDERR.store(on, Ordering::Relaxed);
+}
+
 pub fn emit(level: u8, args: fmt::Arguments<'_>) {
     if !enabled(level) {
         return;
     }
-    let text = fmt::format(args);
-    if STDERR.load(Ordering::Relaxed) {
+    let mut text = fmt::format(args);
+    // The last line of defence: whatever a caller forgot to escape, no byte from the wire
+    // may end this line and start a forged one, or send a terminal escape.
+    if text.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        text = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+    }
+    let error_echo = level == ERROR && ERRORS_TO_STDERR.load(Ordering::Relaxed);
+    if STDERR.load(Ordering::Relaxed) || error_echo {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "pixelserv-tls[{}]: {}", std::process::id(), text);
     }
@@ -151,7 +175,8 @@ macro_rules! plog {
 
 /// The access log's second line for a POST body (reference §9.2): the body in brackets, or
 /// a note when it holds bytes that do not belong in a log line: control bytes other than
-/// 0x0A-0x0D (so a tab counts), or anything non-ASCII, as the original judged it.
+/// 0x0A-0x0D (so a tab counts), or anything non-ASCII, as the original judged it. Unlike the
+/// original, CR and LF are shown escaped: raw, they would let a body forge log lines.
 pub fn post_body_line(body: &[u8], truncated: bool) -> String {
     let binary = body
         .iter()
@@ -159,11 +184,7 @@ pub fn post_body_line(body: &[u8], truncated: bool) -> String {
     if binary {
         return "[-binary POST content not dumped-]".to_string();
     }
-    format!(
-        "[{}{}]",
-        String::from_utf8_lossy(body),
-        if truncated { "..." } else { "" }
-    )
+    format!("[{}{}]", escape(body), if truncated { "..." } else { "" })
 }
 
 /// Renders bytes from the network for a log line: printable ASCII as is, the rest as `\xNN`,
@@ -180,14 +201,116 @@ pub fn escape(bytes: &[u8]) -> String {
     s
 }
 
+/// Longest wire-derived text (request line, Host) put in a log line; the rest is cut with
+/// `...` so one request cannot make a log line of kilobytes.
+pub const MAX_LOGGED: usize = 512;
+
+/// `escape` of at most `MAX_LOGGED` bytes.
+pub fn escape_capped(bytes: &[u8]) -> String {
+    match bytes.get(..MAX_LOGGED) {
+        Some(head) if bytes.len() > MAX_LOGGED => format!("{}...", escape(head)),
+        _ => escape(bytes),
+    }
+}
+
+/// Lines that may repeat for every name a client asks for. Each kind lets `BURST` lines
+/// through per `WINDOW_SECS`; the others are counted, and the count goes with the next line
+/// that gets through, so a flood of new names cannot flood syslog.
+pub struct Limiter {
+    window: AtomicU64,
+    sent: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+const BURST: u64 = 10;
+const WINDOW_SECS: u64 = 60;
+
+impl Limiter {
+    pub const fn new() -> Limiter {
+        Limiter {
+            window: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// Some(lines suppressed since the last one sent) when this line may go out.
+    fn admit(&self, now_secs: u64) -> Option<u64> {
+        let window = now_secs / WINDOW_SECS;
+        if self.window.swap(window, Ordering::Relaxed) != window {
+            self.sent.store(0, Ordering::Relaxed);
+        }
+        if self.sent.fetch_add(1, Ordering::Relaxed) < BURST {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Certificate files that cannot be read or are replaced.
+pub static CERT_FILE: Limiter = Limiter::new();
+/// Certificates that could not be made.
+pub static CERT_FAILED: Limiter = Limiter::new();
+/// Names refused because the certificate queue was full.
+pub static QUEUE_FULL: Limiter = Limiter::new();
+/// Failed TLS handshakes (one per connection).
+pub static HANDSHAKE: Limiter = Limiter::new();
+
+/// Logs a line of a kind that `limiter` keeps from flooding the log.
+pub fn limited(level: u8, limiter: &Limiter, args: fmt::Arguments<'_>) {
+    if !enabled(level) {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match limiter.admit(now) {
+        Some(0) => emit(level, args),
+        Some(n) => emit(
+            level,
+            format_args!("{args} ({n} similar lines suppressed before this one)"),
+        ),
+        None => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn limiter_lets_a_burst_through_then_counts() {
+        let l = Limiter::new();
+        for _ in 0..BURST {
+            assert_eq!(l.admit(1000), Some(0));
+        }
+        assert_eq!(l.admit(1001), None);
+        assert_eq!(l.admit(1002), None);
+        assert_eq!(l.admit(1000 + WINDOW_SECS), Some(2));
+        assert_eq!(l.admit(1000 + WINDOW_SECS), Some(0));
+    }
+
+    #[test]
+    fn capped_escape() {
+        assert_eq!(escape_capped(b"a\n"), "a\\x0a");
+        let long = vec![b'x'; MAX_LOGGED + 1];
+        let s = escape_capped(&long);
+        assert_eq!(s.len(), MAX_LOGGED + 3);
+        assert!(s.ends_with("x..."));
+    }
+
+    #[test]
     fn post_bodies_are_dumped_unless_binary() {
         assert_eq!(post_body_line(b"hello", false), "[hello]");
-        assert_eq!(post_body_line(b"a=1\r\nb=2", true), "[a=1\r\nb=2...]");
+        assert_eq!(post_body_line(b"a=1\r\nb=2", true), "[a=1\\x0d\\x0ab=2...]");
         assert_eq!(post_body_line(b"", false), "[]");
         for bad in [&b"a\tb"[..], b"\x00", b"caf\xc3\xa9", b"\x1b[31m", b"\x7f"] {
             assert_eq!(

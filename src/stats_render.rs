@@ -1,11 +1,15 @@
 //! The statistics pages: text (§8.4, also the syslog line of §8.6), HTML (§8.5, byte-exact
-//! for the original 51 rows), JSON and Prometheus metrics.
+//! for the original 51 rows), JSON, and the most requested names (`/servstats/top`, and in
+//! the JSON). `/metrics` is `metrics.rs`.
 
-use crate::stats::{Counter, CounterInfo, Format, Stats, ORIGINAL_COUNT, TABLE};
+use std::fmt::Write;
+
+use crate::stats::{Counter, CounterInfo, Format, Snapshot, ORIGINAL_COUNT, TABLE};
+use crate::top_names::{Source, TopNames};
 
 /// Value as on the text page: `uts` in seconds, `kvg` two decimals, the rest integers
 /// (averages rounded to nearest, as C's `%.0f`).
-fn text_value(s: &Stats, info: &CounterInfo, uts: u64) -> String {
+fn text_value(s: &Snapshot, info: &CounterInfo, uts: u64) -> String {
     match info.format {
         Format::Uptime => uts.to_string(),
         Format::Fixed2 => format!("{:.2}", s.value(info.counter)),
@@ -13,7 +17,7 @@ fn text_value(s: &Stats, info: &CounterInfo, uts: u64) -> String {
     }
 }
 
-fn html_value(s: &Stats, info: &CounterInfo, uts: u64) -> String {
+fn html_value(s: &Snapshot, info: &CounterInfo, uts: u64) -> String {
     match info.format {
         Format::Uptime => format!(
             "{}d {:02}:{:02}",
@@ -28,11 +32,11 @@ fn html_value(s: &Stats, info: &CounterInfo, uts: u64) -> String {
 }
 
 /// All counters, `<value> <name>` joined by `, ` (no version, no line end).
-pub fn stats_line(s: &Stats) -> String {
+pub fn stats_line(s: &Snapshot) -> String {
     stats_line_at(s, s.uptime_secs())
 }
 
-fn stats_line_at(s: &Stats, uts: u64) -> String {
+fn stats_line_at(s: &Snapshot, uts: u64) -> String {
     let items: Vec<String> = TABLE
         .iter()
         .map(|info| format!("{} {}", text_value(s, info, uts), info.name))
@@ -41,11 +45,11 @@ fn stats_line_at(s: &Stats, uts: u64) -> String {
 }
 
 /// `/servstats.txt` body.
-pub fn text_page(version: &str, s: &Stats) -> String {
+pub fn text_page(version: &str, s: &Snapshot) -> String {
     text_page_at(version, s, s.uptime_secs())
 }
 
-fn text_page_at(version: &str, s: &Stats, uts: u64) -> String {
+fn text_page_at(version: &str, s: &Snapshot, uts: u64) -> String {
     format!("{version}\n{}\r\n", stats_line_at(s, uts))
 }
 
@@ -83,11 +87,11 @@ fn html_escape(text: &str) -> String {
 }
 
 /// `/servstats` body: one line, then CRLF.
-pub fn html_page(version: &str, s: &Stats) -> String {
+pub fn html_page(version: &str, s: &Snapshot) -> String {
     html_page_at(version, s, s.uptime_secs())
 }
 
-fn html_page_at(version: &str, s: &Stats, uts: u64) -> String {
+fn html_page_at(version: &str, s: &Snapshot, uts: u64) -> String {
     let mut out = String::with_capacity(8192);
     out.push_str(HTML_HEAD);
     out.push_str(&html_escape(version));
@@ -124,79 +128,120 @@ fn json_string(text: &str, out: &mut String) {
     out.push('"');
 }
 
-/// `{"version":"...","uts":38,...}`: every counter by name, values as on the text page.
-pub fn json(version: &str, s: &Stats) -> String {
+/// `{"version":"...","uts":38,...,"top_names":{...}}`: every counter by name, values as on
+/// the text page, then the most requested names.
+pub fn json(version: &str, s: &Snapshot) -> String {
     json_at(version, s, s.uptime_secs())
 }
 
-fn json_at(version: &str, s: &Stats, uts: u64) -> String {
+fn json_at(version: &str, s: &Snapshot, uts: u64) -> String {
     let mut out = String::with_capacity(2048);
     out.push_str("{\"version\":");
     json_string(version, &mut out);
     for info in TABLE {
         out.push_str(&format!(",\"{}\":{}", info.name, text_value(s, info, uts)));
     }
+    top_names_json(s.stats.names(), &mut out);
     out.push('}');
     out
 }
 
-/// Prometheus metric name; `204` cannot start a name segment meaningfully, so it is `http_204`.
-fn metric_name(info: &CounterInfo) -> String {
-    let base = match info.counter {
-        Counter::N204 => "http_204",
-        _ => info.name,
-    };
-    if is_gauge(info.counter) {
-        format!("pixelserv_{base}")
-    } else {
-        format!("pixelserv_{base}_total")
+/// `,"top_names":{"capacity":128,"counted":N,"invalid":{"http":a,"tls":b},"names":[{"name":
+/// ...,"count":c,"error":e,"http":h,"tls":t},...]}`.
+fn top_names_json(names: &TopNames, out: &mut String) {
+    let _ = write!(
+        out,
+        ",\"top_names\":{{\"capacity\":{},\"counted\":{},\"invalid\":{{\"http\":{},\"tls\":{}}},\"names\":[",
+        names.capacity(),
+        names.counted(),
+        names.invalid(Source::Http),
+        names.invalid(Source::Tls)
+    );
+    for (i, top) in names.top().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        json_string(top.name, out);
+        let _ = write!(
+            out,
+            ",\"count\":{},\"error\":{},\"http\":{},\"tls\":{}}}",
+            top.count, top.error, top.http, top.tls
+        );
     }
+    out.push_str("]}");
 }
 
-/// Levels, maxima, averages and current sizes go up and down (or are not event counts).
-fn is_gauge(c: Counter) -> bool {
-    use Counter::*;
-    matches!(
-        c,
-        Uts | Log | Kcc | Kmx | Kvg | Krq | Avg | Rmx | Tav | Tmx | Sct | Ssh
-    )
-}
+const TOP_HEAD: &str = "<!DOCTYPE html><html><head><link rel='icon' href='/favicon.ico' type='image/x-icon'/><meta name='viewport' content='width=device-width'><title>pixelserv most requested names</title><style>body {font-family:monospace;} table {min-width: 50%; border-collapse: collapse;} th {text-align: left;} td, th {border: 1px solid #e0e0e0; padding: 0 4px;} td:nth-child(n+3) {text-align: right;}</style></head><body>";
 
-fn help_escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-/// Prometheus text exposition format 0.0.4.
-pub fn metrics(s: &Stats) -> String {
-    metrics_at(s, s.uptime_secs())
-}
-
-fn metrics_at(s: &Stats, uts: u64) -> String {
+/// `/servstats/top`: the most requested names as a table, one line, then CRLF.
+pub fn top_names_page(version: &str, s: &Snapshot) -> String {
+    let names = s.stats.names();
     let mut out = String::with_capacity(8192);
-    for info in TABLE {
-        let name = metric_name(info);
-        let kind = if is_gauge(info.counter) {
-            "gauge"
-        } else {
-            "counter"
-        };
-        out.push_str(&format!(
-            "# HELP {name} {}\n# TYPE {name} {kind}\n{name} {}\n",
-            help_escape(info.label),
-            text_value(s, info, uts)
-        ));
+    out.push_str(TOP_HEAD);
+    out.push_str(&html_escape(version));
+    let _ = write!(
+        out,
+        "<br><br>Most requested names since the start: the Host of each plain-HTTP request and \
+         the SNI of each TLS connection. {} counted, {} invalid ({} Host, {} SNI). A count may \
+         overstate by its error. {} names are tracked, and any name counted more than 1/{} of all \
+         is among them.<br><br>\
+         <table><tr><th>#</th><th>name</th><th>count</th><th>error</th><th>HTTP</th><th>TLS</th></tr>",
+        names.counted(),
+        names.invalid(Source::Http) + names.invalid(Source::Tls),
+        names.invalid(Source::Http),
+        names.invalid(Source::Tls),
+        names.capacity(),
+        names.capacity()
+    );
+    for (i, top) in names.top().iter().enumerate() {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            i + 1,
+            html_escape(top.name),
+            top.count,
+            top.error,
+            top.http,
+            top.tls
+        );
     }
+    out.push_str("</table></body></html>\r\n");
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::{Gauges, Stats};
+    use crate::top_names;
 
     /// 1d 02:03:04.
     const UTS: u64 = 93_784;
     const VERSION: &str =
         "pixelserv-tls 2.4.0 (compiled: Jul  6 2021 03:51:43 flags: tfo tls1_3) options: -f";
+
+    /// The gauges as `sample` set them in the counters.
+    fn view(s: &Stats) -> Snapshot<'_> {
+        let g = |c| s.get(c);
+        Snapshot {
+            stats: s,
+            gauges: Gauges {
+                log_level: g(Counter::Log) as u8,
+                certs_cached: g(Counter::Sct),
+                cert_hits: g(Counter::Sch),
+                cert_misses: g(Counter::Scm),
+                cert_purges: g(Counter::Scp),
+                sessions: g(Counter::Ssh),
+                session_misses: g(Counter::Ssm),
+                session_purges: g(Counter::Ssp),
+                cert_files: g(Counter::Dsk),
+                cert_files_max: g(Counter::Dsx),
+                cert_files_removed: g(Counter::Dse),
+                ..Gauges::default()
+            },
+        }
+    }
 
     /// Int counters = 10 × table index, then a connection and two requests on top.
     fn sample() -> Stats {
@@ -219,14 +264,14 @@ mod tests {
         270 scp, 280 ssh, 290 ssm, 300 ssp, 310 nfe, 322 gif, 330 ico, 340 txt, 350 jpg, \
         360 png, 370 swf, 380 ufe, 390 opt, 400 pst, 410 hed, 420 rdr, 430 nou, 440 pth, \
         450 204, 460 bad, 470 cls, 480 cly, 490 clt, 500 err, 510 v11, 520 sta, 530 stt, \
-        540 tmo, 550 snx, 560 cgn, 570 cgf, 580 cqf";
+        540 tmo, 550 snx, 560 cgn, 570 cgf, 580 cqf, 590 dsk, 600 dsx, 610 dse";
 
     #[test]
     fn text_line_and_page() {
         let s = sample();
-        assert_eq!(stats_line_at(&s, UTS), LINE);
+        assert_eq!(stats_line_at(&view(&s), UTS), LINE);
         assert_eq!(
-            text_page_at(VERSION, &s, UTS),
+            text_page_at(VERSION, &view(&s), UTS),
             format!("{VERSION}\n{LINE}\r\n")
         );
         // The original's 51 come first, in its order: scripts parse them positionally.
@@ -237,11 +282,11 @@ mod tests {
     #[test]
     fn text_page_of_fresh_stats() {
         let s = Stats::new();
-        let page = text_page("v", &s);
+        let page = text_page("v", &view(&s));
         assert!(page.starts_with("v\n0 uts, 0 log, 0 kcc, "));
         assert!(page.contains(", 0.00 kvg, "));
-        assert!(page.ends_with(", 0 cqf\r\n"));
-        assert_eq!(stats_line(&s).matches(", ").count(), TABLE.len() - 1);
+        assert!(page.ends_with(", 0 dse\r\n"));
+        assert_eq!(stats_line(&view(&s)).matches(", ").count(), TABLE.len() - 1);
     }
 
     #[test]
@@ -251,10 +296,10 @@ mod tests {
         s.request(Counter::Gif, 2, 0);
         s.request(Counter::Gif, 3, 0);
         s.request(Counter::Gif, 4, 0); // avg 2.5
-        assert!(stats_line_at(&s, 0).contains(", 2 avg, "));
+        assert!(stats_line_at(&view(&s), 0).contains(", 2 avg, "));
         s.request(Counter::Gif, 5, 0); // avg 3
         s.request(Counter::Gif, 7, 0); // avg 3.666…
-        assert!(stats_line_at(&s, 0).contains(", 4 avg, "));
+        assert!(stats_line_at(&view(&s), 0).contains(", 4 avg, "));
     }
 
     const TEMPLATE: &str = r#"<!DOCTYPE html><html><head><link rel='icon' href='/favicon.ico' type='image/x-icon'/><meta name='viewport' content='width=device-width'><title>pixelserv statistics</title><style>body {font-family:monospace;} table {min-width: 75%; border-collapse: collapse;} th { height:18px; } td {border: 1px solid #e0e0e0; background-color: #f9f9f9;} td:first-child {width: 7%;} td:nth-child(2) {width: 15%; background-color: #ebebeb; border: 1px solid #f9f9f9;}</style></head><body>
@@ -321,7 +366,7 @@ mod tests {
 <tr><td>clt</td><td>{clt}</td><td># of dropped requests (reached maximum service threads)</td></tr>
 <tr><td>err</td><td>{err}</td><td># of dropped requests (unknown reason)</td></tr></table></body></html>"#;
 
-    fn expected_html(s: &Stats) -> String {
+    fn expected_html(s: &Snapshot) -> String {
         let mut page = TEMPLATE.replace('\n', "").replace("{4SP}", "    ");
         page = page.replace("{VERSION}", &html_escape(VERSION));
         for info in TABLE.iter().take(ORIGINAL_COUNT) {
@@ -341,6 +386,9 @@ mod tests {
             "<tr><td>cgn</td><td>560</td><td>cert workers: # of certificates generated</td></tr>",
             "<tr><td>cgf</td><td>570</td><td>cert workers: # of certificate jobs that failed</td></tr>",
             "<tr><td>cqf</td><td>580</td><td>cert workers: # of jobs refused because the queue was full</td></tr>",
+            "<tr><td>dsk</td><td>590</td><td>cert files: # of certificate files in CERT_PATH</td></tr>",
+            "<tr><td>dsx</td><td>600</td><td>cert files: most certificate files kept (--cert-files)</td></tr>",
+            "<tr><td>dse</td><td>610</td><td>cert files: # of files removed to stay within --cert-files</td></tr>",
             "</table>",
         );
         page.replace("</table>", ours) + "\r\n"
@@ -349,8 +397,8 @@ mod tests {
     #[test]
     fn html_matches_original_template() {
         let s = sample();
-        let page = html_page_at(VERSION, &s, UTS);
-        assert_eq!(page, expected_html(&s));
+        let page = html_page_at(VERSION, &view(&s), UTS);
+        assert_eq!(page, expected_html(&view(&s)));
         assert!(
             !page.contains("{4SP}") && !page.contains("}</td>"),
             "placeholder left"
@@ -377,139 +425,91 @@ mod tests {
         assert_eq!(page.matches("<tr><td>").count(), TABLE.len());
         // 8 in the original's layout, then ours before the extra rows.
         assert_eq!(page.matches("<th colspan=\"3\"></th>").count(), 9);
-        assert!(page.ends_with("queue was full</td></tr></table></body></html>\r\n"));
+        assert!(page.ends_with("within --cert-files</td></tr></table></body></html>\r\n"));
         assert!(!page.trim_end_matches("\r\n").contains(['\n', '\r']));
     }
 
     #[test]
     fn html_uptime_and_escaping() {
         let s = Stats::new();
-        let page = html_page_at("a <b>&\"x'\ny", &s, 59);
+        let page = html_page_at("a <b>&\"x'\ny", &view(&s), 59);
         assert!(page.contains("<body>a &lt;b&gt;&amp;&quot;x&#39; y<br><br><table>"));
         assert!(page.contains("<td>uts</td><td>0d 00:00</td>"));
-        let page = html_page_at("v", &s, 86_400 * 12 + 3600 * 23 + 60 * 59 + 59);
+        let page = html_page_at("v", &view(&s), 86_400 * 12 + 3600 * 23 + 60 * 59 + 59);
         assert!(page.contains("<td>uts</td><td>12d 23:59</td>"));
-        assert!(html_page("v", &s).contains("<td>uts</td><td>0d 00:0"));
-    }
-
-    /// Minimal structural JSON check: an object of `"key":value` pairs with valid strings.
-    fn json_pairs(text: &str) -> Vec<(String, String)> {
-        let inner = text
-            .strip_prefix('{')
-            .and_then(|t| t.strip_suffix('}'))
-            .expect("object");
-        let mut pairs = Vec::new();
-        let mut chars = inner.chars().peekable();
-        loop {
-            assert_eq!(chars.next(), Some('"'));
-            let mut key = String::new();
-            loop {
-                match chars.next().expect("unterminated key") {
-                    '"' => break,
-                    '\\' => {
-                        key.push('\\');
-                        key.push(chars.next().expect("escape"));
-                    }
-                    c => {
-                        assert!(c as u32 >= 0x20, "raw control char");
-                        key.push(c);
-                    }
-                }
-            }
-            assert_eq!(chars.next(), Some(':'));
-            let mut value = String::new();
-            let mut in_str = false;
-            let mut escaped = false;
-            while let Some(&c) = chars.peek() {
-                if !in_str && c == ',' {
-                    break;
-                }
-                chars.next();
-                assert!(c as u32 >= 0x20, "raw control char");
-                if in_str && !escaped && c == '"' {
-                    in_str = false;
-                } else if !in_str && c == '"' {
-                    in_str = true;
-                }
-                escaped = in_str && !escaped && c == '\\';
-                value.push(c);
-            }
-            assert!(!in_str, "unterminated string");
-            pairs.push((key, value));
-            if chars.next().is_none() {
-                break;
-            }
-        }
-        pairs
+        assert!(html_page("v", &view(&s)).contains("<td>uts</td><td>0d 00:0"));
     }
 
     #[test]
     fn json_has_every_counter() {
         let s = sample();
-        let text = json_at("v \"q\" \\ \n\t\u{1}é", &s, UTS);
-        let pairs = json_pairs(&text);
-        assert_eq!(pairs.len(), TABLE.len() + 1);
-        assert_eq!(
-            pairs[0],
-            (
-                "version".into(),
-                "\"v \\\"q\\\" \\\\ \\n\\t\\u0001é\"".into()
-            )
-        );
-        for (info, (key, value)) in TABLE.iter().zip(&pairs[1..]) {
-            assert_eq!(key, info.name);
-            assert!(value.parse::<f64>().is_ok(), "{key}: {value}");
+        let text = json_at("v \"q\" \\ \n\t\u{1}é", &view(&s), UTS);
+        let v: serde_json::Value = serde_json::from_str(&text).expect(&text);
+        let obj = v.as_object().unwrap();
+        assert_eq!(obj.len(), TABLE.len() + 2);
+        assert_eq!(obj["version"], "v \"q\" \\ \n\t\u{1}é");
+        assert!(text.starts_with("{\"version\":\"v \\\"q\\\" \\\\ \\n\\t\\u0001é\","));
+        let mut at = 0;
+        for info in TABLE {
+            assert!(obj[info.name].is_number(), "{}", info.name);
+            // In table order, as before.
+            let key = format!(",\"{}\":", info.name);
+            let found = text[at..].find(&key).expect(&key);
+            at += found + key.len();
         }
         assert!(text.contains(",\"uts\":93784,"));
         assert!(text.contains(",\"kvg\":3.00,"));
         assert!(text.contains(",\"avg\":200,"));
         assert!(text.contains(",\"204\":450,"));
-        assert!(text.ends_with(",\"cqf\":580}"));
-        assert!(json("v", &Stats::new()).starts_with("{\"version\":\"v\",\"uts\":"));
+        assert!(text.contains(",\"cqf\":580,\"dsk\":590,\"dsx\":600,\"dse\":610,\"top_names\":{"));
+        assert!(json("v", &view(&Stats::new())).starts_with("{\"version\":\"v\",\"uts\":"));
     }
 
-    fn valid_metric_name(name: &str) -> bool {
-        let mut chars = name.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-    }
-
-    #[test]
-    fn metrics_names_help_type() {
-        let text = metrics_at(&sample(), UTS);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3 * TABLE.len());
-        assert!(text.ends_with('\n'));
-        let mut names = Vec::new();
-        for (info, chunk) in TABLE.iter().zip(lines.chunks(3)) {
-            let name = chunk[2].split(' ').next().expect("name");
-            assert!(valid_metric_name(name), "{name}");
-            assert_eq!(chunk[0], format!("# HELP {name} {}", info.label));
-            let kind = chunk[1]
-                .strip_prefix(&format!("# TYPE {name} "))
-                .expect("type");
-            assert_eq!(kind == "counter", name.ends_with("_total"), "{name}");
-            assert!(kind == "counter" || kind == "gauge");
-            let value = &chunk[2][name.len() + 1..];
-            assert!(value.parse::<f64>().is_ok(), "{value}");
-            names.push(name.to_string());
+    fn names_sample() -> Stats {
+        let mut s = Stats::new();
+        for _ in 0..3 {
+            s.name_seen(Source::Http, top_names::from_host(b"ads.example.com"));
         }
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), TABLE.len());
-        assert!(text.contains("# TYPE pixelserv_uts gauge\npixelserv_uts 93784\n"));
-        assert!(text.contains("# TYPE pixelserv_ssh gauge\n"));
-        assert!(text.contains("# TYPE pixelserv_kvg gauge\npixelserv_kvg 3.00\n"));
-        assert!(text
-            .contains("# TYPE pixelserv_http_204_total counter\npixelserv_http_204_total 450\n"));
-        assert!(text.contains("# TYPE pixelserv_gif_total counter\npixelserv_gif_total 322\n"));
-        assert!(metrics(&Stats::new()).starts_with("# HELP pixelserv_uts process uptime\n"));
+        s.name_seen(Source::Tls, top_names::from_sni(b"ads.example.com"));
+        s.name_seen(Source::Tls, top_names::from_sni(b"t.example"));
+        s.name_seen(Source::Http, top_names::from_host(b"<script>\"x"));
+        s
     }
 
     #[test]
-    fn help_text_is_escaped() {
-        assert_eq!(help_escape("a\\b\nc"), "a\\\\b\\nc");
+    fn json_has_the_top_names() {
+        let s = names_sample();
+        let v: serde_json::Value = serde_json::from_str(&json("v", &view(&s))).unwrap();
+        let top = &v["top_names"];
+        assert_eq!(top["capacity"], 128);
+        assert_eq!(top["counted"], 5);
+        assert_eq!(top["invalid"]["http"], 1);
+        assert_eq!(top["invalid"]["tls"], 0);
+        let names = top["names"].as_array().unwrap();
+        assert_eq!(names.len(), 2);
+        assert_eq!(
+            names[0],
+            serde_json::json!({"name":"ads.example.com","count":4,"error":0,"http":3,"tls":1})
+        );
+        assert_eq!(names[1]["name"], "t.example");
+        let empty: serde_json::Value =
+            serde_json::from_str(&json("v", &view(&Stats::new()))).unwrap();
+        assert_eq!(empty["top_names"]["names"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn top_names_page_is_one_escaped_line() {
+        let s = names_sample();
+        let page = top_names_page("v<1>", &view(&s));
+        assert!(page.starts_with("<!DOCTYPE html><html><head>"));
+        assert!(page.contains("<body>v&lt;1&gt;<br><br>"));
+        assert!(page.contains("5 counted, 1 invalid (1 Host, 0 SNI)"));
+        assert!(page.contains(
+            "<tr><td>1</td><td>ads.example.com</td><td>4</td><td>0</td><td>3</td><td>1</td></tr>\
+             <tr><td>2</td><td>t.example</td><td>1</td><td>0</td><td>0</td><td>1</td></tr></table>"
+        ));
+        assert!(!page.contains("script"));
+        assert!(page.ends_with("</table></body></html>\r\n"));
+        assert!(!page.trim_end_matches("\r\n").contains(['\n', '\r']));
     }
 }

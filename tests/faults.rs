@@ -464,7 +464,7 @@ fn assert_cert_only(dir: TempDir, why: &str) {
         dir: Some(dir),
     });
     let log = srv.log_text();
-    assert!(log.contains("no usable ca.key"), "{log}");
+    assert!(log.contains("the CA cannot sign certificates: "), "{log}");
     assert!(log.contains(why), "{why}: {log}");
     assert_gif(&https_get(&srv, "www.have.example", "/x.gif").unwrap());
     for i in 0..3 {
@@ -481,10 +481,19 @@ fn assert_cert_only(dir: TempDir, why: &str) {
 }
 
 #[test]
-fn ca_key_that_is_a_directory() {
+fn ca_key_that_is_a_directory_is_refused() {
     let (dir, _) = ca_and_one_certificate();
     std::fs::create_dir(dir.path().join("ca.key")).unwrap();
-    assert_cert_only(dir, "Is a directory");
+    let me = whoami();
+    let z = dir.path().to_str().unwrap();
+    let (p, k) = (free_port().to_string(), free_port().to_string());
+    let args = ["-f", "-u", &me, "-p", &p, "-k", &k, "-z", z, "127.0.0.1"];
+    let (code, out) = run_to_exit(&args, Duration::from_secs(5));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("ca.key: not a regular file (directory)"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -135,7 +135,15 @@ fn thousands_of_silent_connections_do_not_delay_others() {
     if each < EACH as usize {
         eprintln!("open-file limit {limit}: {each} silent connections per port");
     }
-    let srv = Server::start(&["-T", "5000", "-O", "1", "--handshake-timeout", "1"]);
+    // A connection that never sends a byte gets the header deadline, not -O.
+    let srv = Server::start(&[
+        "-T",
+        "5000",
+        "--header-timeout",
+        "1",
+        "--handshake-timeout",
+        "1",
+    ]);
     assert_serves(&srv, "warm.silent.example");
 
     let start = Instant::now();
@@ -278,7 +286,9 @@ fn the_wrong_protocol_on_each_port() {
     ] {
         let mut s = raw(srv.https);
         s.write_all(raw_req).unwrap();
-        let (answer, _) = read_until_closed(&mut s, Duration::from_secs(5)).expect("closed");
+        // `\r\n\r\n` is shorter than a TLS record header: that one waits for the 5 s
+        // handshake deadline, so the client must wait longer than that.
+        let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10)).expect("closed");
         assert!(
             !answer.starts_with(b"HTTP/"),
             "{}",

@@ -140,14 +140,15 @@ fn forty_simultaneous_first_visits_make_one_certificate() {
 fn certificate_file_and_fields() {
     let srv = Server::start(&[]);
     let mut s = tls_connect(&srv, "ads.example.com").unwrap();
-    // Chain sent: leaf, then the CA.
+    // Chain sent: the leaf alone; the self-signed CA is what the client already trusts.
     let chain = s.ssl().peer_cert_chain().unwrap();
-    assert_eq!(chain.len(), 2);
+    assert_eq!(chain.len(), 1);
     let ca = load_cert(&ca_file(&srv));
-    assert_eq!(
-        chain.get(1).unwrap().to_der().unwrap(),
-        ca.to_der().unwrap()
-    );
+    assert!(chain
+        .get(0)
+        .unwrap()
+        .verify(&ca.public_key().unwrap())
+        .unwrap());
     let peer_serial = s
         .ssl()
         .peer_certificate()
@@ -568,15 +569,17 @@ fn was_written_now(p: &Path) -> bool {
 
 #[test]
 fn silent_clients_do_not_block_others() {
-    let srv = Server::start(&["--handshake-timeout", "1"]);
+    // A server that waited for silent clients would take the 3 s handshake deadline to
+    // answer; the bound below leaves room for a loaded machine and still tells them apart.
+    let srv = Server::start(&["--handshake-timeout", "3"]);
     assert_gif(&https_get(&srv, "warm.example.com", "/x.gif").unwrap());
     let silent: Vec<TcpStream> = (0..200).map(|_| tcp(srv.https)).collect();
     let start = Instant::now();
     assert_gif(&https_get(&srv, "busy.example.org", "/x.gif").unwrap());
     let took = start.elapsed();
-    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
     // All of them are closed by the handshake timeout.
-    let end = Instant::now() + Duration::from_secs(3);
+    let end = Instant::now() + Duration::from_secs(5);
     for mut s in silent {
         let left = end.saturating_duration_since(Instant::now()) + Duration::from_millis(100);
         assert!(
@@ -658,9 +661,10 @@ fn prefetch_survives_a_restart() {
         args: Vec::new(),
         dir: Some(dir),
     });
+    // Loaded after the privilege drop, so possibly just after the ports listen.
     for n in ["_.one.example", "_.two.example", "_.three.example"] {
         assert!(
-            srv.log_text().contains(&format!("sslctx_tbl_load: {n}")),
+            srv.wait_log(&format!("sslctx_tbl_load: {n}"), T),
             "{}",
             srv.log_text()
         );
@@ -901,7 +905,7 @@ fn ca_without_key_serves_existing_certificates_only() {
         dir: Some(dir),
     });
     assert!(
-        srv.log_text().contains("no usable ca.key"),
+        srv.log_text().contains("the CA cannot sign certificates: "),
         "{}",
         srv.log_text()
     );

@@ -6,37 +6,41 @@
 use libfuzzer_sys::fuzz_target;
 use pixelserv::http::body::BodyDecoder;
 use pixelserv::http::dispatch::{dispatch, Reply, Settings};
+use pixelserv::http::limits;
 use pixelserv::http::parser::{self, BodyFraming, Head};
-use pixelserv::http::response::{self, Canned, Mode};
+use pixelserv::http::service::{self, Request, Site};
+use pixelserv::stats::{Gauges, Snapshot, Stats};
 
 const CA_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-const STATS: &[u8] = b"<html>uts 1</html>";
 
-fn settings(variant: bool) -> Settings {
-    Settings {
-        disable_204: variant,
-        redirect: true,
-        stats_html_url: "/servstats".into(),
-        stats_text_url: "/servstats.txt".into(),
-        ca_cert_available: !variant,
+fn site(variant: bool) -> Site {
+    Site {
+        settings: Settings {
+            disable_204: variant,
+            redirect: true,
+            stats_html_url: "/servstats".into(),
+            stats_text_url: "/servstats.txt".into(),
+        },
+        ca_pem: CA_PEM.to_vec(),
+        version: "pixelserv-tls fuzz".into(),
     }
 }
 
-/// The server's `respond` without its side effects.
-fn render(head: &Head, reply: &Reply, mode: Mode, out: &mut Vec<u8>) {
-    match reply {
-        Reply::Static(asset) => response::write_static((*asset).into(), mode, out),
-        Reply::NoContent => response::write_static(Canned::NoContent, mode, out),
-        Reply::Options => response::write_static(Canned::Options, mode, out),
-        Reply::NotImplemented => response::write_static(Canned::NotImplemented, mode, out),
-        Reply::Text | Reply::SetLogLevel(_) => response::write_text(head.origin, mode, out),
-        Reply::Redirect(location) => response::write_redirect(location, head.origin, mode, out),
-        Reply::CaCert => response::write_ca_cert(CA_PEM, mode, out),
-        Reply::NotFound => response::write_not_found(mode, out),
-        Reply::StatsHtml | Reply::StatsText | Reply::StatsJson | Reply::Metrics => {
-            response::write_body("200 OK", "text/html", STATS, mode, out)
-        }
-    }
+/// The server's own renderer, without its side effects (log level, access log).
+fn render(head: &Head, admin: bool, reply: &Reply, site: &Site, out: &mut Vec<u8>) {
+    let stats = Stats::new();
+    let snapshot = Snapshot {
+        stats: &stats,
+        gauges: Gauges::default(),
+    };
+    let req = Request {
+        head,
+        admin,
+        tls: None,
+        peer: std::net::Ipv4Addr::LOCALHOST.into(),
+        early_data: false,
+    };
+    service::render(&req, reply, site, Some(&snapshot), out);
 }
 
 /// (head without its empty line, body); panics unless the response is well-formed: CRLF
@@ -86,32 +90,35 @@ fuzz_target!(|data: &[u8]| {
         Ok(Some(head)) => head,
         Ok(None) | Err(_) => return,
     };
-    assert!(head.len > 0 && head.len <= data.len() && head.len <= parser::MAX_HEAD);
+    assert!(head.len > 0 && head.len <= data.len() && head.len <= limits::MAX_HEAD);
     assert!(!head.method.is_empty() && !head.target.is_empty());
 
     for admin in [false, true] {
         for variant in [false, true] {
-            let decision = dispatch(&head, admin, &settings(variant));
+            let site = site(variant);
+            let decision = dispatch(&head, admin, &site.settings);
             if let Reply::SetLogLevel(n) = decision.reply {
                 assert!(admin && n <= 5 && decision.counter.is_none());
             } else {
                 assert!(decision.counter.is_some());
             }
+            // The decision rendered for GET and for HEAD: HEAD gets exactly GET's head,
+            // Content-Length included, and no body; both connection modes frame well.
             for keep_alive in [false, true] {
-                let mut get = Vec::new();
-                let mode = Mode {
+                let as_get = Head {
+                    method: b"GET",
                     keep_alive,
-                    head_only: false,
+                    ..head.clone()
                 };
-                render(&head, &decision.reply, mode, &mut get);
+                let as_head = Head {
+                    method: b"HEAD",
+                    ..as_get.clone()
+                };
+                let mut get = Vec::new();
+                render(&as_get, admin, &decision.reply, &site, &mut get);
                 let (get_head, _) = check(&get);
                 let mut only = Vec::new();
-                let mode = Mode {
-                    keep_alive,
-                    head_only: true,
-                };
-                render(&head, &decision.reply, mode, &mut only);
-                // HEAD: exactly GET's head, Content-Length included, and no body.
+                render(&as_head, admin, &decision.reply, &site, &mut only);
                 assert_eq!(&only[..], &get[..get_head.len() + 4]);
             }
         }

@@ -2,13 +2,8 @@
 //! body from input split at any byte boundary, handing its data bytes to the caller (for the
 //! access log). Bare LF is accepted for CRLF as in the head; a bare CR is not.
 
-use super::parser::{BodyFraming, MAX_HEAD};
-
-pub const MAX_BODY: u64 = 1 << 20;
-/// Longest chunk-size line (size plus ignored extensions).
-const MAX_CHUNK_LINE: usize = 1024;
-/// Longest trailer section (trailers are consumed and ignored).
-const MAX_TRAILERS: usize = MAX_HEAD;
+use super::limits::{MAX_BODY, MAX_CHUNK_LINE, MAX_TRAILERS};
+use super::parser::BodyFraming;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyError {

@@ -19,13 +19,13 @@ pub struct Settings {
     pub redirect: bool,
     pub stats_html_url: String,
     pub stats_text_url: String,
-    /// `CERT_PATH/ca.crt` can be served.
-    pub ca_cert_available: bool,
 }
 
+/// What to answer; `http::service` turns it into bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    Static(Asset),
+    /// A 1x1 image (or the favicon).
+    Asset(Asset),
     /// 204.
     NoContent,
     /// The empty 200 `text/html` (`response::write_text`, with CORS).
@@ -36,13 +36,29 @@ pub enum Reply {
     /// 501.
     NotImplemented,
     CaCert,
-    NotFound,
-    StatsHtml,
-    StatsText,
-    StatsJson,
-    Metrics,
+    Stats(StatsPage),
     /// Admin `/log=N`: set the log level, then answer like `Text`.
     SetLogLevel(u8),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsPage {
+    Html,
+    Text,
+    Json,
+    Metrics,
+    /// The most requested names as HTML.
+    TopNames,
+}
+
+/// Fixed like `/servstats.json` and `/metrics`; `-s` moves only the original's page.
+pub const TOP_NAMES_URL: &[u8] = b"/servstats/top";
+
+impl Reply {
+    /// Stats pages show the gauges too: the caller takes a snapshot for these only.
+    pub fn needs_snapshot(&self) -> bool {
+        matches!(self, Reply::Stats(_))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,7 +109,7 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
     let path: &[u8] = &path;
 
     if path.starts_with(b"/favicon.ico") {
-        return decide(Reply::Static(Asset::Favicon), Counter::Ico);
+        return decide(Reply::Asset(Asset::Favicon), Counter::Ico);
     }
     if admin {
         if let Some(level) = path.strip_prefix(b"/log=") {
@@ -107,26 +123,31 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
         }
     }
     if path.starts_with(b"/ca.crt") {
-        return if settings.ca_cert_available {
-            decide(Reply::CaCert, Counter::Txt)
-        } else {
-            decide(Reply::NotFound, Counter::Pth)
-        };
+        return decide(Reply::CaCert, Counter::Txt);
     }
     if admin {
         let stats = [
             (
                 settings.stats_html_url.as_bytes(),
-                Reply::StatsHtml,
+                Reply::Stats(StatsPage::Html),
                 Counter::Sta,
             ),
             (
                 settings.stats_text_url.as_bytes(),
-                Reply::StatsText,
+                Reply::Stats(StatsPage::Text),
                 Counter::Stt,
             ),
-            (b"/servstats.json", Reply::StatsJson, Counter::Stt),
-            (b"/metrics", Reply::Metrics, Counter::Stt),
+            (
+                b"/servstats.json",
+                Reply::Stats(StatsPage::Json),
+                Counter::Stt,
+            ),
+            (b"/metrics", Reply::Stats(StatsPage::Metrics), Counter::Stt),
+            (
+                TOP_NAMES_URL,
+                Reply::Stats(StatsPage::TopNames),
+                Counter::Sta,
+            ),
         ];
         if let Some((_, reply, counter)) = stats.into_iter().find(|(url, _, _)| *url == path) {
             return decide(reply, counter);
@@ -141,7 +162,7 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
         .iter()
         .any(|p| starts_with_ignore_case(path, p))
     {
-        return decide(Reply::Static(Asset::Gif), Counter::Gif);
+        return decide(Reply::Asset(Asset::Gif), Counter::Gif);
     }
     if settings.redirect && contains_ignore_case(path, b"=http") {
         let (decoded, location) = redirect::decode_target(path, head.referer);
@@ -188,15 +209,15 @@ fn by_extension(path: &[u8]) -> Decision {
     };
     let is = |e: &[u8]| ext.eq_ignore_ascii_case(e);
     if is(b".gif") {
-        decide(Reply::Static(Asset::Gif), Counter::Gif)
+        decide(Reply::Asset(Asset::Gif), Counter::Gif)
     } else if is(b".png") {
-        decide(Reply::Static(Asset::Png), Counter::Png)
+        decide(Reply::Asset(Asset::Png), Counter::Png)
     } else if starts_with_ignore_case(ext, b".jp") {
-        decide(Reply::Static(Asset::Jpeg), Counter::Jpg)
+        decide(Reply::Asset(Asset::Jpeg), Counter::Jpg)
     } else if is(b".swf") {
-        decide(Reply::Static(Asset::Swf), Counter::Swf)
+        decide(Reply::Asset(Asset::Swf), Counter::Swf)
     } else if is(b".ico") {
-        decide(Reply::Static(Asset::Ico), Counter::Ico)
+        decide(Reply::Asset(Asset::Ico), Counter::Ico)
     } else if starts_with_ignore_case(ext, b".js") {
         decide(Reply::Text, Counter::Txt)
     } else {
@@ -245,7 +266,6 @@ mod tests {
             redirect: false,
             stats_html_url: "/servstats".into(),
             stats_text_url: "/servstats.txt".into(),
-            ca_cert_available: true,
         }
     }
 
@@ -272,48 +292,48 @@ mod tests {
     fn appendix_a_images() {
         assert_eq!(
             run("GET /ad.gif HTTP/1.1\r\nHost: a"),
-            is(Reply::Static(Asset::Gif), Counter::Gif)
+            is(Reply::Asset(Asset::Gif), Counter::Gif)
         );
         for p in ["/x.JPG", "/x.jpeg", "/x.jpe", "/x.jpXYZ"] {
-            assert_eq!(get(p), is(Reply::Static(Asset::Jpeg), Counter::Jpg), "{p}");
+            assert_eq!(get(p), is(Reply::Asset(Asset::Jpeg), Counter::Jpg), "{p}");
         }
-        assert_eq!(get("/x.ico"), is(Reply::Static(Asset::Ico), Counter::Ico));
+        assert_eq!(get("/x.ico"), is(Reply::Asset(Asset::Ico), Counter::Ico));
         assert_eq!(
             get("/FAVICON.ICO"),
-            is(Reply::Static(Asset::Ico), Counter::Ico)
+            is(Reply::Asset(Asset::Ico), Counter::Ico)
         );
         assert_eq!(
             get("/favicon.ico"),
-            is(Reply::Static(Asset::Favicon), Counter::Ico)
+            is(Reply::Asset(Asset::Favicon), Counter::Ico)
         );
         assert_eq!(
             get("/favicon.ico?x"),
-            is(Reply::Static(Asset::Favicon), Counter::Ico)
+            is(Reply::Asset(Asset::Favicon), Counter::Ico)
         );
-        assert_eq!(get("/a/b.PNG"), is(Reply::Static(Asset::Png), Counter::Png));
-        assert_eq!(get("/b.Swf"), is(Reply::Static(Asset::Swf), Counter::Swf));
+        assert_eq!(get("/a/b.PNG"), is(Reply::Asset(Asset::Png), Counter::Png));
+        assert_eq!(get("/b.Swf"), is(Reply::Asset(Asset::Swf), Counter::Swf));
         assert_eq!(
             get("/x.gif?y=1"),
-            is(Reply::Static(Asset::Gif), Counter::Gif)
+            is(Reply::Asset(Asset::Gif), Counter::Gif)
         );
         assert_eq!(
             get("/x.gif#frag"),
-            is(Reply::Static(Asset::Gif), Counter::Gif)
+            is(Reply::Asset(Asset::Gif), Counter::Gif)
         );
         assert_eq!(
             get("/PAGEAD/conversion/1"),
-            is(Reply::Static(Asset::Gif), Counter::Gif)
+            is(Reply::Asset(Asset::Gif), Counter::Gif)
         );
         for p in [
             "/pagead/imgad?id=1",
             "/pcs/view?xai=AKAOjx",
             "/Daca_Images/SimGad/9.js",
         ] {
-            assert_eq!(get(p), is(Reply::Static(Asset::Gif), Counter::Gif), "{p}");
+            assert_eq!(get(p), is(Reply::Asset(Asset::Gif), Counter::Gif), "{p}");
         }
         assert_eq!(
             get("/pcs/view?xai=akaoj"),
-            is(Reply::Static(Asset::Gif), Counter::Gif)
+            is(Reply::Asset(Asset::Gif), Counter::Gif)
         );
         assert_eq!(get("/pagead/imgad"), is(Reply::Text, Counter::Nfe));
     }
@@ -356,10 +376,10 @@ mod tests {
             assert_eq!(get(p), is(Reply::Text, Counter::Pth), "{p}");
         }
         // Leading delimiters are skipped like strtok does.
-        assert_eq!(get("?/x.gif"), is(Reply::Static(Asset::Gif), Counter::Gif));
+        assert_eq!(get("?/x.gif"), is(Reply::Asset(Asset::Gif), Counter::Gif));
         assert_eq!(
             get(";;/a.png;b"),
-            is(Reply::Static(Asset::Png), Counter::Png)
+            is(Reply::Asset(Asset::Png), Counter::Png)
         );
     }
 
@@ -383,11 +403,11 @@ mod tests {
     fn methods() {
         assert_eq!(
             run("HEAD /x.gif HTTP/1.1"),
-            is(Reply::Static(Asset::Gif), Counter::Hed)
+            is(Reply::Asset(Asset::Gif), Counter::Hed)
         );
         assert_eq!(
             run("HEAD /servstats HTTP/1.1"),
-            is(Reply::StatsHtml, Counter::Hed)
+            is(Reply::Stats(StatsPage::Html), Counter::Hed)
         );
         assert_eq!(run("HEAD /log=3 HTTP/1.1"), (Reply::SetLogLevel(3), None));
         for m in [
@@ -442,22 +462,31 @@ mod tests {
             run_with("GET /ca.crt HTTP/1.1", false, &settings()),
             is(Reply::CaCert, Counter::Txt)
         );
-        let s = Settings {
-            ca_cert_available: false,
-            ..settings()
-        };
-        assert_eq!(
-            run_with("GET /ca.crt HTTP/1.1", true, &s),
-            is(Reply::NotFound, Counter::Pth)
-        );
     }
 
     #[test]
     fn admin_pages() {
-        assert_eq!(get("/servstats"), is(Reply::StatsHtml, Counter::Sta));
-        assert_eq!(get("/servstats.txt"), is(Reply::StatsText, Counter::Stt));
-        assert_eq!(get("/servstats.json"), is(Reply::StatsJson, Counter::Stt));
-        assert_eq!(get("/metrics"), is(Reply::Metrics, Counter::Stt));
+        assert_eq!(
+            get("/servstats"),
+            is(Reply::Stats(StatsPage::Html), Counter::Sta)
+        );
+        assert_eq!(
+            get("/servstats.txt"),
+            is(Reply::Stats(StatsPage::Text), Counter::Stt)
+        );
+        assert_eq!(
+            get("/servstats.json"),
+            is(Reply::Stats(StatsPage::Json), Counter::Stt)
+        );
+        assert_eq!(
+            get("/metrics"),
+            is(Reply::Stats(StatsPage::Metrics), Counter::Stt)
+        );
+        assert_eq!(
+            get("/servstats/top"),
+            is(Reply::Stats(StatsPage::TopNames), Counter::Sta)
+        );
+        assert_eq!(get("/servstats/top/"), is(Reply::Text, Counter::Nfe));
         assert_eq!(get("/servstats?x"), is(Reply::Text, Counter::Nfe));
         assert_eq!(get("/SERVSTATS"), is(Reply::Text, Counter::Nfe));
         assert_eq!(get("/metrics/"), is(Reply::Text, Counter::Nfe));
@@ -466,6 +495,7 @@ mod tests {
         assert_eq!(user("/servstats.txt"), is(Reply::Text, Counter::Ufe));
         assert_eq!(user("/servstats.json"), is(Reply::Text, Counter::Txt));
         assert_eq!(user("/metrics"), is(Reply::Text, Counter::Nfe));
+        assert_eq!(user("/servstats/top"), is(Reply::Text, Counter::Nfe));
         let s = Settings {
             stats_html_url: "/s".into(),
             stats_text_url: "/t.txt".into(),
@@ -473,11 +503,11 @@ mod tests {
         };
         assert_eq!(
             run_with("GET /s HTTP/1.1", true, &s),
-            is(Reply::StatsHtml, Counter::Sta)
+            is(Reply::Stats(StatsPage::Html), Counter::Sta)
         );
         assert_eq!(
             run_with("GET /t.txt HTTP/1.1", true, &s),
-            is(Reply::StatsText, Counter::Stt)
+            is(Reply::Stats(StatsPage::Text), Counter::Stt)
         );
         assert_eq!(
             run_with("GET /servstats HTTP/1.1", true, &s),
@@ -489,19 +519,19 @@ mod tests {
     fn absolute_form() {
         assert_eq!(
             get("http://host/dir/pic.png?x=1"),
-            is(Reply::Static(Asset::Png), Counter::Png)
+            is(Reply::Asset(Asset::Png), Counter::Png)
         );
         assert_eq!(
             get("HTTPS://host:443/a.gif"),
-            is(Reply::Static(Asset::Gif), Counter::Gif)
+            is(Reply::Asset(Asset::Gif), Counter::Gif)
         );
         assert_eq!(
             get("http://host/favicon.ico"),
-            is(Reply::Static(Asset::Favicon), Counter::Ico)
+            is(Reply::Asset(Asset::Favicon), Counter::Ico)
         );
         assert_eq!(
             get("http://host/servstats"),
-            is(Reply::StatsHtml, Counter::Sta)
+            is(Reply::Stats(StatsPage::Html), Counter::Sta)
         );
         assert_eq!(get("http://host"), is(Reply::Text, Counter::Nfe));
         assert_eq!(get("http://host.gif"), is(Reply::Text, Counter::Nfe));
@@ -536,7 +566,7 @@ mod tests {
         // Falls to rule 13 on the decoded path.
         assert_eq!(
             r("GET /a%2Eb.gif?u=HTTP://x HTTP/1.1"),
-            is(Reply::Static(Asset::Gif), Counter::Gif)
+            is(Reply::Asset(Asset::Gif), Counter::Gif)
         );
         assert_eq!(r("GET /a%2Egif HTTP/1.1"), is(Reply::Text, Counter::Nfe));
         assert_eq!(
@@ -559,7 +589,7 @@ mod tests {
         // Earlier rules win over the redirect.
         assert_eq!(
             r("GET /favicon.ico?u=http://a.com/ HTTP/1.1"),
-            is(Reply::Static(Asset::Favicon), Counter::Ico)
+            is(Reply::Asset(Asset::Favicon), Counter::Ico)
         );
     }
 

@@ -3,6 +3,8 @@
 pub mod assets;
 pub mod body;
 pub mod dispatch;
+pub mod limits;
 pub mod parser;
 pub mod redirect;
 pub mod response;
+pub mod service;

@@ -4,9 +4,7 @@
 
 use memchr::{memchr, memchr_iter};
 
-use super::body::MAX_BODY;
-
-pub const MAX_HEAD: usize = 8192;
+use super::limits::{MAX_BODY, MAX_HEAD};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
@@ -28,7 +26,7 @@ pub enum ParseError {
     Malformed,
     /// `Transfer-Encoding` whose final coding is not `chunked`.
     UnsupportedTransferEncoding,
-    /// `Content-Length` over `body::MAX_BODY`.
+    /// `Content-Length` over `limits::MAX_BODY`.
     BodyTooLarge,
 }
 
@@ -53,6 +51,8 @@ pub struct Head<'a> {
     pub host: Option<&'a [u8]>,
     pub origin: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
+    /// `Sec-Fetch-Site`: where a browser says the request comes from.
+    pub fetch_site: Option<&'a [u8]>,
     pub keep_alive: bool,
     pub body: BodyFraming,
     /// Bytes of the head: leading blank lines through the empty line that ends it.
@@ -85,72 +85,91 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head<'_>>, ParseError> {
         return incomplete;
     };
 
-    let mut head = Head {
+    let fields = Fields::scan(window.get(first_lf + 1..end).unwrap_or_default())?;
+    Ok(Some(Head {
         method,
         target,
         version,
         request_line: line,
-        host: None,
-        origin: None,
-        referer: None,
-        keep_alive: version == Version::Http11,
-        body: BodyFraming::None,
+        host: fields.host,
+        origin: fields.origin,
+        referer: fields.referer,
+        fetch_site: fields.fetch_site,
+        keep_alive: !fields.close && (fields.keep_alive || version == Version::Http11),
+        body: fields.framing(version)?,
         len: end,
-    };
-    let mut close = false;
-    let mut keep_alive = false;
-    let mut content_length: Option<u64> = None;
-    let mut te = TransferEncoding::default();
+    }))
+}
 
-    let fields = window.get(first_lf + 1..end).unwrap_or_default();
-    let mut line_start = 0;
-    for lf in memchr_iter(b'\n', fields) {
-        let line = strip_cr(fields.get(line_start..lf).unwrap_or_default());
-        line_start = lf + 1;
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = field(line)?;
-        if name.eq_ignore_ascii_case(b"host") {
-            head.host = head.host.or(Some(value));
-        } else if name.eq_ignore_ascii_case(b"origin") {
-            head.origin = head.origin.or(Some(value));
-        } else if name.eq_ignore_ascii_case(b"referer") {
-            head.referer = head.referer.or(Some(value));
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in list(value) {
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+/// What the header fields say: the ones the service uses, the connection and the body.
+#[derive(Default)]
+struct Fields<'a> {
+    host: Option<&'a [u8]>,
+    origin: Option<&'a [u8]>,
+    referer: Option<&'a [u8]>,
+    fetch_site: Option<&'a [u8]>,
+    close: bool,
+    keep_alive: bool,
+    content_length: Option<u64>,
+    te: TransferEncoding,
+}
+
+impl<'a> Fields<'a> {
+    /// Reads the field lines (the head minus its request line); the first of a repeated
+    /// Host, Origin or Referer counts.
+    fn scan(lines: &'a [u8]) -> Result<Fields<'a>, ParseError> {
+        let mut f = Fields::default();
+        let mut line_start = 0;
+        for lf in memchr_iter(b'\n', lines) {
+            let line = strip_cr(lines.get(line_start..lf).unwrap_or_default());
+            line_start = lf + 1;
+            if line.is_empty() {
+                break;
             }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            let n = decimal(value).ok_or(ParseError::Malformed)?;
-            if content_length.is_some_and(|prev| prev != n) {
-                return Err(ParseError::Malformed);
+            let (name, value) = field(line)?;
+            if name.eq_ignore_ascii_case(b"host") {
+                f.host = f.host.or(Some(value));
+            } else if name.eq_ignore_ascii_case(b"origin") {
+                f.origin = f.origin.or(Some(value));
+            } else if name.eq_ignore_ascii_case(b"referer") {
+                f.referer = f.referer.or(Some(value));
+            } else if name.eq_ignore_ascii_case(b"sec-fetch-site") {
+                f.fetch_site = f.fetch_site.or(Some(value));
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                for token in list(value) {
+                    f.close |= token.eq_ignore_ascii_case(b"close");
+                    f.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                let n = decimal(value).ok_or(ParseError::Malformed)?;
+                if f.content_length.is_some_and(|prev| prev != n) {
+                    return Err(ParseError::Malformed);
+                }
+                f.content_length = Some(n);
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                f.te.add(value)?;
             }
-            content_length = Some(n);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te.add(value)?;
         }
+        Ok(f)
     }
 
-    head.keep_alive = !close && (keep_alive || version == Version::Http11);
-    head.body = if te.seen {
-        // CL+TE is the classic smuggling vector; HTTP/1.0 has no chunked framing (§6.1).
-        if content_length.is_some() || version == Version::Http10 || te.codings == 0 {
-            return Err(ParseError::Malformed);
+    fn framing(&self, version: Version) -> Result<BodyFraming, ParseError> {
+        if self.te.seen {
+            // CL+TE is the classic smuggling vector; HTTP/1.0 has no chunked framing (§6.1).
+            if self.content_length.is_some() || version == Version::Http10 || self.te.codings == 0 {
+                return Err(ParseError::Malformed);
+            }
+            if !self.te.last_chunked {
+                return Err(ParseError::UnsupportedTransferEncoding);
+            }
+            return Ok(BodyFraming::Chunked);
         }
-        if !te.last_chunked {
-            return Err(ParseError::UnsupportedTransferEncoding);
+        match self.content_length {
+            None | Some(0) => Ok(BodyFraming::None),
+            Some(n) if n > MAX_BODY => Err(ParseError::BodyTooLarge),
+            Some(n) => Ok(BodyFraming::Length(n)),
         }
-        BodyFraming::Chunked
-    } else {
-        match content_length {
-            None | Some(0) => BodyFraming::None,
-            Some(n) if n > MAX_BODY => return Err(ParseError::BodyTooLarge),
-            Some(n) => BodyFraming::Length(n),
-        }
-    };
-    Ok(Some(head))
+    }
 }
 
 /// Index of the first byte after the blank lines RFC 9112 §2.2 lets us ignore; `None` if the

@@ -7,27 +7,13 @@
 use std::io::Write;
 
 use super::assets::Asset;
+use super::limits::MAX_ORIGIN;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mode {
     pub keep_alive: bool,
     /// HEAD: the headers of the GET response (Content-Length included), no body.
     pub head_only: bool,
-}
-
-/// Every response whose bytes never change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Canned {
-    Asset(Asset),
-    NoContent,
-    Options,
-    NotImplemented,
-}
-
-impl From<Asset> for Canned {
-    fn from(a: Asset) -> Self {
-        Canned::Asset(a)
-    }
 }
 
 /// `(close, keep-alive)` variants of a head: status, `$before` lines, `Connection:`,
@@ -108,12 +94,6 @@ const OPTIONS: Pair = head!(
 );
 const OPTIONS_BODY: &[u8] = b"GET,OPTIONS";
 const NOT_IMPLEMENTED: Pair = head!("501 Method Not Implemented", [], ["Content-Length: 0"]);
-const NOT_FOUND: Pair = head!(
-    "404 Not Found",
-    ["Content-Type: text/plain", "Content-Length: 15"],
-    []
-);
-const NOT_FOUND_BODY: &[u8] = b"404 - Not Found";
 /// TEXT up to its optional CORS block; the empty line follows it.
 const TEXT: Pair = (
     "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=UTF-8\r\nConnection: close\r\n\
@@ -122,30 +102,8 @@ const TEXT: Pair = (
      Content-Length: 0\r\n",
 );
 
-/// Longest Origin reflected (the original's buffer size).
-const MAX_ORIGIN: usize = 256;
-
 fn pick(pair: Pair, mode: Mode) -> &'static [u8] {
     if mode.keep_alive { pair.1 } else { pair.0 }.as_bytes()
-}
-
-fn canned(c: Canned) -> (Pair, &'static [u8]) {
-    match c {
-        Canned::Asset(a) => {
-            let head = match a {
-                Asset::Gif => GIF,
-                Asset::Png => PNG,
-                Asset::Jpeg => JPEG,
-                Asset::Swf => SWF,
-                Asset::Ico => ICO,
-                Asset::Favicon => FAVICON,
-            };
-            (head, a.bytes())
-        }
-        Canned::NoContent => (NO_CONTENT, b""),
-        Canned::Options => (OPTIONS, OPTIONS_BODY),
-        Canned::NotImplemented => (NOT_IMPLEMENTED, b""),
-    }
 }
 
 fn write_fixed(head: Pair, body: &[u8], mode: Mode, out: &mut Vec<u8>) {
@@ -155,13 +113,28 @@ fn write_fixed(head: Pair, body: &[u8], mode: Mode, out: &mut Vec<u8>) {
     }
 }
 
-pub fn write_static(c: Canned, mode: Mode, out: &mut Vec<u8>) {
-    let (head, body) = canned(c);
-    write_fixed(head, body, mode, out);
+pub fn write_asset(a: Asset, mode: Mode, out: &mut Vec<u8>) {
+    let head = match a {
+        Asset::Gif => GIF,
+        Asset::Png => PNG,
+        Asset::Jpeg => JPEG,
+        Asset::Swf => SWF,
+        Asset::Ico => ICO,
+        Asset::Favicon => FAVICON,
+    };
+    write_fixed(head, a.bytes(), mode, out);
 }
 
-pub fn write_not_found(mode: Mode, out: &mut Vec<u8>) {
-    write_fixed(NOT_FOUND, NOT_FOUND_BODY, mode, out);
+pub fn write_no_content(mode: Mode, out: &mut Vec<u8>) {
+    write_fixed(NO_CONTENT, b"", mode, out);
+}
+
+pub fn write_options(mode: Mode, out: &mut Vec<u8>) {
+    write_fixed(OPTIONS, OPTIONS_BODY, mode, out);
+}
+
+pub fn write_not_implemented(mode: Mode, out: &mut Vec<u8>) {
+    write_fixed(NOT_IMPLEMENTED, b"", mode, out);
 }
 
 /// The empty 200, with the CORS block for this request's Origin (never a remembered one).
@@ -207,10 +180,11 @@ pub fn write_ca_cert(cert: &[u8], mode: Mode, out: &mut Vec<u8>) {
 }
 
 /// A request the server will not serve; the connection closes after it. 400, 408, 413,
-/// 431 and 501 are known; anything else is sent as 400.
+/// 431, 500 and 501 are known; anything else is sent as 400.
 pub fn write_error(status: u16, out: &mut Vec<u8>) {
     let line: &[u8] = match status {
         408 => b"408 Request Timeout",
+        500 => b"500 Internal Server Error",
         413 => b"413 Content Too Large",
         431 => b"431 Request Header Fields Too Large",
         501 => b"501 Not Implemented",
@@ -330,7 +304,7 @@ mod tests {
         ];
         for (asset, lines) in cases {
             for (mode, conn) in [(KA, "keep-alive"), (CLOSE, "close")] {
-                let resp = render(|o| write_static(asset.into(), mode, o));
+                let resp = render(|o| write_asset(asset, mode, o));
                 let (head, body) = split_checked(&resp);
                 assert_eq!(
                     head,
@@ -338,33 +312,33 @@ mod tests {
                 );
                 assert_eq!(body, asset.bytes());
             }
-            let head_only = render(|o| write_static(asset.into(), HEAD_KA, o));
-            let get = render(|o| write_static(asset.into(), KA, o));
+            let head_only = render(|o| write_asset(asset, HEAD_KA, o));
+            let get = render(|o| write_asset(asset, KA, o));
             assert_eq!(head_only, get[..get.len() - asset.bytes().len()]);
         }
     }
 
     #[test]
     fn jpeg_keeps_alive_now() {
-        let resp = render(|o| write_static(Asset::Jpeg.into(), KA, o));
+        let resp = render(|o| write_asset(Asset::Jpeg, KA, o));
         assert!(text(&resp).contains("Connection: keep-alive\r\n"));
     }
 
     #[test]
     fn no_content_options_not_implemented() {
         assert_eq!(
-            text(&render(|o| write_static(Canned::NoContent, KA, o))),
+            text(&render(|o| write_no_content(KA, o))),
             "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nContent-Type: text/html; charset=UTF-8\r\n\
              Connection: keep-alive\r\n\r\n"
         );
-        let opt = render(|o| write_static(Canned::Options, CLOSE, o));
+        let opt = render(|o| write_options(CLOSE, o));
         assert_eq!(
             text(&opt),
             "HTTP/1.1 200 OK\r\nContent-type: text/html\r\nContent-length: 11\r\n\
              Allow: GET,OPTIONS\r\nConnection: close\r\n\r\nGET,OPTIONS"
         );
         split_checked(&opt);
-        let ni = render(|o| write_static(Canned::NotImplemented, KA, o));
+        let ni = render(|o| write_not_implemented(KA, o));
         assert_eq!(
             text(&ni),
             "HTTP/1.1 501 Method Not Implemented\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
@@ -465,28 +439,6 @@ mod tests {
     }
 
     #[test]
-    fn not_found_has_no_nul() {
-        let resp = render(|o| write_not_found(KA, o));
-        assert_eq!(
-            text(&resp),
-            "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n\
-             Connection: keep-alive\r\n\r\n404 - Not Found"
-        );
-        assert!(!resp.contains(&0));
-        let close = render(|o| write_not_found(CLOSE, o));
-        let head_only = render(|o| {
-            write_not_found(
-                Mode {
-                    keep_alive: false,
-                    head_only: true,
-                },
-                o,
-            )
-        });
-        assert_eq!(head_only, close[..close.len() - NOT_FOUND_BODY.len()]);
-    }
-
-    #[test]
     fn errors_close() {
         for (status, line) in [
             (400, "400 Bad Request"),
@@ -507,7 +459,7 @@ mod tests {
     #[test]
     fn appending_keeps_earlier_bytes() {
         let mut out = b"PREV".to_vec();
-        write_static(Asset::Gif.into(), KA, &mut out);
+        write_asset(Asset::Gif, KA, &mut out);
         write_text(None, KA, &mut out);
         assert!(out.starts_with(b"PREVHTTP/1.1 200 OK\r\nContent-type: image/gif"));
         assert!(out.ends_with(b"Content-Length: 0\r\n\r\n"));

@@ -2,32 +2,46 @@
 //!
 //! `drive` runs the connection as far as it can go without blocking: handshake, read,
 //! parse, respond, write. It returns what the connection waits for; the readiness interest
-//! it is registered with is derived from its state (`interest`).
+//! it is registered with and its deadline are derived from its state (`interest`,
+//! `deadline`), and the loop only ever asks for them.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use mio::Interest;
-use openssl::ssl::SslVersion;
+use mio::{Interest, Registry, Token};
+use openssl::ssl::SslRef;
 
 use super::buffers::{Pool, RxBuf};
-use super::timer::{Armed, TimerKey};
+use super::reusable::Reusable;
+use super::timer::{Armed, Timers};
 use super::transport::{Handshake, Io, Transport, Want};
+use super::Tls;
 use crate::http::body::BodyDecoder;
-use crate::http::dispatch::{self, Reply};
-use crate::http::parser::{self, BodyFraming, Head};
-use crate::http::response::{self, Canned, Mode};
-use crate::log::{self, INFO};
+use crate::http::parser::{self, BodyFraming};
+use crate::http::response;
+use crate::http::service::{self, Capture, Request, Site};
+use crate::log;
 use crate::plog;
-use crate::stats::{Counter, Stats};
-use crate::stats_render;
+use crate::stats::{CloseReason, Counter, Ended, HandshakeFailure, Snapshot, Stats, TlsVersion};
 use crate::tls::hello;
+use crate::top_names::{self, Source};
 
 /// Stop turning pipelined requests into responses while this much is unsent: memory per
 /// connection stays bounded however many requests a client pipelines.
 const TX_HIGH_WATER: usize = 64 * 1024;
 /// Reads per `drive` before yielding to other connections.
 const READ_BUDGET: usize = 16;
+/// A body, or a batch of responses, gets this many times its no-progress timeout in all:
+/// a client that sends or reads one byte at a time cannot hold its slot for ever.
+const TOTAL_FACTOR: u32 = 6;
+
+/// Identifies a connection across slab slot reuse: the slot is its `mio` token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConnId {
+    pub slot: usize,
+    pub serial: u64,
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
@@ -37,35 +51,24 @@ pub struct Timeouts {
     pub write: Duration,
 }
 
-/// What does not change while the server runs.
-pub struct Site {
-    pub settings: dispatch::Settings,
-    pub timeouts: Timeouts,
-    /// `/ca.crt` body, when there is a CA certificate that is safe to publish.
-    pub ca_pem: Option<Vec<u8>>,
-    pub version: String,
-    /// `-A` given: admin URIs only on the admin port.
-    pub admin_restricted: bool,
-}
-
 /// What a connection borrows from the loop while it is driven.
 pub struct Env<'a> {
     pub now: Instant,
     pub stats: &'a mut Stats,
     pub pool: &'a mut Pool,
     pub site: &'a Site,
-    /// Fills the gauges (`kcc`, `sct`, `ssh`..) before a stats page is rendered.
-    pub gauges: &'a dyn Fn(&mut Stats),
+    /// Read for the gauges of a stats page, and only then.
+    pub tls: &'a Tls,
 }
 
-pub enum State {
+enum State {
     /// TLS: reading 0-RTT early data, which starts the handshake.
     EarlyData(Want),
     /// TLS: handshake after any early data.
     Handshake(Want),
-    /// TLS: parked until a certificate worker delivers this connection's certificate;
-    /// `early_done` says which handshake phase to resume.
-    CertWait { early_done: bool },
+    /// TLS: parked until a worker delivers certificate `file` (`tls::pending` holds the
+    /// other side); `early_done` says which handshake phase to resume.
+    CertWait { file: String, early_done: bool },
     /// Waiting for the first byte of a request (keep-alive idle).
     Idle,
     /// Part of a request head has arrived.
@@ -82,23 +85,6 @@ pub enum State {
     Closing,
 }
 
-/// The first `POST_LOG_MAX` bytes of a body, and whether there were more.
-pub struct Capture {
-    bytes: Vec<u8>,
-    truncated: bool,
-}
-
-/// One syslog message's worth (the original split longer bodies into 8000-byte chunks).
-const POST_LOG_MAX: usize = 8000;
-
-impl Capture {
-    fn add(&mut self, data: &[u8]) {
-        let room = POST_LOG_MAX - self.bytes.len();
-        self.bytes.extend_from_slice(&data[..data.len().min(room)]);
-        self.truncated |= data.len() > room;
-    }
-}
-
 pub enum Step {
     Wait,
     /// The ClientHello callback needs a certificate that is not in the cache.
@@ -109,18 +95,25 @@ pub enum Step {
 }
 
 pub struct Conn {
-    pub transport: Transport,
-    pub state: State,
-    pub key: TimerKey,
-    pub armed: Armed,
-    pub registered: Interest,
-    pub admin: bool,
-    pub peer: SocketAddr,
+    id: ConnId,
+    transport: Transport,
+    state: State,
+    /// This connection's entry in the loop's timer heap.
+    armed: Armed,
+    /// What the socket is registered for; compared with `interest()` after each step.
+    registered: Interest,
+    /// Since when it is listed as reusable (`server::reusable`), if it is.
+    reusable: Option<Instant>,
+    admin: bool,
+    /// IPv4 peers of a dual-stack socket in their IPv4 form.
+    peer: SocketAddr,
     /// When the current state began, or its last progress (write or body bytes).
     since: Instant,
     rx: Option<RxBuf>,
     tx: Vec<u8>,
     tx_pos: usize,
+    /// When the bytes now queued started to be sent (the absolute write deadline).
+    tx_since: Instant,
     requests: u64,
     req_start: Instant,
     /// Bytes of 0-RTT early data not yet consumed by requests (`zrt`).
@@ -130,7 +123,7 @@ pub struct Conn {
 impl Conn {
     pub fn new(
         transport: Transport,
-        key: TimerKey,
+        id: ConnId,
         admin: bool,
         peer: SocketAddr,
         now: Instant,
@@ -141,21 +134,41 @@ impl Conn {
             State::Idle
         };
         Conn {
+            id,
             transport,
             state,
-            key,
             armed: Armed::default(),
             registered: Interest::READABLE,
+            reusable: None,
             admin,
-            peer,
+            peer: SocketAddr::new(peer.ip().to_canonical(), peer.port()),
             since: now,
             rx: None,
             tx: Vec::new(),
             tx_pos: 0,
+            tx_since: now,
             requests: 0,
             req_start: now,
             early: 0,
         }
+    }
+
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// The TLS connection, for the certificate handover (`tls::hello`).
+    pub fn ssl(&self) -> Option<&SslRef> {
+        self.transport.ssl()
+    }
+
+    /// The address the client connected to (a no-SNI client gets a certificate for it).
+    pub fn local_ip(&self) -> io::Result<IpAddr> {
+        Ok(self.transport.tcp_ref().local_addr()?.ip().to_canonical())
     }
 
     /// Nothing in flight: safe to close at shutdown.
@@ -174,51 +187,149 @@ impl Conn {
             )
     }
 
-    pub fn requests(&self) -> u64 {
-        self.requests
-    }
-
-    fn tx_pending(&self) -> bool {
+    /// Response bytes not yet taken by the transport.
+    fn unsent(&self) -> bool {
         self.tx_pos < self.tx.len()
     }
 
+    /// TLS bytes gathered that must go out before the connection waits: all of them, but
+    /// the TLS 1.3 NewSessionTicket written when the handshake ended, which waits for the
+    /// first response and leaves in the same write (the client needs nothing from it to
+    /// send its request).
+    fn must_send(&self) -> bool {
+        self.transport.gathered()
+            && !(matches!(self.state, State::Idle)
+                && self.requests == 0
+                && self.transport.tls_version() == Some(TlsVersion::V13))
+    }
+
+    /// Anything still to go out now: responses, or TLS records that cannot wait.
+    fn tx_pending(&self) -> bool {
+        self.unsent() || self.must_send()
+    }
+
     /// Readiness this connection waits for, derived from its state.
-    pub fn interest(&self) -> Interest {
+    fn interest(&self) -> Interest {
+        if self.must_send() {
+            return Interest::WRITABLE;
+        }
         match &self.state {
             State::EarlyData(w) | State::Handshake(w) => w.interest(),
-            _ if self.tx_pending() => Interest::WRITABLE,
+            _ if self.unsent() => Interest::WRITABLE,
             _ => Interest::READABLE,
         }
     }
 
-    /// When this connection times out, derived from its state.
-    pub fn deadline(&self, t: &Timeouts) -> Instant {
-        let span = match &self.state {
-            State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => t.handshake,
-            _ if self.tx_pending() => t.write,
-            State::Idle => t.keepalive,
-            State::Head | State::Body { .. } => t.header,
-            State::Closing => t.write,
-        };
-        self.since + span
+    /// When this connection times out, derived from its state. Until its first request
+    /// arrives a connection gets the header timeout, not the keep-alive time; bodies and
+    /// responses have a total limit besides the one for progress.
+    fn deadline(&self, t: &Timeouts) -> Instant {
+        match &self.state {
+            State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => {
+                self.since + t.handshake
+            }
+            _ if self.tx_pending() => {
+                (self.since + t.write).min(self.tx_since + t.write * TOTAL_FACTOR)
+            }
+            State::Idle if self.requests == 0 => self.since + t.header,
+            State::Idle => self.since + t.keepalive,
+            State::Head => self.since + t.header,
+            State::Body { .. } => {
+                (self.since + t.header).min(self.req_start + t.header * TOTAL_FACTOR)
+            }
+            State::Closing => self.since + t.write,
+        }
     }
 
-    fn enter(&mut self, state: State, now: Instant) {
-        self.state = state;
-        self.since = now;
+    /// Since when this connection could be closed to admit another (`server::reusable`):
+    /// idle between requests, or never past the start of a TLS handshake.
+    fn reusable_since(&self) -> Option<Instant> {
+        match &self.state {
+            State::Idle if self.is_idle() => Some(self.since),
+            State::EarlyData(_) | State::Handshake(_) => self
+                .ssl()
+                .is_some_and(|ssl| !hello::seen(ssl))
+                .then_some(self.since),
+            _ => None,
+        }
     }
 
-    /// Parks the connection until its certificate is ready.
-    pub fn wait_cert(&mut self) {
+    /// Keeps this connection's entry in `r` in step with its state.
+    pub fn list_reusable(&mut self, r: &mut Reusable<ConnId>) {
+        let since = self.reusable_since();
+        r.update(self.id, &mut self.reusable, since);
+    }
+
+    /// Takes this connection out of the loop's books: reusable list and timer heap.
+    pub fn unlist(&mut self, r: &mut Reusable<ConnId>, timers: &mut Timers<ConnId>) {
+        r.update(self.id, &mut self.reusable, None);
+        timers.cancel(&mut self.armed);
+    }
+
+    /// Whether the timer entry due at `at` is this connection's live one.
+    pub fn owns_timer(&self, at: Instant) -> bool {
+        self.armed.0 == Some(at)
+    }
+
+    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        self.registered = self.interest();
+        registry.register(self.transport.tcp(), Token(self.id.slot), self.registered)
+    }
+
+    /// Re-registers when the state now waits for other readiness than before.
+    pub fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
+        let want = self.interest();
+        if want != self.registered {
+            registry.reregister(self.transport.tcp(), Token(self.id.slot), want)?;
+            self.registered = want;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the timer heap wakes the loop by this connection's deadline.
+    pub fn schedule(&mut self, timers: &mut Timers<ConnId>, t: &Timeouts) {
+        let deadline = self.deadline(t);
+        timers.arm(self.id, &mut self.armed, deadline);
+    }
+
+    /// A timer entry for this connection, due at `at`, was popped: whether the deadline
+    /// really passed at `now` (if not, it is re-armed for the real one).
+    pub fn timer_due(
+        &mut self,
+        at: Instant,
+        now: Instant,
+        timers: &mut Timers<ConnId>,
+        t: &Timeouts,
+    ) -> bool {
+        if !self.armed.fired(at) {
+            return false;
+        }
+        if self.deadline(t) > now {
+            self.schedule(timers, t);
+            return false;
+        }
+        true
+    }
+
+    /// The certificate file this connection is parked on.
+    pub fn parked_on(&self) -> Option<&str> {
+        match &self.state {
+            State::CertWait { file, .. } => Some(file),
+            _ => None,
+        }
+    }
+
+    /// Parks the connection until certificate `file` is ready.
+    pub fn park(&mut self, file: String) {
         let early_done = matches!(self.state, State::Handshake(_));
         // Not `enter`: the handshake deadline keeps counting from the accept.
-        self.state = State::CertWait { early_done };
+        self.state = State::CertWait { file, early_done };
     }
 
     /// The loop installed (or refused) this connection's certificate: drive the handshake
     /// phase that asked for it.
     pub fn cert_ready(&mut self) {
-        if let State::CertWait { early_done } = self.state {
+        if let State::CertWait { early_done, .. } = self.state {
             self.state = if early_done {
                 State::Handshake(Want::Read)
             } else {
@@ -227,8 +338,42 @@ impl Conn {
         }
     }
 
+    fn enter(&mut self, state: State, now: Instant) {
+        self.state = state;
+        self.since = now;
+    }
+
+    /// Drives the connection after a readiness event for it.
+    pub fn drive_event(&mut self, env: &mut Env, read_closed: bool) -> Step {
+        self.transport.readable(read_closed);
+        self.drive(env, read_closed)
+    }
+
     /// `read_closed`: the readiness event said the peer half-closed; read to the end.
     pub fn drive(&mut self, env: &mut Env, read_closed: bool) -> Step {
+        let step = self.run(env, read_closed);
+        if matches!(step, Step::Close) || !self.must_send() {
+            return step;
+        }
+        // Whatever TLS gathered in this step (a flight, a ticket, responses) leaves now, in
+        // one write, before the connection waits for anything.
+        self.send_gathered(env).unwrap_or(step)
+    }
+
+    /// Sends gathered TLS bytes: None when all left, else the step to take.
+    fn send_gathered(&mut self, env: &mut Env) -> Option<Step> {
+        match self.transport.send_gathered() {
+            Io::Done(_) => None,
+            Io::Blocked(_) => Some(Step::Wait),
+            Io::Reset | Io::Eof => Some(self.close(env, CloseReason::PeerGone)),
+            Io::Failed(e) => {
+                plog!(log::DEBUG, "send to {} failed: {}", self.peer.ip(), e);
+                Some(self.close(env, CloseReason::Failed))
+            }
+        }
+    }
+
+    fn run(&mut self, env: &mut Env, read_closed: bool) -> Step {
         let mut budget = READ_BUDGET;
         // A short read on plain TCP took everything the kernel had: anything arriving later
         // raises a new edge, so the read that would only say EAGAIN is skipped.
@@ -246,14 +391,12 @@ impl Conn {
             }
             let backlog = self.process(env);
             if self.tx_pending() {
-                match self.flush(env) {
-                    Some(Step::Wait) => return Step::Wait,
-                    Some(step) => return step,
-                    None => {}
+                if let Some(step) = self.flush(env) {
+                    return step;
                 }
             }
             if matches!(self.state, State::Closing) {
-                return self.close(env, None);
+                return self.finish(env);
             }
             if backlog {
                 // Requests are still buffered and no new edge will announce them.
@@ -267,31 +410,63 @@ impl Conn {
                 return Step::Wait;
             }
             budget -= 1;
-            match self.read(env) {
-                (Io::Done(_), short) => drained = short && !read_closed && !self.transport.is_tls(),
-                (Io::Blocked(_), _) => {
+            let (io, short) = self.read(env);
+            match io {
+                Io::Done(_) => drained = !read_closed && self.transport.drained(short),
+                Io::Blocked(_) => {
                     self.release_idle_buffers(env.pool);
                     return Step::Wait;
                 }
-                (Io::Eof, _) => {
-                    // Half-close: answer what was fully received, then close.
-                    self.process(env);
-                    let partial = matches!(self.state, State::Head | State::Body { .. });
-                    self.enter(State::Closing, env.now);
-                    if partial || self.requests == 0 {
-                        return self.close(env, Some(Counter::Cls));
-                    }
-                    if !self.tx_pending() {
-                        return self.close(env, None);
+                Io::Eof => {
+                    if let Some(step) = self.read_ended(env) {
+                        return step;
                     }
                 }
-                (Io::Gone, _) => return self.close(env, Some(Counter::Cls)),
-                (Io::Failed(why), _) => {
-                    plog!(log::DEBUG, "read error from {}: {}", self.peer.ip(), why);
-                    return self.close(env, Some(Counter::Err));
+                Io::Reset => return self.reset(env),
+                Io::Failed(e) => {
+                    plog!(log::DEBUG, "read error from {}: {}", self.peer.ip(), e);
+                    return self.close(env, CloseReason::Failed);
                 }
             }
         }
+    }
+
+    /// No more requests and everything answered: the close_notify goes in the same write as
+    /// the last response when that has not left yet.
+    fn finish(&mut self, env: &mut Env) -> Step {
+        if self.handshaken() {
+            self.transport.close_notify();
+        }
+        match self.send_gathered(env) {
+            None => self.close(env, CloseReason::Done),
+            Some(step) => step,
+        }
+    }
+
+    /// The client closed its side: answer what was fully received, then close.
+    fn read_ended(&mut self, env: &mut Env) -> Option<Step> {
+        self.process(env);
+        let partial = matches!(self.state, State::Head | State::Body { .. });
+        self.enter(State::Closing, env.now);
+        if partial || self.requests == 0 {
+            return Some(self.close(env, CloseReason::PeerClosed { partial }));
+        }
+        if !self.tx_pending() {
+            return Some(self.close(env, CloseReason::Done));
+        }
+        None
+    }
+
+    /// The client reset the connection: nothing more can be sent.
+    fn reset(&mut self, env: &mut Env) -> Step {
+        let reason = if self.tx_pending() {
+            CloseReason::PeerGone
+        } else {
+            let partial = matches!(self.state, State::Head | State::Body { .. })
+                || self.rx.as_ref().is_some_and(|rx| !rx.is_empty());
+            CloseReason::PeerClosed { partial }
+        };
+        self.close(env, reason)
     }
 
     fn drive_handshake(&mut self, env: &mut Env) -> Option<Step> {
@@ -308,7 +483,13 @@ impl Conn {
                 None
             }
             Handshake::Done => {
-                hello::release(&mut self.transport);
+                self.count_sni(env.stats);
+                if let Some(v) = self.transport.tls_version() {
+                    env.stats.handshake_done(v);
+                }
+                if let Some(ssl) = self.transport.ssl() {
+                    hello::release(ssl);
+                }
                 self.enter(State::Idle, env.now);
                 None
             }
@@ -322,18 +503,19 @@ impl Conn {
             }
             Handshake::NeedCert => Some(Step::NeedCert),
             Handshake::Failed(e) => {
-                let (main, detail) = hello::classify_failure(&self.transport, &e);
-                if let Some(d) = detail {
-                    env.stats.bump(d);
-                }
-                plog!(
+                let (why, sni) = match self.transport.ssl() {
+                    Some(ssl) => (hello::classify_failure(ssl, &e), hello::server_name(ssl)),
+                    None => (HandshakeFailure::Other, String::new()),
+                };
+                log::limited(
                     log::WARNING,
-                    "handshake failed: client {} server {}. {}",
-                    self.peer,
-                    hello::server_name(&self.transport),
-                    e
+                    &log::HANDSHAKE,
+                    format_args!(
+                        "handshake failed: client {} server {}. {}",
+                        self.peer, sni, e
+                    ),
                 );
-                Some(self.close(env, Some(main)))
+                Some(self.close(env, CloseReason::Handshake(why)))
             }
         }
     }
@@ -342,78 +524,50 @@ impl Conn {
     /// stopped because too much is unsent, with input left to process.
     fn process(&mut self, env: &mut Env) -> bool {
         loop {
-            let Some(rx) = self.rx.as_mut() else {
-                return false;
-            };
-            if rx.is_empty() {
+            if self.rx.as_ref().is_none_or(RxBuf::is_empty) {
                 return false;
             }
             if self.tx.len() - self.tx_pos >= TX_HIGH_WATER {
                 return true;
             }
-            match &mut self.state {
-                State::Idle | State::Head => {
-                    if matches!(self.state, State::Idle) {
-                        self.req_start = env.now;
-                        self.enter(State::Head, env.now);
-                    }
-                    if !self.parse_one(env) {
-                        return false;
-                    }
+            let go_on = match self.state {
+                State::Idle => {
+                    self.req_start = env.now;
+                    self.enter(State::Head, env.now);
+                    self.parse_one(env)
                 }
-                State::Body {
-                    decoder,
-                    then_close,
-                    capture,
-                } => match decoder.feed(rx.data(), &mut |data| {
-                    if let Some(c) = capture.as_mut() {
-                        c.add(data);
-                    }
-                }) {
-                    Ok(feed) => {
-                        rx.consume(feed.consumed);
-                        self.since = env.now;
-                        if feed.done {
-                            if let Some(c) = capture.take() {
-                                plog!(INFO, "{}", log::post_body_line(&c.bytes, c.truncated));
-                            }
-                            let next = if *then_close {
-                                State::Closing
-                            } else {
-                                State::Idle
-                            };
-                            self.enter(next, env.now);
-                        }
-                    }
-                    Err(_) => {
-                        rx.consume(rx.data().len());
-                        self.ensure_tx(env.pool);
-                        response::write_error(400, &mut self.tx);
-                        env.stats.bump(Counter::Bad);
-                        self.enter(State::Closing, env.now);
-                        return false;
-                    }
-                },
+                State::Head => self.parse_one(env),
+                State::Body { .. } => self.discard_body(env),
                 State::Closing => {
                     // Nothing after a request that closes the connection is answered.
-                    rx.consume(rx.data().len());
-                    return false;
+                    if let Some(rx) = self.rx.as_mut() {
+                        rx.consume(rx.data().len());
+                    }
+                    false
                 }
-                State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => return false,
+                State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => false,
+            };
+            if !go_on {
+                return false;
             }
         }
     }
 
-    fn ensure_tx(&mut self, pool: &mut Pool) {
+    /// Makes sure there is a send buffer; `now` starts the total write time when nothing
+    /// was queued.
+    fn ensure_tx(&mut self, pool: &mut Pool, now: Instant) {
         if self.tx.capacity() == 0 {
             self.tx = pool.tx();
+        }
+        if !self.tx_pending() {
+            self.tx_since = now;
         }
     }
 
     /// Parses and answers one request head; false when more bytes are needed or the
     /// connection is closing.
     fn parse_one(&mut self, env: &mut Env) -> bool {
-        self.ensure_tx(env.pool);
+        self.ensure_tx(env.pool, env.now);
         let Some(rx) = self.rx.as_mut() else {
             return false;
         };
@@ -423,38 +577,40 @@ impl Conn {
             Err(e) => {
                 let bytes = rx.data().len() as u64;
                 rx.consume(rx.data().len());
-                response::write_error(e.status(), &mut self.tx);
                 plog!(
                     log::DEBUG,
                     "bad request from {}: {}",
                     self.peer.ip(),
                     e.status()
                 );
-                self.count(env, Counter::Bad, bytes);
-                self.enter(State::Closing, env.now);
-                return false;
+                return self.refuse(env, e.status(), bytes);
             }
         };
-        let len = head.len;
-        let framing = head.body;
-        let keep_alive = head.keep_alive;
-        let capture = (head.method == b"POST" && log::enabled(INFO)).then(|| Capture {
-            bytes: Vec::new(),
-            truncated: false,
+        let req = Request {
+            head: &head,
+            admin: self.admin,
+            tls: self.transport.tls_version(),
+            peer: self.peer.ip(),
+            early_data: self.early > 0,
+        };
+        let decision = req.decide(env.site);
+        let snapshot = decision.reply.needs_snapshot().then(|| Snapshot {
+            stats: &*env.stats,
+            gauges: env.tls.gauges(),
         });
+        let counter = service::respond(&req, &decision, env.site, snapshot.as_ref(), &mut self.tx);
+        // Over TLS the connection's SNI was counted instead (`top_names`).
+        if let (Some(host), false) = (head.host, self.transport.is_tls()) {
+            env.stats
+                .name_seen(Source::Http, top_names::from_host(host));
+        }
+        let (len, framing, keep_alive) = (head.len, head.body, head.keep_alive);
+        let capture = Capture::for_request(&head);
+        rx.consume(len);
         let body_len = match framing {
             BodyFraming::Length(n) => n,
             _ => 0,
         };
-        let counter = respond(
-            &head,
-            self.admin,
-            &self.transport,
-            self.peer,
-            &mut self.tx,
-            env,
-        );
-        rx.consume(len);
         match counter {
             Some(c) => self.count(env, c, len as u64 + body_len),
             // `/log=N` is not in `req`, but the connection was used: no `cls` at its end.
@@ -474,6 +630,68 @@ impl Conn {
         go_on
     }
 
+    /// Discards body bytes of the request being answered; false when more are needed or
+    /// the body was bad.
+    fn discard_body(&mut self, env: &mut Env) -> bool {
+        let (
+            Some(rx),
+            State::Body {
+                decoder, capture, ..
+            },
+        ) = (self.rx.as_mut(), &mut self.state)
+        else {
+            return false;
+        };
+        let fed = decoder.feed(rx.data(), &mut |data| {
+            if let Some(c) = capture.as_mut() {
+                c.add(data);
+            }
+        });
+        match fed {
+            Ok(feed) => {
+                rx.consume(feed.consumed);
+                self.since = env.now;
+                if !feed.done {
+                    return true;
+                }
+                let State::Body {
+                    then_close,
+                    capture,
+                    ..
+                } = std::mem::replace(&mut self.state, State::Idle)
+                else {
+                    return false;
+                };
+                if let Some(c) = capture {
+                    c.log();
+                }
+                let next = if then_close {
+                    State::Closing
+                } else {
+                    State::Idle
+                };
+                self.enter(next, env.now);
+                true
+            }
+            Err(e) => {
+                rx.consume(rx.data().len());
+                self.ensure_tx(env.pool, env.now);
+                response::write_error(e.status(), &mut self.tx);
+                env.stats.bump(Counter::Bad);
+                self.enter(State::Closing, env.now);
+                false
+            }
+        }
+    }
+
+    /// Answers a request that cannot be served with `status` and closes after it.
+    fn refuse(&mut self, env: &mut Env, status: u16, bytes: u64) -> bool {
+        response::write_error(status, &mut self.tx);
+        self.count(env, Counter::Bad, bytes);
+        self.enter(State::Closing, env.now);
+        false
+    }
+
     /// Counts one answered request.
     fn count(&mut self, env: &mut Env, counter: Counter, bytes: u64) {
         self.requests += 1;
@@ -483,41 +701,43 @@ impl Conn {
             .as_micros() as u64;
         env.stats.request(counter, bytes, micros);
         if let Some(v) = self.transport.tls_version() {
-            env.stats.bump(Counter::Slh);
-            env.stats.bump(version_counter(v));
-            if self.early > 0 {
-                env.stats.bump(Counter::Zrt);
-                self.early = self.early.saturating_sub(bytes as usize);
-            }
+            env.stats.tls_request(v, self.early > 0);
+            self.early = self.early.saturating_sub(bytes as usize);
         }
         self.req_start = env.now;
     }
 
     /// Writes queued bytes; `None` when everything is sent.
     fn flush(&mut self, env: &mut Env) -> Option<Step> {
-        while self.tx_pending() {
+        while self.unsent() {
             match self.transport.write(&self.tx[self.tx_pos..]) {
                 Io::Done(n) => {
                     self.tx_pos += n;
                     self.since = env.now;
                 }
                 Io::Blocked(_) => return Some(Step::Wait),
-                Io::Gone | Io::Eof => {
+                Io::Reset | Io::Eof => {
                     plog!(log::WARNING, "disconnected client: {}", self.peer.ip());
-                    return Some(self.close(env, Some(Counter::Cly)));
+                    return Some(self.close(env, CloseReason::PeerGone));
                 }
-                Io::Failed(why) => {
+                Io::Failed(e) => {
                     plog!(
                         log::ERROR,
                         "attempt to send response resulted in error: {}",
-                        why
+                        e
                     );
-                    return Some(self.close(env, Some(Counter::Err)));
+                    return Some(self.close(env, CloseReason::Failed));
                 }
             }
         }
         self.tx_pos = 0;
         env.pool.put_tx(std::mem::take(&mut self.tx));
+        // A closing connection sends its close_notify with these bytes (`finish`).
+        if !matches!(self.state, State::Closing) {
+            if let Some(step) = self.send_gathered(env) {
+                return Some(step);
+            }
+        }
         if matches!(self.state, State::Idle) {
             self.since = env.now;
         }
@@ -550,41 +770,49 @@ impl Conn {
         }
     }
 
+    /// The SNI counts once per TLS connection, when its handshake ends, either way.
+    fn count_sni(&self, stats: &mut Stats) {
+        if let Some(seen) = self.transport.ssl().and_then(hello::take_name) {
+            stats.name_seen(Source::Tls, seen);
+        }
+    }
+
     /// A deadline passed: count why and close.
     pub fn expire(&mut self, env: &mut Env) -> Step {
-        let outcome = match &self.state {
+        let reason = match &self.state {
             State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => {
-                plog!(
+                let sni = self.ssl().map(hello::server_name).unwrap_or_default();
+                log::limited(
                     log::WARNING,
-                    "handshake failed: timeout. client {} server {}",
-                    self.peer,
-                    hello::server_name(&self.transport)
+                    &log::HANDSHAKE,
+                    format_args!(
+                        "handshake failed: timeout. client {} server {}",
+                        self.peer, sni
+                    ),
                 );
-                env.stats.bump(Counter::Tmo);
-                Some(Counter::Slu)
+                CloseReason::Handshake(HandshakeFailure::Timeout)
             }
-            State::Idle if !self.tx_pending() => (self.requests == 0).then_some(Counter::Cls),
-            _ => {
-                env.stats.bump(Counter::Tmo);
-                (self.requests == 0).then_some(Counter::Cls)
-            }
+            State::Idle if !self.tx_pending() => CloseReason::Idle,
+            _ => CloseReason::Stalled,
         };
-        self.close(env, outcome)
+        self.close(env, reason)
     }
 
     /// Counts how the connection ended and gives its buffers back; the loop drops it.
-    pub fn close(&mut self, env: &mut Env, outcome: Option<Counter>) -> Step {
-        if let Some(c) = outcome {
-            env.stats.event(c);
-            if self.handshaken() && self.requests == 0 && c == Counter::Cls {
-                env.stats.bump(Counter::Slc);
-                if let Some(v) = self.transport.tls_version() {
-                    env.stats.bump(version_counter(v));
-                }
+    pub fn close(&mut self, env: &mut Env, reason: CloseReason) -> Step {
+        self.count_sni(env.stats);
+        let handshaken = self.handshaken();
+        env.stats.closed(Ended {
+            reason,
+            requests: self.requests,
+            tls: self.transport.tls_version().filter(|_| handshaken),
+        });
+        if !matches!(reason, CloseReason::PeerGone | CloseReason::Failed) {
+            if handshaken {
+                self.transport.close_notify();
             }
-        }
-        if self.handshaken() && !matches!(outcome, Some(Counter::Cly) | Some(Counter::Err)) {
-            self.transport.close_notify();
+            // Best effort: the close_notify, or the alert of a failed handshake.
+            let _ = self.transport.send_gathered();
         }
         if let Some(rx) = self.rx.take() {
             env.pool.put_rx(rx.buf);
@@ -593,84 +821,4 @@ impl Conn {
         self.tx_pos = 0;
         Step::Close
     }
-}
-
-fn version_counter(v: SslVersion) -> Counter {
-    if v == SslVersion::TLS1_3 {
-        Counter::V13
-    } else if v == SslVersion::TLS1_2 {
-        Counter::V12
-    } else if v == SslVersion::TLS1_1 {
-        Counter::V11
-    } else {
-        Counter::V10
-    }
-}
-
-fn tls_label(t: &Transport) -> &'static str {
-    match t.tls_version() {
-        None => "none",
-        Some(v) if v == SslVersion::TLS1_3 => "1.3",
-        Some(v) if v == SslVersion::TLS1_2 => "1.2",
-        Some(v) if v == SslVersion::TLS1_1 => "1.1",
-        Some(_) => "1.0",
-    }
-}
-
-/// Dispatches one request and renders its response into `out`; the counter to count.
-fn respond(
-    head: &Head,
-    admin: bool,
-    transport: &Transport,
-    peer: SocketAddr,
-    out: &mut Vec<u8>,
-    env: &mut Env,
-) -> Option<Counter> {
-    let decision = dispatch::dispatch(head, admin, &env.site.settings);
-    let mode = Mode {
-        keep_alive: head.keep_alive,
-        head_only: head.method == b"HEAD",
-    };
-    match decision.reply {
-        Reply::Static(asset) => response::write_static(asset.into(), mode, out),
-        Reply::NoContent => response::write_static(Canned::NoContent, mode, out),
-        Reply::Options => response::write_static(Canned::Options, mode, out),
-        Reply::NotImplemented => response::write_static(Canned::NotImplemented, mode, out),
-        Reply::Text => response::write_text(head.origin, mode, out),
-        Reply::Redirect(location) => response::write_redirect(&location, head.origin, mode, out),
-        Reply::CaCert => match &env.site.ca_pem {
-            Some(pem) => response::write_ca_cert(pem, mode, out),
-            None => response::write_not_found(mode, out),
-        },
-        Reply::NotFound => response::write_not_found(mode, out),
-        Reply::StatsHtml | Reply::StatsText | Reply::StatsJson | Reply::Metrics => {
-            (env.gauges)(env.stats);
-            let version = env.site.version.as_str();
-            let (body, ctype) = match decision.reply {
-                Reply::StatsHtml => (stats_render::html_page(version, env.stats), "text/html"),
-                Reply::StatsText => (stats_render::text_page(version, env.stats), "text/plain"),
-                Reply::StatsJson => (stats_render::json(version, env.stats), "application/json"),
-                _ => (
-                    stats_render::metrics(env.stats),
-                    "text/plain; version=0.0.4",
-                ),
-            };
-            response::write_body("200 OK", ctype, body.as_bytes(), mode, out);
-        }
-        Reply::SetLogLevel(level) => {
-            log::set_level(level);
-            response::write_text(head.origin, mode, out);
-        }
-    }
-    if log::enabled(INFO) {
-        plog!(
-            INFO,
-            "{} {} {} tls_{}",
-            peer.ip(),
-            log::escape(head.host.unwrap_or(b"")),
-            log::escape(head.request_line),
-            tls_label(transport)
-        );
-    }
-    decision.counter
 }

@@ -127,11 +127,7 @@ fn bind_addr(
     }
     // TFO is an optimisation only: kernels without it still serve.
     let _ = setopt(fd, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, TFO_QUEUE);
-    let (storage, len) = sockaddr(&addr);
-    // SAFETY: storage holds a valid sockaddr of `len` bytes.
-    if unsafe { libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    bind_to(fd, &addr)?;
     // SAFETY: plain listen(2) on our socket.
     if unsafe { libc::listen(fd, BACKLOG) } < 0 {
         return Err(io::Error::last_os_error());
@@ -144,10 +140,10 @@ fn bind_addr(
     })
 }
 
-fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: an all-zero sockaddr_storage is valid; we fill the variant we use.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    match addr {
+/// bind(2) with the C form of `addr`, built as the concrete `sockaddr_in`/`sockaddr_in6`
+/// (no `sockaddr_storage` to write through).
+fn bind_to(fd: libc::c_int, addr: &SocketAddr) -> io::Result<()> {
+    let rc = match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
@@ -157,12 +153,9 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 },
                 sin_zero: [0; 8],
             };
-            // SAFETY: sockaddr_in fits in sockaddr_storage.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            (
-                storage,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
+            let len = std::mem::size_of_val(&sin) as libc::socklen_t;
+            // SAFETY: `sin` is a complete sockaddr_in of `len` bytes that outlives the call.
+            unsafe { libc::bind(fd, (&sin as *const libc::sockaddr_in).cast(), len) }
         }
         SocketAddr::V6(a) => {
             let sin6 = libc::sockaddr_in6 {
@@ -174,13 +167,15 @@ fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 },
                 sin6_scope_id: a.scope_id(),
             };
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            (
-                storage,
-                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
+            let len = std::mem::size_of_val(&sin6) as libc::socklen_t;
+            // SAFETY: `sin6` is a complete sockaddr_in6 of `len` bytes that outlives the call.
+            unsafe { libc::bind(fd, (&sin6 as *const libc::sockaddr_in6).cast(), len) }
         }
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 

@@ -4,37 +4,46 @@
 pub mod buffers;
 pub mod conn;
 pub mod listener;
+pub mod reusable;
 pub mod timer;
 pub mod transport;
+pub mod wire;
 
-use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::tls::certs::Leaf;
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use openssl::ssl::{Ssl, SslContext, SslStream};
 use slab::Slab;
 
 use self::buffers::Pool;
-use self::conn::{Conn, Env, Site, Step};
-use self::timer::{TimerKey, Timers};
+use self::conn::{Conn, ConnId, Env, Step, Timeouts};
+use self::reusable::Reusable;
+use self::timer::Timers;
 use self::transport::Transport;
+use self::wire::Wire;
 use crate::config::ListenPort;
+use crate::http::service::Site;
 use crate::log::{self, NOTICE};
 use crate::plog;
-use crate::stats::{Counter, Stats};
+use crate::stats::{CloseReason, Counter, Gauges, HandshakeFailure, Snapshot, Stats};
 use crate::sys::signals::{Signal, SignalFd};
-use crate::tls::certs::Certs;
+use crate::tls::certs::{Certs, Leaf};
+use crate::tls::context::{self, TICKET_KEYS_LEN};
+use crate::tls::disk::DiskBudget;
 use crate::tls::hello::{self, Lookup};
-use crate::tls::names::{self, CertName};
-use crate::tls::workers::{Done, Workers};
+use crate::tls::names;
+use crate::tls::names::CertName;
+use crate::tls::pending::Pending;
+use crate::tls::workers::{Done, Job, Outcome, Workers};
 
-/// The certificate workers wake the loop with this token.
+/// The certificate workers (and the ticket-key reader) wake the loop with this token.
 pub const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
 const LISTENER_BASE: usize = usize::MAX - 2;
@@ -44,6 +53,8 @@ const ACCEPT_BATCH: usize = 64;
 const DRAIN: Duration = Duration::from_secs(3);
 /// Retry accepting after EMFILE/ENFILE even if no connection closed meanwhile.
 const ACCEPT_RETRY: Duration = Duration::from_millis(250);
+/// Reusable connections read in search of one that is really idle, per connection admitted.
+const EVICT_TRIES: usize = 8;
 /// Trim the heap when the connection count falls to an eighth of a peak at least this high.
 const TRIM_AFTER: usize = 512;
 
@@ -52,44 +63,93 @@ pub struct Listener {
     pub port: ListenPort,
 }
 
-/// What the loop does when a signal, SIGUSR1 or shutdown, needs work outside it.
-/// Both run their file I/O off the loop; results come back through `Tls::ticket_keys`.
-pub trait Hooks {
+/// File work that signals ask for. It runs off the loop (the loop never waits for the
+/// disk); results come back through `Tls::ticket_keys` and the waker.
+pub trait Chores {
     /// SIGUSR1, and SIGTERM before exit (`last`: finish before returning): save the
     /// prefetch list, `(certificate file name, reuse count)` most reused first.
-    fn save(&mut self, entries: Vec<(String, u64)>, last: bool);
+    fn save_prefetch(&mut self, entries: Vec<(String, u64)>, last: bool);
     /// SIGHUP: re-read the session-ticket keys, if a file is configured.
-    fn reload(&mut self);
+    fn reload_ticket_keys(&mut self);
 }
 
+/// The TLS side of the loop.
 pub struct Tls {
     pub ctx: SslContext,
-    pub certs: Arc<std::sync::Mutex<Certs>>,
+    /// Shared with the ClientHello callback, hence the `Mutex` (see `tls::certs`).
+    pub certs: Arc<Mutex<Certs>>,
     pub workers: Workers,
     /// Ticket keys re-read on SIGHUP, delivered with a wake-up of `WAKER`.
-    pub ticket_keys: std::sync::mpsc::Receiver<[u8; crate::tls::context::TICKET_KEYS_LEN]>,
+    pub ticket_keys: Receiver<[u8; TICKET_KEYS_LEN]>,
+    pub pending: Pending<ConnId>,
+    /// The workers keep it; read here for the stats pages.
+    pub disk: Arc<Mutex<DiskBudget>>,
+}
+
+impl Tls {
+    /// The gauges a stats page shows besides the loop's counters.
+    pub fn gauges(&self) -> Gauges {
+        let mut g = Gauges {
+            log_level: log::level(),
+            ..Gauges::default()
+        };
+        if let Ok(c) = self.certs.lock() {
+            c.fill_gauges(&mut g);
+        }
+        if let Ok(d) = self.disk.lock() {
+            g.cert_files = d.files() as u64;
+            g.cert_files_max = d.max_files() as u64;
+            g.cert_files_removed = d.evicted();
+        }
+        let sess = context::session_stats(&self.ctx);
+        // `ssh` as the original: sessions stored plus sessions reused.
+        g.sessions = sess.stored + sess.hits;
+        g.session_misses = sess.misses;
+        g.session_purges = sess.full;
+        g.sessions_stored = sess.stored;
+        g.session_hits = sess.hits;
+        g
+    }
+}
+
+/// Settings of the loop itself.
+pub struct Options {
+    pub timeouts: Timeouts,
+    /// `-A` given: admin URIs only on the admin port.
+    pub admin_restricted: bool,
+    /// `-T`.
+    pub max_conns: usize,
+}
+
+/// What one `accept` gave.
+enum Accepted {
+    Conn(TcpStream, SocketAddr),
+    /// Nothing this time, try the next (a connection aborted before we took it).
+    Skip,
+    /// Stop accepting on this listener for now.
+    Stop,
 }
 
 pub struct Server {
     poll: Poll,
     listeners: Vec<Listener>,
     conns: Slab<Conn>,
-    timers: Timers,
+    timers: Timers<ConnId>,
+    /// Idle and silent connections, closed oldest first to admit new ones at `-T`.
+    reusable: Reusable<ConnId>,
     stats: Stats,
     pool: Pool,
     site: Site,
+    options: Options,
     tls: Tls,
     signals: SignalFd,
-    max_conns: usize,
     serial: u64,
     /// Accepting is paused until this instant (at the connection limit, out of
     /// descriptors, or a listener used up its batch); a closing connection brings it
     /// forward to now.
     paused: Option<Instant>,
-    /// Connections waiting for a certificate, by certificate file name.
-    waiting: HashMap<String, Vec<TimerKey>>,
     /// Connections that yielded with work left.
-    again: Vec<TimerKey>,
+    again: Vec<ConnId>,
     draining: Option<Instant>,
     /// Most connections open since the heap was last trimmed.
     peak: usize,
@@ -101,25 +161,25 @@ impl Server {
     pub fn new(
         poll: Poll,
         listeners: Vec<Listener>,
-        site: Site,
-        tls: Tls,
         signals: SignalFd,
-        max_conns: usize,
+        tls: Tls,
+        site: Site,
+        options: Options,
     ) -> io::Result<Server> {
         let mut server = Server {
             poll,
             listeners,
             conns: Slab::new(),
             timers: Timers::default(),
+            reusable: Reusable::default(),
             stats: Stats::new(),
             pool: Pool::default(),
             site,
+            options,
             tls,
             signals,
-            max_conns,
             serial: 0,
             paused: None,
-            waiting: HashMap::new(),
             again: Vec::new(),
             draining: None,
             peak: 0,
@@ -141,22 +201,10 @@ impl Server {
     }
 
     /// Runs until SIGTERM/SIGINT and the drain that follows.
-    pub fn run(&mut self, hooks: &mut dyn Hooks) -> io::Result<()> {
+    pub fn run(&mut self, chores: &mut dyn Chores) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let now = Instant::now();
-            let timeout = if !self.again.is_empty() {
-                Some(Duration::ZERO)
-            } else {
-                let mut next = self.timers.next();
-                for extra in [self.paused, self.draining.map(|d| d + DRAIN)]
-                    .into_iter()
-                    .flatten()
-                {
-                    next = Some(next.map_or(extra, |n| n.min(extra)));
-                }
-                next.map(|n| n.saturating_duration_since(now))
-            };
+            let timeout = self.poll_timeout(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -171,7 +219,7 @@ impl Server {
                         self.install_ticket_keys();
                     }
                     SIGNALS => {
-                        if self.signal(now, hooks)? {
+                        if self.signal(now, chores)? {
                             return Ok(());
                         }
                     }
@@ -181,25 +229,44 @@ impl Server {
                     Token(slot) => self.drive_event(slot, now, event.is_read_closed()),
                 }
             }
-            for key in std::mem::take(&mut self.again) {
-                if self.conns.get(key.slot).is_some_and(|c| c.key == key) {
-                    self.drive(key.slot, now);
+            for id in std::mem::take(&mut self.again) {
+                if self.conns.get(id.slot).is_some_and(|c| c.id() == id) {
+                    self.drive(id.slot, now);
                 }
             }
             self.expire(now);
-            if self.paused.is_some_and(|at| at <= now)
-                && self.conns.len() < self.max_conns
-                && self.draining.is_none()
-            {
-                self.paused = None;
-                for i in 0..self.listeners.len() {
-                    self.accept(i, now);
-                }
-            }
+            self.resume_accepting(now);
             if let Some(since) = self.draining {
                 if self.conns.is_empty() || now >= since + DRAIN {
                     return Ok(());
                 }
+            }
+        }
+    }
+
+    /// How long the loop may sleep: until the next deadline, a paused accept or the end of
+    /// the drain; not at all when connections yielded with work left.
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        [
+            self.timers.next(),
+            self.paused,
+            self.draining.map(|d| d + DRAIN),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|at| at.saturating_duration_since(now))
+    }
+
+    fn resume_accepting(&mut self, now: Instant) {
+        let room = self.conns.len() < self.options.max_conns || !self.reusable.is_empty();
+        if self.paused.is_some_and(|at| at <= now) && room && self.draining.is_none() {
+            self.paused = None;
+            for i in 0..self.listeners.len() {
+                self.accept(i, now);
             }
         }
     }
@@ -209,79 +276,119 @@ impl Server {
             if self.draining.is_some() {
                 return;
             }
-            if self.conns.len() >= self.max_conns {
-                // The kernel backlog holds the rest until a slot frees (HAProxy maxconn).
-                self.paused = Some(now + Duration::from_secs(3600));
-                return;
-            }
-            let listener = &self.listeners[index];
-            let (stream, peer) = match listener.socket.accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    match e.raw_os_error() {
-                        Some(libc::ECONNABORTED) | Some(libc::EPROTO) => continue,
-                        // Out of descriptors or memory: stop accepting instead of spinning on
-                        // a listener that stays readable; retry when a connection closes.
-                        _ => {
-                            // Once per episode: a long overload must not flood syslog.
-                            if !self.accept_failing {
-                                plog!(log::ERROR, "accept: {} (retrying until it succeeds)", e);
-                                self.accept_failing = true;
-                            }
-                            self.paused = Some(now + ACCEPT_RETRY);
-                            return;
-                        }
-                    }
-                }
-            };
-            if self.accept_failing {
-                self.accept_failing = false;
-                plog!(NOTICE, "accept: accepting connections again");
-            }
-            let port = listener.port.clone();
-            let transport = if port.tls {
-                match Ssl::new(&self.tls.ctx).and_then(|mut ssl| {
-                    hello::attach(&mut ssl)?;
-                    ssl.set_accept_state();
-                    SslStream::new(ssl, stream)
-                }) {
-                    Ok(s) => Transport::Tls(s),
-                    Err(e) => {
-                        plog!(log::ERROR, "TLS setup failed: {}", e);
-                        continue;
-                    }
-                }
+            let victim = if self.conns.len() >= self.options.max_conns {
+                let Some(id) = self.idle_victim(now) else {
+                    // Every slot is busy: the kernel backlog holds the rest until one frees or
+                    // becomes idle (HAProxy maxconn).
+                    self.paused = Some(now + Duration::from_secs(3600));
+                    return;
+                };
+                Some(id)
             } else {
-                Transport::Plain(stream)
+                None
             };
-            self.serial += 1;
-            let entry = self.conns.vacant_entry();
-            let key = TimerKey {
-                slot: entry.key(),
-                serial: self.serial,
+            let (stream, peer) = match self.take_connection(index, now) {
+                Accepted::Conn(stream, peer) => (stream, peer),
+                Accepted::Skip => continue,
+                Accepted::Stop => return,
             };
-            let admin = !self.site.admin_restricted || port.admin;
-            let mut conn = Conn::new(transport, key, admin, peer, now);
-            let interest = conn.interest();
-            if let Err(e) =
-                self.poll
-                    .registry()
-                    .register(conn.transport.tcp(), Token(key.slot), interest)
-            {
-                plog!(log::ERROR, "register: {}", e);
-                continue;
+            if let Some(id) = victim {
+                self.with_conn(id.slot, now, |conn, env| {
+                    conn.close(env, CloseReason::Evicted)
+                });
+                self.remove(id.slot);
             }
-            conn.registered = interest;
-            entry.insert(conn);
-            self.stats.conn_opened();
-            self.peak = self.peak.max(self.conns.len());
-            // Data may already be waiting (TCP Fast Open, or a fast client).
-            self.drive(key.slot, now);
+            let port = &self.listeners[index].port;
+            let admin = !self.options.admin_restricted || port.admin;
+            if let Some(transport) = self.transport(stream, port.tls) {
+                self.admit(transport, peer, admin, now);
+            }
         }
         // Budget used: come back after others had their turn.
         self.paused.get_or_insert(now);
+    }
+
+    fn take_connection(&mut self, index: usize, now: Instant) -> Accepted {
+        let (stream, peer) = match self.listeners[index].socket.accept() {
+            Ok(pair) => pair,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::Stop,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Accepted::Skip,
+            Err(e) => {
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ECONNABORTED) | Some(libc::EPROTO)
+                ) {
+                    return Accepted::Skip;
+                }
+                // Out of descriptors or memory: stop accepting instead of spinning on a
+                // listener that stays readable; retry when a connection closes. Logged once
+                // per episode: a long overload must not flood syslog.
+                if !self.accept_failing {
+                    plog!(log::ERROR, "accept: {} (retrying until it succeeds)", e);
+                    self.accept_failing = true;
+                }
+                self.paused = Some(now + ACCEPT_RETRY);
+                return Accepted::Stop;
+            }
+        };
+        if self.accept_failing {
+            self.accept_failing = false;
+            plog!(NOTICE, "accept: accepting connections again");
+        }
+        Accepted::Conn(stream, peer)
+    }
+
+    fn transport(&self, stream: TcpStream, tls: bool) -> Option<Transport> {
+        if !tls {
+            return Some(Transport::Plain(stream));
+        }
+        let stream = Ssl::new(&self.tls.ctx).and_then(|mut ssl| {
+            hello::attach(&mut ssl);
+            ssl.set_accept_state();
+            SslStream::new(ssl, Wire::new(stream))
+        });
+        match stream {
+            Ok(s) => Some(Transport::Tls(s)),
+            Err(e) => {
+                plog!(log::ERROR, "TLS setup failed: {}", e);
+                None
+            }
+        }
+    }
+
+    /// Gives an accepted connection its slot, registers it and drives it once.
+    fn admit(&mut self, transport: Transport, peer: SocketAddr, admin: bool, now: Instant) {
+        self.serial += 1;
+        let entry = self.conns.vacant_entry();
+        let id = ConnId {
+            slot: entry.key(),
+            serial: self.serial,
+        };
+        let mut conn = Conn::new(transport, id, admin, peer, now);
+        if let Err(e) = conn.register(self.poll.registry()) {
+            plog!(log::ERROR, "register: {}", e);
+            return;
+        }
+        entry.insert(conn);
+        self.stats.conn_opened();
+        self.peak = self.peak.max(self.conns.len());
+        // Not read now: if bytes are already there (TCP Fast Open, a fast client), adding the
+        // socket to epoll reports it at once; if not, the read would only say EAGAIN.
+        self.after(id.slot, Step::Wait, now);
+    }
+
+    /// The connection idle (or silent) longest, to close for a new one. A candidate is read
+    /// first: one accepted in the same batch may have sent its request already without our
+    /// having looked (connections are read when epoll reports them).
+    fn idle_victim(&mut self, now: Instant) -> Option<ConnId> {
+        for _ in 0..EVICT_TRIES {
+            let id = self.reusable.oldest()?;
+            self.drive(id.slot, now);
+            if self.reusable.oldest() == Some(id) {
+                return Some(id);
+            }
+        }
+        None
     }
 
     /// Runs `f` on a connection with the environment it borrows from the loop.
@@ -291,33 +398,29 @@ impl Server {
         now: Instant,
         f: impl FnOnce(&mut Conn, &mut Env) -> R,
     ) -> Option<R> {
-        let Server {
-            conns,
-            stats,
-            pool,
-            site,
-            tls,
-            ..
-        } = self;
-        let kcc = conns.len() as u64;
-        let gauges = |s: &mut Stats| fill_gauges(s, kcc, tls);
-        let conn = conns.get_mut(slot)?;
+        let conn = self.conns.get_mut(slot)?;
         let mut env = Env {
             now,
-            stats,
-            pool,
-            site,
-            gauges: &gauges,
+            stats: &mut self.stats,
+            pool: &mut self.pool,
+            site: &self.site,
+            tls: &self.tls,
         };
         Some(f(conn, &mut env))
     }
 
+    /// Drives a connection for a reason of the loop's own (a certificate arrived, it
+    /// yielded with work left): no new bytes are implied.
     fn drive(&mut self, slot: usize, now: Instant) {
-        self.drive_event(slot, now, false);
+        if let Some(step) = self.with_conn(slot, now, |conn, env| conn.drive(env, false)) {
+            self.after(slot, step, now);
+        }
     }
 
     fn drive_event(&mut self, slot: usize, now: Instant, read_closed: bool) {
-        if let Some(step) = self.with_conn(slot, now, |conn, env| conn.drive(env, read_closed)) {
+        if let Some(step) =
+            self.with_conn(slot, now, |conn, env| conn.drive_event(env, read_closed))
+        {
             self.after(slot, step, now);
         }
     }
@@ -332,23 +435,20 @@ impl Server {
                     return;
                 };
                 if matches!(step, Step::Again) {
-                    self.again.push(conn.key);
+                    self.again.push(conn.id());
                 }
-                let want = conn.interest();
-                if want != conn.registered {
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .reregister(conn.transport.tcp(), Token(slot), want)
-                    {
-                        plog!(log::ERROR, "reregister: {}", e);
-                        self.remove(slot);
-                        return;
-                    }
-                    conn.registered = want;
+                if let Err(e) = conn.update_interest(self.poll.registry()) {
+                    plog!(log::ERROR, "reregister: {}", e);
+                    self.remove(slot);
+                    return;
                 }
-                let deadline = conn.deadline(&self.site.timeouts);
-                self.timers.arm(conn.key, &mut conn.armed, deadline);
+                conn.schedule(&mut self.timers, &self.options.timeouts);
+                let was_empty = self.reusable.is_empty();
+                conn.list_reusable(&mut self.reusable);
+                if was_empty && !self.reusable.is_empty() && self.paused.is_some() {
+                    // At the limit with nothing to close: this one can make room now.
+                    self.paused = Some(now);
+                }
             }
         }
     }
@@ -357,8 +457,19 @@ impl Server {
         if !self.conns.contains(slot) {
             return;
         }
+        // Dropping the connection closes its socket, which takes it out of epoll: no
+        // EPOLL_CTL_DEL needed (nothing else holds the descriptor).
         let mut conn = self.conns.remove(slot);
-        let _ = self.poll.registry().deregister(conn.transport.tcp());
+        conn.unlist(&mut self.reusable, &mut self.timers);
+        if let Some(file) = conn.parked_on() {
+            self.tls.pending.forget(file, conn.id());
+        }
+        let conns = &self.conns;
+        self.timers.compact_if_stale(|at, id| {
+            conns
+                .get(id.slot)
+                .is_some_and(|c| c.id() == id && c.owns_timer(at))
+        });
         self.stats.conn_closed(conn.requests());
         // After a burst, hand the memory back (a few ms, at most once per burst).
         if self.peak >= TRIM_AFTER && self.conns.len() <= self.peak / 8 {
@@ -374,82 +485,77 @@ impl Server {
     }
 
     fn expire(&mut self, now: Instant) {
-        while let Some((at, key)) = self.timers.pop_due(now) {
-            let Some(conn) = self.conns.get_mut(key.slot) else {
+        while let Some((at, id)) = self.timers.pop_due(now) {
+            let Some(conn) = self.conns.get_mut(id.slot) else {
                 continue;
             };
-            if conn.key != key || !conn.armed.fired(at) {
+            if conn.id() != id || !conn.timer_due(at, now, &mut self.timers, &self.options.timeouts)
+            {
                 continue;
             }
-            let deadline = conn.deadline(&self.site.timeouts);
-            if deadline > now {
-                self.timers.arm(key, &mut conn.armed, deadline);
-                continue;
-            }
-            if let Some(name) = self.waiting_name(key) {
-                if let Some(list) = self.waiting.get_mut(&name) {
-                    list.retain(|k| *k != key);
-                }
-            }
-            self.with_conn(key.slot, now, |conn, env| conn.expire(env));
-            self.remove(key.slot);
+            self.with_conn(id.slot, now, |conn, env| conn.expire(env));
+            self.remove(id.slot);
         }
     }
 
-    fn waiting_name(&self, key: TimerKey) -> Option<String> {
-        let conn = self.conns.get(key.slot)?;
-        hello::waiting_for(&conn.transport)
-    }
-
-    /// The ClientHello callback found no cached certificate: look again from the loop
-    /// (for no-SNI clients the name is our local address), else park and ask a worker.
+    /// The ClientHello callback found no cached certificate: park the connection and ask a
+    /// worker. A client without SNI gets a certificate for the address it connected to,
+    /// which only the loop knows, so that one is looked up here first.
     fn need_cert(&mut self, slot: usize, now: Instant) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let key = conn.key;
-        let name: CertName = match hello::lookup(&conn.transport) {
-            Some(Lookup::Name(name)) => name,
-            Some(Lookup::NoSni) => match conn.transport.tcp_ref().local_addr() {
-                Ok(addr) => names::cert_name_for_ip(canonical_ip(addr.ip())),
-                Err(_) => return self.refuse(slot, Counter::Slu, now),
-            },
-            None => return self.refuse(slot, Counter::Slu, now),
+        let Some(ssl) = conn.ssl() else {
+            return self.remove(slot);
         };
-        let cached = self
-            .tls
-            .certs
-            .lock()
-            .map(|mut c| c.get(name.file_name()))
-            .unwrap_or(None);
-        if let Some(ctx) = cached {
-            hello::install(&conn.transport, ctx);
-            conn.cert_ready();
-            return self.drive(slot, now);
-        }
-        hello::set_waiting(&conn.transport, name.file_name());
-        conn.wait_cert();
+        let name = match hello::take_lookup(ssl) {
+            Some(Lookup::Name(name)) => name,
+            Some(Lookup::NoSni) => match conn.local_ip() {
+                Ok(ip) => {
+                    let name = names::cert_name_for_ip(ip);
+                    let cached = self
+                        .tls
+                        .certs
+                        .lock()
+                        .ok()
+                        .and_then(|mut c| c.get(name.file_name()));
+                    if let Some(leaf) = cached {
+                        hello::install(ssl, leaf);
+                        return self.drive(slot, now);
+                    }
+                    name
+                }
+                Err(_) => return self.refuse(slot, HandshakeFailure::Other, now),
+            },
+            None => return self.refuse(slot, HandshakeFailure::Other, now),
+        };
         let file = name.file_name().to_string();
-        let first = !self.waiting.contains_key(&file);
-        self.waiting.entry(file.clone()).or_default().push(key);
-        if first {
-            if let Err(name) = self.tls.workers.submit(name) {
-                plog!(
-                    log::ERROR,
-                    "certificate queue full: refusing {}",
-                    name.file_name()
-                );
-                self.stats.bump(Counter::Cqf);
-                self.finish_waiters(&file, None, Counter::Slm, now);
-                return;
-            }
+        conn.park(file.clone());
+        if let Some(abandoned) = self.tls.pending.park(&file, conn.id()) {
+            self.submit(Job { name, abandoned }, now);
         }
         self.after(slot, Step::Wait, now);
     }
 
-    fn refuse(&mut self, slot: usize, counter: Counter, now: Instant) {
+    /// Queues a certificate job; a full queue refuses everyone waiting for that name.
+    fn submit(&mut self, job: Job, now: Instant) {
+        if let Err(job) = self.tls.workers.submit(job) {
+            let file = job.name.file_name();
+            log::limited(
+                log::ERROR,
+                &log::QUEUE_FULL,
+                format_args!("certificate queue full: refusing {file}"),
+            );
+            self.stats.bump(Counter::Cqf);
+            self.finish_waiters(file, None, now);
+        }
+    }
+
+    fn refuse(&mut self, slot: usize, why: HandshakeFailure, now: Instant) {
         if let Some(conn) = self.conns.get_mut(slot) {
-            hello::refuse(&conn.transport, counter);
+            if let Some(ssl) = conn.ssl() {
+                hello::refuse(ssl, why);
+            }
             conn.cert_ready();
             self.drive(slot, now);
         }
@@ -459,53 +565,86 @@ impl Server {
         while let Some(done) = self.tls.workers.try_recv() {
             let Done {
                 name,
-                result,
+                outcome,
                 generated,
                 replaced,
             } = done;
             if replaced {
                 self.stats.bump(Counter::Sle);
             }
-            match result {
-                Ok(leaf) => {
-                    if generated {
-                        self.stats.bump(Counter::Cgn);
+            if generated {
+                self.stats.bump(Counter::Cgn);
+            }
+            match outcome {
+                Outcome::Ready(leaf) => {
+                    if !generated {
+                        self.stats.cert_loaded();
                     }
                     if let Ok(mut certs) = self.tls.certs.lock() {
                         certs.insert(name.clone(), leaf.clone());
                     }
-                    self.finish_waiters(&name, Some(leaf), Counter::Slm, now);
+                    self.finish_waiters(&name, Some(leaf), now);
                 }
-                Err(why) => {
-                    plog!(log::ERROR, "certificate for {} failed: {}", name, why);
+                Outcome::Failed(why) => {
+                    // A CA that cannot sign was reported once at startup: not once per name.
+                    let level = if self.tls.workers.can_sign() {
+                        log::ERROR
+                    } else {
+                        log::WARNING
+                    };
+                    log::limited(
+                        level,
+                        &log::CERT_FAILED,
+                        format_args!("certificate for {name} failed: {why}"),
+                    );
                     self.stats.bump(Counter::Cgf);
-                    self.finish_waiters(&name, None, Counter::Slm, now);
+                    self.finish_waiters(&name, None, now);
+                }
+                Outcome::Abandoned => {
+                    self.stats.cert_abandoned();
+                    self.job_abandoned(&name, now);
                 }
             }
         }
     }
 
-    /// Resumes every connection parked on `name`, with its certificate or a refusal.
-    fn finish_waiters(&mut self, name: &str, leaf: Option<Leaf>, refusal: Counter, now: Instant) {
-        for key in self.waiting.remove(name).unwrap_or_default() {
-            let Some(conn) = self.conns.get_mut(key.slot) else {
+    /// The worker skipped a job nobody waited for; anyone who came since needs a new one.
+    fn job_abandoned(&mut self, file: &str, now: Instant) {
+        let waiters = self.tls.pending.take(file);
+        let Ok(name) = CertName::from_file_name(file) else {
+            return;
+        };
+        let mut abandoned = None;
+        for id in waiters {
+            if self.conns.get(id.slot).is_some_and(|c| c.id() == id) {
+                abandoned = abandoned.or(self.tls.pending.park(file, id));
+            }
+        }
+        if let Some(abandoned) = abandoned {
+            self.submit(Job { name, abandoned }, now);
+        }
+    }
+
+    /// Resumes every connection parked on `file`, with its certificate or a refusal.
+    fn finish_waiters(&mut self, file: &str, leaf: Option<Leaf>, now: Instant) {
+        for id in self.tls.pending.take(file) {
+            let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id() == id) else {
                 continue;
             };
-            if conn.key != key {
-                continue;
-            }
-            match &leaf {
-                Some(leaf) => hello::install(&conn.transport, leaf.clone()),
-                None => hello::refuse(&conn.transport, refusal),
+            if let Some(ssl) = conn.ssl() {
+                match &leaf {
+                    Some(leaf) => hello::install(ssl, leaf.clone()),
+                    None => hello::refuse(ssl, HandshakeFailure::NoCertificate),
+                }
             }
             conn.cert_ready();
-            self.drive(key.slot, now);
+            self.drive(id.slot, now);
         }
     }
 
     fn install_ticket_keys(&mut self) {
         while let Ok(keys) = self.tls.ticket_keys.try_recv() {
-            match crate::tls::context::set_ticket_keys(&self.tls.ctx, &keys) {
+            match context::set_ticket_keys(&self.tls.ctx, &keys) {
                 Ok(()) => plog!(NOTICE, "session ticket keys reloaded"),
                 Err(e) => plog!(log::ERROR, "session ticket keys: {}", e),
             }
@@ -513,49 +652,45 @@ impl Server {
     }
 
     /// Returns true when the loop must end now.
-    fn signal(&mut self, now: Instant, hooks: &mut dyn Hooks) -> io::Result<bool> {
+    fn signal(&mut self, now: Instant, chores: &mut dyn Chores) -> io::Result<bool> {
         while let Some(sig) = self.signals.next()? {
             match sig {
                 Signal::Usr1 => {
                     self.log_stats();
-                    if let Ok(certs) = self.tls.certs.lock() {
-                        hooks.save(owned(&certs), false);
-                    }
+                    chores.save_prefetch(self.prefetch_entries(), false);
                 }
                 Signal::Hup => {
                     plog!(NOTICE, "SIGHUP: reloading");
-                    hooks.reload();
+                    chores.reload_ticket_keys();
                 }
                 Signal::Terminate(signo) => {
-                    if self.draining.is_some() {
-                        continue;
-                    }
-                    self.draining = Some(now);
-                    for l in &mut self.listeners {
-                        let _ = self.poll.registry().deregister(&mut l.socket);
-                    }
-                    self.listeners.clear();
-                    self.close_idle(now);
-                    self.log_stats();
-                    if let Ok(certs) = self.tls.certs.lock() {
-                        hooks.save(owned(&certs), true);
-                    }
-                    plog!(
-                        NOTICE,
-                        "exit on {}",
-                        if signo == libc::SIGINT {
-                            "SIGINT"
-                        } else {
-                            "SIGTERM"
-                        }
-                    );
-                    if self.conns.is_empty() {
+                    if self.draining.is_none() && self.shut_down(now, signo, chores) {
                         return Ok(true);
                     }
                 }
             }
         }
         Ok(false)
+    }
+
+    /// SIGTERM/SIGINT: stop listening, close idle connections, save; true when nothing is
+    /// left to drain.
+    fn shut_down(&mut self, now: Instant, signo: i32, chores: &mut dyn Chores) -> bool {
+        self.draining = Some(now);
+        for l in &mut self.listeners {
+            let _ = self.poll.registry().deregister(&mut l.socket);
+        }
+        self.listeners.clear();
+        self.close_idle(now);
+        self.log_stats();
+        chores.save_prefetch(self.prefetch_entries(), true);
+        let name = if signo == libc::SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        plog!(NOTICE, "exit on {}", name);
+        self.conns.is_empty()
     }
 
     /// Shutdown: connections with nothing in flight close now; the rest may finish.
@@ -567,48 +702,32 @@ impl Server {
             .map(|(k, _)| k)
             .collect();
         for slot in idle {
-            self.with_conn(slot, now, |conn, env| conn.close(env, None));
+            self.with_conn(slot, now, |conn, env| conn.close(env, CloseReason::Done));
             self.remove(slot);
         }
     }
 
-    pub fn log_stats(&mut self) {
-        fill_gauges(&mut self.stats, self.conns.len() as u64, &self.tls);
+    /// The prefetch entries, copied so that the file can be written off the loop.
+    fn prefetch_entries(&self) -> Vec<(String, u64)> {
+        let Ok(certs) = self.tls.certs.lock() else {
+            return Vec::new();
+        };
+        certs
+            .by_reuse()
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c))
+            .collect()
+    }
+
+    pub fn log_stats(&self) {
+        let snapshot = Snapshot {
+            stats: &self.stats,
+            gauges: self.tls.gauges(),
+        };
         plog!(
             log::CRITICAL,
             "{}",
-            crate::stats_render::stats_line(&self.stats)
+            crate::stats_render::stats_line(&snapshot)
         );
     }
-}
-
-/// The prefetch entries, copied so that the file can be written off the loop.
-fn owned(certs: &Certs) -> Vec<(String, u64)> {
-    certs
-        .by_reuse()
-        .into_iter()
-        .map(|(n, c)| (n.to_string(), c))
-        .collect()
-}
-
-/// IPv4 clients on the dual-stack socket arrive as `::ffff:a.b.c.d`; certificates and
-/// logs use the IPv4 form.
-pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-fn fill_gauges(s: &mut Stats, kcc: u64, tls: &Tls) {
-    s.set(Counter::Kcc, kcc);
-    s.set(Counter::Log, u64::from(log::level()));
-    if let Ok(c) = tls.certs.lock() {
-        c.fill_gauges(s);
-    }
-    // ssh as the original: sessions stored plus sessions reused.
-    let sess = crate::tls::context::session_stats(&tls.ctx);
-    s.set(Counter::Ssh, sess.stored + sess.hits);
-    s.set(Counter::Ssm, sess.misses);
-    s.set(Counter::Ssp, sess.full);
 }

@@ -1,4 +1,4 @@
-//! Connection deadlines: a min-heap the loop sleeps on.
+//! Connection deadlines: a min-heap the loop sleeps on, keyed by connection id.
 //!
 //! Each connection keeps at most one live entry. A deadline that moves later (the common
 //! case: another request on a keep-alive connection) costs nothing: the old entry fires,
@@ -9,31 +9,55 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-/// Identifies a connection across slab slot reuse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TimerKey {
-    pub slot: usize,
-    pub serial: u64,
+pub struct Timers<K> {
+    heap: BinaryHeap<Reverse<(Instant, K)>>,
+    /// Entries that will never fire for a live connection (closed, or superseded by an
+    /// earlier deadline); when they outnumber the rest the heap is compacted, so that churn
+    /// cannot pile up entries for `-O` seconds.
+    stale: usize,
 }
 
-#[derive(Default)]
-pub struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+impl<K: Ord> Default for Timers<K> {
+    fn default() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+            stale: 0,
+        }
+    }
 }
+
+/// Compaction pays off only past this many stale entries.
+const COMPACT_AFTER: usize = 1024;
 
 /// What a connection remembers about its heap entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Armed(pub Option<Instant>);
 
-impl Timers {
+impl<K: Ord + Copy> Timers<K> {
     /// Makes sure an entry fires no later than `deadline`.
-    pub fn arm(&mut self, key: TimerKey, armed: &mut Armed, deadline: Instant) {
+    pub fn arm(&mut self, key: K, armed: &mut Armed, deadline: Instant) {
         match armed.0 {
             Some(at) if at <= deadline => {}
-            _ => {
+            previous => {
+                self.stale += usize::from(previous.is_some());
                 self.heap.push(Reverse((deadline, key)));
                 armed.0 = Some(deadline);
             }
+        }
+    }
+
+    /// The connection owning `armed` closed: its entry is dead weight from now on.
+    pub fn cancel(&mut self, armed: &mut Armed) {
+        if armed.0.take().is_some() {
+            self.stale += 1;
+        }
+    }
+
+    /// Drops the entries `live` says are stale once they are the majority.
+    pub fn compact_if_stale(&mut self, live: impl Fn(Instant, K) -> bool) {
+        if self.stale > COMPACT_AFTER && self.stale * 2 > self.heap.len() {
+            self.heap.retain(|Reverse((at, key))| live(*at, *key));
+            self.stale = 0;
         }
     }
 
@@ -43,9 +67,14 @@ impl Timers {
 
     /// Pops the next entry due at `now`; the caller checks it against the connection
     /// (`fired`) and re-arms or expires it.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerKey)> {
+    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, K)> {
         match self.heap.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
+            Some(Reverse((at, _))) if *at <= now => {
+                let popped = self.heap.pop().map(|Reverse(e)| e);
+                // Whether it was stale is for the caller to say; keep the estimate in bounds.
+                self.stale = self.stale.min(self.heap.len());
+                popped
+            }
             _ => None,
         }
     }
@@ -85,7 +114,7 @@ mod tests {
     #[test]
     fn later_deadlines_do_not_push() {
         let mut t = Timers::default();
-        let key = TimerKey { slot: 1, serial: 7 };
+        let key = (1usize, 7u64);
         let mut armed = Armed::default();
         let now = Instant::now();
         t.arm(key, &mut armed, now + Duration::from_secs(5));
@@ -99,7 +128,7 @@ mod tests {
     #[test]
     fn stale_entries_are_recognised() {
         let mut t = Timers::default();
-        let key = TimerKey { slot: 0, serial: 1 };
+        let key = (0usize, 1u64);
         let mut armed = Armed::default();
         let now = Instant::now();
         t.arm(key, &mut armed, now + Duration::from_secs(5));
@@ -115,15 +144,29 @@ mod tests {
     }
 
     #[test]
+    fn closed_connections_do_not_pile_up() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        let far = now + Duration::from_secs(120);
+        let mut live = Armed::default();
+        t.arm((0usize, 0u64), &mut live, far);
+        for i in 1..=5000u64 {
+            let mut armed = Armed::default();
+            t.arm((i as usize, i), &mut armed, far);
+            t.cancel(&mut armed);
+            let keep = live.0;
+            t.compact_if_stale(|at, k| k == (0, 0) && Some(at) == keep);
+        }
+        assert!(t.len() <= COMPACT_AFTER + 2, "{}", t.len());
+        assert_eq!(t.next(), Some(far));
+    }
+
+    #[test]
     fn nothing_due_before_deadline() {
         let mut t = Timers::default();
         let mut armed = Armed::default();
         let now = Instant::now();
-        t.arm(
-            TimerKey { slot: 0, serial: 0 },
-            &mut armed,
-            now + Duration::from_millis(50),
-        );
+        t.arm((0usize, 0u64), &mut armed, now + Duration::from_millis(50));
         assert!(t.pop_due(now).is_none());
     }
 }

@@ -1,11 +1,20 @@
-//! The byte stream under a connection: plain TCP or TLS over TCP. One place maps OpenSSL's
-//! WANT_READ / WANT_WRITE / WANT_CLIENT_HELLO_CB results onto readiness the loop waits for.
+//! The byte stream under a connection: plain TCP or TLS over TCP (through `Wire`, which
+//! gathers OpenSSL's writes). One place maps OpenSSL's WANT_READ / WANT_WRITE /
+//! WANT_X509_LOOKUP results onto readiness the loop waits for.
 
 use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 use mio::Interest;
-use openssl::ssl::{ErrorCode, SslStream, SslVersion};
+use openssl::ssl::{ErrorCode, ShutdownState, SslRef, SslStream, SslVersion};
+
+use super::wire::Wire;
+use crate::stats::TlsVersion;
+
+extern "C" {
+    // In libssl since 1.1.0; the openssl-sys bindings lack it.
+    fn SSL_has_pending(s: *const openssl_sys::SSL) -> libc::c_int;
+}
 
 /// Which readiness an operation is blocked on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,9 +39,10 @@ pub enum Io {
     /// Orderly end of stream (TCP FIN, TLS close_notify or an EOF we tolerate).
     Eof,
     Blocked(Want),
-    /// The peer reset or broke the connection while we wrote (`cly`).
-    Gone,
-    Failed(String),
+    /// The peer reset the connection, or it broke while we wrote.
+    Reset,
+    /// Anything else; TLS errors arrive wrapped in an `io::Error` of kind `Other`.
+    Failed(io::Error),
 }
 
 /// Result of driving a TLS handshake (or the early-data read that starts it).
@@ -41,14 +51,14 @@ pub enum Handshake {
     /// Early data arrived: `n` bytes were put into the buffer.
     Early(usize),
     Blocked(Want),
-    /// The ClientHello callback asked to be called again once a certificate is ready.
+    /// The certificate callback asked to be called again once a certificate is ready.
     NeedCert,
     Failed(openssl::ssl::Error),
 }
 
 pub enum Transport {
     Plain(TcpStream),
-    Tls(SslStream<TcpStream>),
+    Tls(SslStream<Wire>),
 }
 
 fn io_error(e: io::Error) -> Io {
@@ -56,8 +66,8 @@ fn io_error(e: io::Error) -> Io {
         io::ErrorKind::WouldBlock => Io::Blocked(Want::Read),
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted => Io::Gone,
-        _ => Io::Failed(e.to_string()),
+        | io::ErrorKind::ConnectionAborted => Io::Reset,
+        _ => Io::Failed(e),
     }
 }
 
@@ -71,7 +81,7 @@ fn ssl_error(e: openssl::ssl::Error) -> Io {
             // SYSCALL without an errno is an EOF in the middle of a record.
             Err(_) => Io::Eof,
         },
-        _ => Io::Failed(e.to_string()),
+        _ => Io::Failed(io::Error::other(e)),
     }
 }
 
@@ -79,14 +89,57 @@ impl Transport {
     pub fn tcp(&mut self) -> &mut TcpStream {
         match self {
             Transport::Plain(s) => s,
-            Transport::Tls(s) => s.get_mut(),
+            Transport::Tls(s) => s.get_mut().tcp(),
         }
     }
 
     pub fn tcp_ref(&self) -> &TcpStream {
         match self {
             Transport::Plain(s) => s,
-            Transport::Tls(s) => s.get_ref(),
+            Transport::Tls(s) => s.get_ref().tcp_ref(),
+        }
+    }
+
+    /// TLS bytes written but not yet handed to the socket (`send_gathered`).
+    pub fn gathered(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(s) => s.get_ref().pending(),
+        }
+    }
+
+    /// Sends what TLS has gathered: `Done(0)` when it all left, `Blocked(Write)` when the
+    /// socket is full.
+    pub fn send_gathered(&mut self) -> Io {
+        match self {
+            Transport::Plain(_) => Io::Done(0),
+            Transport::Tls(s) => match s.get_mut().send() {
+                Ok(true) => Io::Done(0),
+                Ok(false) => Io::Blocked(Want::Write),
+                Err(e) => io_error(e),
+            },
+        }
+    }
+
+    /// The loop saw a readiness event for this connection; `closed`: the peer closed its
+    /// side.
+    pub fn readable(&mut self, closed: bool) {
+        if let Transport::Tls(s) = self {
+            s.get_mut().readable(closed);
+        }
+    }
+
+    /// After a read that filled `short` of the buffer: whether the socket is now empty, so
+    /// that only a new readiness event can bring more. Over TLS the raw read decides, and
+    /// OpenSSL must hold no record it has read but not handed over.
+    pub fn drained(&self, short: bool) -> bool {
+        match self {
+            Transport::Plain(_) => short,
+            Transport::Tls(s) => {
+                let raw = s.ssl() as *const SslRef as *const openssl_sys::SSL;
+                // SAFETY: `&SslRef` is the live `SSL*` of this stream; the call only reads.
+                s.get_ref().drained() && unsafe { SSL_has_pending(raw) } == 0
+            }
         }
     }
 
@@ -101,7 +154,6 @@ impl Transport {
                     Ok(0) => return Io::Eof,
                     Ok(n) => return Io::Done(n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Io::Eof,
                     Err(e) => return io_error(e),
                 }
             },
@@ -117,7 +169,7 @@ impl Transport {
         match self {
             Transport::Plain(s) => loop {
                 match s.write(buf) {
-                    Ok(0) => return Io::Gone,
+                    Ok(0) => return Io::Reset,
                     Ok(n) => return Io::Done(n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -129,7 +181,7 @@ impl Transport {
             Transport::Tls(s) => match s.ssl_write(buf) {
                 Ok(n) => Io::Done(n),
                 Err(e) => match ssl_error(e) {
-                    Io::Eof => Io::Gone,
+                    Io::Eof => Io::Reset,
                     other => other,
                 },
             },
@@ -157,7 +209,9 @@ impl Transport {
             Err(e) => match e.code() {
                 ErrorCode::WANT_READ => Handshake::Blocked(Want::Read),
                 ErrorCode::WANT_WRITE => Handshake::Blocked(Want::Write),
-                ErrorCode::WANT_CLIENT_HELLO_CB => Handshake::NeedCert,
+                code if code.as_raw() == openssl_sys::SSL_ERROR_WANT_X509_LOOKUP => {
+                    Handshake::NeedCert
+                }
                 _ => Handshake::Failed(e),
             },
         }
@@ -167,14 +221,30 @@ impl Transport {
     /// session resumable (the original never sent it, §12 #21).
     pub fn close_notify(&mut self) {
         if let Transport::Tls(s) = self {
-            let _ = s.shutdown();
+            if !s.get_shutdown().contains(ShutdownState::SENT) {
+                let _ = s.shutdown();
+            }
         }
     }
 
-    pub fn tls_version(&self) -> Option<SslVersion> {
+    /// The TLS connection, for the ClientHello state kept on it.
+    pub fn ssl(&self) -> Option<&SslRef> {
         match self {
             Transport::Plain(_) => None,
-            Transport::Tls(s) => s.ssl().version2(),
+            Transport::Tls(s) => Some(s.ssl()),
         }
+    }
+
+    pub fn tls_version(&self) -> Option<TlsVersion> {
+        let v = self.ssl()?.version2()?;
+        Some(if v == SslVersion::TLS1_3 {
+            TlsVersion::V13
+        } else if v == SslVersion::TLS1_2 {
+            TlsVersion::V12
+        } else if v == SslVersion::TLS1_1 {
+            TlsVersion::V11
+        } else {
+            TlsVersion::V10
+        })
     }
 }

@@ -1,7 +1,9 @@
-//! Daemonizing, dropping privileges and raising the open-file limit.
+//! Users, dropping privileges, testing access as another user, and the open-file limit.
 
 use std::ffi::CString;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
@@ -9,14 +11,6 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(rc)
     }
-}
-
-/// Classic daemon(3): fork (the parent exits 0), setsid, chdir /, stdio to /dev/null.
-/// Must run before any thread is started.
-pub fn daemonize() -> io::Result<()> {
-    // SAFETY: called while the process is single-threaded; the parent exits at once.
-    let rc = unsafe { libc::daemon(0, 0) };
-    check(rc).map(|_| ())
 }
 
 /// The account the process switches to after binding its ports.
@@ -94,9 +88,13 @@ fn getpwnam(name: &str) -> io::Result<Option<User>> {
     }))
 }
 
-pub fn is_root() -> bool {
+pub fn euid() -> libc::uid_t {
     // SAFETY: geteuid never fails.
-    unsafe { libc::geteuid() == 0 }
+    unsafe { libc::geteuid() }
+}
+
+pub fn is_root() -> bool {
+    euid() == 0
 }
 
 /// Switches to `user` completely: supplementary groups, gid, then uid (the original only
@@ -104,9 +102,9 @@ pub fn is_root() -> bool {
 pub fn drop_privileges(user: &User) -> io::Result<()> {
     let cname = CString::new(user.name.as_str())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name contains NUL"))?;
+    set_groups(&cname, user.gid)?;
     // SAFETY: plain syscalls with valid arguments.
     unsafe {
-        set_groups(&cname, user.gid)?;
         check(libc::setgid(user.gid))?;
         check(libc::setuid(user.uid))?;
         // Regaining root must be impossible now.
@@ -119,16 +117,66 @@ pub fn drop_privileges(user: &User) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `user` (or, with `None`, this process) may access `path` with `mode`
+/// (`libc::W_OK | libc::X_OK` and the like). For another user the test runs in a child that
+/// switches to that user, so groups, ACLs and read-only mounts count exactly as they will
+/// after the drop. Must run while the process is single-threaded.
+pub fn access_as(user: Option<&User>, path: &Path, mode: libc::c_int) -> io::Result<()> {
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    let Some(user) = user.filter(|u| u.uid != 0 && is_root()) else {
+        // SAFETY: a NUL-terminated path that outlives the call.
+        let rc = unsafe { libc::faccessat(libc::AT_FDCWD, cpath.as_ptr(), mode, libc::AT_EACCESS) };
+        return check(rc).map(|_| ());
+    };
+    // SAFETY: single-threaded (the caller's contract); the child only switches user, tests
+    // and leaves with _exit, its status carrying the errno.
+    let pid = check(unsafe { libc::fork() })?;
+    if pid == 0 {
+        let code = match drop_privileges(user) {
+            // SAFETY: as above.
+            Ok(()) => match unsafe { libc::access(cpath.as_ptr(), mode) } {
+                0 => 0,
+                _ => io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(255)
+                    .min(254),
+            },
+            Err(_) => 255,
+        };
+        // SAFETY: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-parameter; `pid` is our child.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+        (true, 0) => Ok(()),
+        (true, 255) | (false, _) => Err(io::Error::other(format!(
+            "cannot switch to user \"{}\" to test access",
+            user.name
+        ))),
+        (true, errno) => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
 /// Supplementary groups: the user's own through NSS in dynamic builds; in a static binary
 /// (where NSS modules cannot load) just the primary group.
 #[cfg(not(target_feature = "crt-static"))]
-unsafe fn set_groups(name: &CString, gid: libc::gid_t) -> io::Result<()> {
-    check(libc::initgroups(name.as_ptr(), gid)).map(|_| ())
+fn set_groups(name: &CString, gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: `name` is a NUL-terminated string that outlives the call.
+    check(unsafe { libc::initgroups(name.as_ptr(), gid) }).map(|_| ())
 }
 
 #[cfg(target_feature = "crt-static")]
-unsafe fn set_groups(_name: &CString, gid: libc::gid_t) -> io::Result<()> {
-    check(libc::setgroups(1, &gid)).map(|_| ())
+fn set_groups(_name: &CString, gid: libc::gid_t) -> io::Result<()> {
+    // SAFETY: a one-element group list read from a live local.
+    check(unsafe { libc::setgroups(1, &gid) }).map(|_| ())
 }
 
 /// Raises the soft open-file limit to `want` (capped by the hard limit, which root may
@@ -166,12 +214,6 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
 #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
 fn wide(v: libc::rlim_t) -> u64 {
     v as u64
-}
-
-/// Ignores SIGPIPE so that writes to a vanished peer return EPIPE instead of killing us.
-pub fn ignore_sigpipe() {
-    // SAFETY: installing SIG_IGN is async-signal-safe and has no preconditions.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
 /// glibc creates a malloc arena per thread; one arena keeps a router's RSS small.

@@ -50,6 +50,7 @@ impl SignalFd {
     /// Next pending signal, or `None` when there is none left.
     pub fn next(&self) -> io::Result<Option<Signal>> {
         loop {
+            // SAFETY: signalfd_siginfo is plain integers, for which all-zero is valid.
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
             // SAFETY: reading at most `size` bytes into a properly sized struct.

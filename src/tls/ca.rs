@@ -1,34 +1,17 @@
 //! The signing CA (reference §7.1): `CERT_PATH/ca.crt` + `ca.key` (+ `ca.key.passphrase`),
 //! created on first start when neither exists. Unlike the original, the key must match the
 //! certificate and the certificate must be a CA; without a usable key the server still runs
-//! and serves existing certificates only. Blocking: runs at startup.
+//! and serves existing certificates only. The files are read with `sys::files` checks (no
+//! link, regular, size-capped, owned by root or the `-u` user): anything else is refused with
+//! a clear error. Blocking: runs at startup.
 
-use crate::config::LeafKey;
-use crate::tls::certgen;
-use crate::tls::store::{read_limited, write_atomic};
+use crate::sys::files::{Contents, Dir, FileError, Owners};
+use crate::x509::{self, asn1_time, unix_now, KeyType, BACKDATE_SECS, DAY};
 use openssl::asn1::Asn1Time;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
 use openssl::x509::{X509Builder, X509NameBuilder, X509};
-use std::fs::{self, File};
-use std::io;
-use std::path::Path;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyType {
-    Ecdsa,
-    Rsa,
-}
-
-impl From<LeafKey> for KeyType {
-    fn from(key: LeafKey) -> Self {
-        match key {
-            LeafKey::EcdsaP256 => KeyType::Ecdsa,
-            LeafKey::Rsa2048 => KeyType::Rsa,
-        }
-    }
-}
 
 pub struct Ca {
     pub cert: X509,
@@ -36,7 +19,8 @@ pub struct Ca {
     pub key: Option<PKey<Private>>,
     /// Every certificate of ca.crt, in file order.
     pub chain: Vec<X509>,
-    /// The ca.crt bytes, for `/ca.crt`; see `servable_pem`.
+    /// `/ca.crt`: the certificates of the chain re-encoded as PEM, never the file's own bytes
+    /// (which may hold a key, or anything else).
     pub pem: Vec<u8>,
     /// Problems that do not stop the server, to be logged as warnings.
     pub warnings: Vec<String>,
@@ -53,16 +37,22 @@ pub enum CaStatus {
 const MAX_PEM: u64 = 1024 * 1024;
 const MAX_PASSPHRASE: u64 = 4096;
 const CA_DAYS: i64 = 3653;
-const BACKDATE_SECS: i64 = 2 * 86400;
 
-impl Ca {
-    /// The ca.crt bytes, unless the file also holds a private key that must not be published
-    /// (§12 #37).
-    pub fn servable_pem(&self) -> Option<&[u8]> {
-        if contains_private_key(&self.pem) {
-            None
-        } else {
-            Some(&self.pem)
+/// How the CA files may be read and written.
+#[derive(Clone, Debug)]
+pub struct Access {
+    /// Who may own ca.crt, ca.key and ca.key.passphrase.
+    pub owners: Owners,
+    /// A new ca.crt is given to this user (the `-u` user, so that it can read it).
+    pub crt_owner: Option<(libc::uid_t, libc::gid_t)>,
+}
+
+impl Access {
+    /// No ownership rules: for a process that does not run as root.
+    pub fn unrestricted() -> Access {
+        Access {
+            owners: Owners::Any,
+            crt_owner: None,
         }
     }
 }
@@ -72,38 +62,71 @@ fn contains_private_key(pem: &[u8]) -> bool {
     memchr::memmem::find(pem, b"PRIVATE KEY-----").is_some()
 }
 
-pub fn load_or_create(dir: &Path, key_type: KeyType) -> Result<(Ca, CaStatus), String> {
-    let crt_path = dir.join("ca.crt");
-    let key_path = dir.join("ca.key");
-    let crt = match read_limited(&crt_path, MAX_PEM) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("cannot read {}: {e}", crt_path.display())),
-    };
-    let key = read_limited(&key_path, MAX_PEM);
-    match (crt, key) {
-        (None, Err(e)) if e.kind() == io::ErrorKind::NotFound => create(dir, key_type),
-        (None, _) => Err(format!(
-            "{} exists but {} is missing; restore ca.crt or remove ca.key to create a new CA",
-            key_path.display(),
-            crt_path.display()
-        )),
-        (Some(crt), key) => load(dir, crt, key),
+/// Reads one CA file; a file that fails the `sys::files` checks is an error naming it.
+fn read(dir: &Dir, name: &str, cap: u64, access: &Access) -> Result<Option<Contents>, String> {
+    dir.read(name, cap, &access.owners).map_err(|e| match e {
+        FileError::Io(e) => format!("cannot read {}: {e}", dir.path().join(name).display()),
+        refused => format!("refusing {}: {refused}", dir.path().join(name).display()),
+    })
+}
+
+pub fn load_or_create(
+    dir: &Dir,
+    key_type: KeyType,
+    access: &Access,
+) -> Result<(Ca, CaStatus), String> {
+    match load_existing(dir, access)? {
+        Some(found) => Ok(found),
+        None => create(dir, key_type, access),
     }
 }
 
-fn load(dir: &Path, pem: Vec<u8>, key: io::Result<Vec<u8>>) -> Result<(Ca, CaStatus), String> {
-    if pem.len() as u64 > MAX_PEM {
-        return Err(format!("ca.crt is larger than {MAX_PEM} bytes"));
+/// The CA in `dir`, or `None` when neither ca.crt nor ca.key exists (`--check` creates
+/// nothing; startup creates one after checking that the `-u` user can write CERT_PATH).
+pub fn load_existing(dir: &Dir, access: &Access) -> Result<Option<(Ca, CaStatus)>, String> {
+    let crt = read(dir, "ca.crt", MAX_PEM, access)?;
+    let key = read(dir, "ca.key", MAX_PEM, access)?;
+    match (crt, key) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(format!(
+            "{} exists but {} is missing; restore ca.crt or remove ca.key to create a new CA",
+            dir.path().join("ca.key").display(),
+            dir.path().join("ca.crt").display()
+        )),
+        (Some(crt), key) => load(dir, crt.bytes, key.map(|k| k.bytes), access).map(Some),
     }
-    let chain = X509::stack_from_pem(&pem).map_err(|e| format!("ca.crt: {e}"))?;
+}
+
+/// Every certificate of the chain as PEM, in order.
+fn chain_pem(chain: &[X509]) -> Result<Vec<u8>, String> {
+    let mut pem = Vec::new();
+    for c in chain {
+        pem.extend(c.to_pem().map_err(|e| format!("ca.crt: {e}"))?);
+    }
+    Ok(pem)
+}
+
+fn load(
+    dir: &Dir,
+    file: Vec<u8>,
+    key: Option<Vec<u8>>,
+    access: &Access,
+) -> Result<(Ca, CaStatus), String> {
+    let chain = X509::stack_from_pem(&file).map_err(|e| format!("ca.crt: {e}"))?;
     let cert = chain
         .first()
         .cloned()
         .ok_or_else(|| "ca.crt contains no certificate".to_string())?;
+    let pem = chain_pem(&chain)?;
+    // Read (and checked) whether or not the key needs it: a link or FIFO here is refused.
+    let passphrase =
+        read(dir, "ca.key.passphrase", MAX_PASSPHRASE, access)?.map(|c| strip_newline(c.bytes));
     let mut warnings = Vec::new();
-    if contains_private_key(&pem) {
-        warnings.push("ca.crt contains a private key: /ca.crt will not be served".to_string());
+    if contains_private_key(&file) {
+        warnings.push(
+            "ca.crt also contains a private key: keep it in ca.key only (/ca.crt serves the certificates alone)"
+                .to_string(),
+        );
     }
     let expired = Asn1Time::days_from_now(0)
         .map(|now| cert.not_after() < now)
@@ -113,8 +136,8 @@ fn load(dir: &Path, pem: Vec<u8>, key: io::Result<Vec<u8>>) -> Result<(Ca, CaSta
     }
     let usable = check_ca(&cert).and_then(|warning| {
         warnings.extend(warning);
-        let bytes = key.map_err(|e| format!("cannot read ca.key: {e}"))?;
-        let key = parse_key(dir, &bytes)?;
+        let bytes = key.ok_or_else(|| "ca.key is missing".to_string())?;
+        let key = parse_key(&bytes, passphrase)?;
         let matches = cert
             .public_key()
             .map(|public| public.public_eq(&key))
@@ -174,10 +197,7 @@ fn basic_constraints_ca(der: &[u8]) -> bool {
     }
 }
 
-fn parse_key(dir: &Path, pem: &[u8]) -> Result<PKey<Private>, String> {
-    let passphrase = read_limited(&dir.join("ca.key.passphrase"), MAX_PASSPHRASE)
-        .ok()
-        .map(strip_newline);
+fn parse_key(pem: &[u8], passphrase: Option<Vec<u8>>) -> Result<PKey<Private>, String> {
     let mut asked = false;
     let key = PKey::private_key_from_pem_callback(pem, |buf| {
         asked = true;
@@ -209,29 +229,22 @@ fn strip_newline(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-fn create(dir: &Path, key_type: KeyType) -> Result<(Ca, CaStatus), String> {
-    match fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return Err(format!("{} is not a directory", dir.display())),
-        Err(e) => return Err(format!("CERT_PATH {}: {e}", dir.display())),
-    }
-    let key = certgen::new_leaf_key(key_type).map_err(|e| format!("CA key: {e}"))?;
+pub fn create(dir: &Dir, key_type: KeyType, access: &Access) -> Result<(Ca, CaStatus), String> {
+    let key = x509::new_key(key_type).map_err(|e| format!("CA key: {e}"))?;
     let cert = build_ca_cert(&key).map_err(|e| format!("CA certificate: {e}"))?;
     let pem = cert.to_pem().map_err(|e| e.to_string())?;
     let key_pem = key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?;
-    let key_path = dir.join("ca.key");
-    let crt_path = dir.join("ca.crt");
-    write_atomic(&key_path, &key_pem, 0o600)
-        .map_err(|e| format!("cannot write {}: {e}", key_path.display()))?;
-    if let Err(e) = write_atomic(&crt_path, &pem, 0o644) {
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    // ca.key stays its creator's (root's: it is loaded before the privilege drop).
+    dir.write_atomic("ca.key", &key_pem, 0o600, None, true)
+        .map_err(|e| format!("cannot write {}: {e}", path("ca.key")))?;
+    if let Err(e) = dir.write_atomic("ca.crt", &pem, 0o644, access.crt_owner, true) {
         // A key without its certificate would block every later start.
-        let _ = fs::remove_file(&key_path);
-        return Err(format!("cannot write {}: {e}", crt_path.display()));
+        let _ = dir.remove("ca.key");
+        return Err(format!("cannot write {}: {e}", path("ca.crt")));
     }
     // Make the new names durable: clients will be told to trust this CA.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    let _ = dir.sync();
     let ca = Ca {
         chain: vec![cert.clone()],
         cert,
@@ -253,14 +266,14 @@ fn build_ca_cert(key: &PKey<Private>) -> Result<X509, openssl::error::ErrorStack
 
     let mut builder = X509Builder::new()?;
     builder.set_version(2)?;
-    let serial = certgen::random_serial()?;
+    let serial = x509::random_serial()?;
     builder.set_serial_number(&serial)?;
     builder.set_subject_name(&name)?;
     builder.set_issuer_name(&name)?;
     builder.set_pubkey(key)?;
-    let now = certgen::unix_now();
-    builder.set_not_before(crate::tls::certgen::asn1_time(now - BACKDATE_SECS)?.as_ref())?;
-    builder.set_not_after(crate::tls::certgen::asn1_time(now + CA_DAYS * 86400)?.as_ref())?;
+    let now = unix_now();
+    builder.set_not_before(asn1_time(now - BACKDATE_SECS)?.as_ref())?;
+    builder.set_not_after(asn1_time(now + CA_DAYS * DAY)?.as_ref())?;
     builder.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
     builder.append_extension(
         KeyUsage::new()
@@ -272,7 +285,17 @@ fn build_ca_cert(key: &PKey<Private>) -> Result<X509, openssl::error::ErrorStack
     let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
     builder.append_extension(ski)?;
     builder.sign(key, MessageDigest::sha256())?;
-    Ok(builder.build())
+    x509::reparsed(builder.build())
+}
+
+/// Loads or creates the CA in `path` without ownership rules (tests run as anyone).
+#[cfg(test)]
+pub(crate) fn load_or_create_at(
+    path: &std::path::Path,
+    kind: KeyType,
+) -> Result<(Ca, CaStatus), String> {
+    let dir = Dir::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    load_or_create(&dir, kind, &Access::unrestricted())
 }
 
 #[cfg(test)]
@@ -280,7 +303,9 @@ mod tests {
     use super::*;
     use crate::tls::store::tests::TempDir;
     use openssl::symm::Cipher;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -294,15 +319,26 @@ mod tests {
     }
 
     #[test]
+    fn load_existing_creates_nothing() {
+        let dir = TempDir::new("ca-existing");
+        let open = Dir::open(&dir.0).unwrap();
+        let access = Access::unrestricted();
+        assert!(load_existing(&open, &access).unwrap().is_none());
+        assert_eq!(fs::read_dir(&dir.0).unwrap().count(), 0);
+        load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
+        let (_, status) = load_existing(&open, &access).unwrap().unwrap();
+        assert_eq!(status, CaStatus::Loaded);
+    }
+
+    #[test]
     fn creates_then_loads() {
         for kind in [KeyType::Ecdsa, KeyType::Rsa] {
             let dir = TempDir::new("ca-create");
-            let (ca, status) = load_or_create(&dir.0, kind).unwrap();
+            let (ca, status) = load_or_create_at(&dir.0, kind).unwrap();
             assert_eq!(status, CaStatus::Created);
             assert_eq!(mode(&dir.0.join("ca.key")), 0o600);
             assert_eq!(mode(&dir.0.join("ca.crt")), 0o644);
             assert_eq!(fs::read(dir.0.join("ca.crt")).unwrap(), ca.pem);
-            assert_eq!(ca.servable_pem(), Some(&ca.pem[..]));
             let key = ca.key.as_ref().unwrap();
             let expected = match kind {
                 KeyType::Ecdsa => openssl::pkey::Id::EC,
@@ -338,7 +374,7 @@ mod tests {
             use openssl::x509::X509KeyUsage as Ku;
             assert_eq!(ca.cert.key_usage(), Some(Ku::KEY_CERT_SIGN | Ku::CRL_SIGN));
 
-            let (again, status) = load_or_create(&dir.0, kind).unwrap();
+            let (again, status) = load_or_create_at(&dir.0, kind).unwrap();
             assert_eq!(status, CaStatus::Loaded);
             assert!(again.warnings.is_empty(), "{:?}", again.warnings);
             assert_eq!(again.cert.to_der().unwrap(), ca.cert.to_der().unwrap());
@@ -349,13 +385,13 @@ mod tests {
     #[test]
     fn chain_keeps_file_order() {
         let dir = TempDir::new("ca-chain");
-        let (ca, _) = load_or_create(&dir.0, KeyType::Ecdsa).unwrap();
+        let (ca, _) = load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
         let other = TempDir::new("ca-chain2");
-        let (root, _) = load_or_create(&other.0, KeyType::Ecdsa).unwrap();
+        let (root, _) = load_or_create_at(&other.0, KeyType::Ecdsa).unwrap();
         let mut pem = ca.pem.clone();
         pem.extend(&root.pem);
         fs::write(dir.0.join("ca.crt"), &pem).unwrap();
-        let (loaded, status) = load_or_create(&dir.0, KeyType::Ecdsa).unwrap();
+        let (loaded, status) = load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
         assert_eq!(status, CaStatus::Loaded);
         assert_eq!(loaded.chain.len(), 2);
         assert_eq!(loaded.chain[0].to_der().unwrap(), ca.cert.to_der().unwrap());
@@ -369,7 +405,7 @@ mod tests {
     #[test]
     fn passphrase_file_loses_only_its_line_ending() {
         let dir = TempDir::new("ca-pass");
-        let (ca, _) = load_or_create(&dir.0, KeyType::Rsa).unwrap();
+        let (ca, _) = load_or_create_at(&dir.0, KeyType::Rsa).unwrap();
         let key = ca.key.unwrap();
         let encrypted = key
             .private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), b"s3cret")
@@ -379,52 +415,52 @@ mod tests {
         let pass = dir.0.join("ca.key.passphrase");
         for good in [&b"s3cret"[..], b"s3cret\n", b"s3cret\r\n"] {
             fs::write(&pass, good).unwrap();
-            let (loaded, status) = load_or_create(&dir.0, KeyType::Rsa).unwrap();
+            let (loaded, status) = load_or_create_at(&dir.0, KeyType::Rsa).unwrap();
             assert_eq!(status, CaStatus::Loaded, "{good:?}");
             assert!(loaded.key.unwrap().public_eq(&key));
         }
         for bad in [&b"s3cre"[..], b"s3cret\n\n", b"s3cret ", b""] {
             fs::write(&pass, bad).unwrap();
-            let (loaded, status) = load_or_create(&dir.0, KeyType::Rsa).unwrap();
+            let (loaded, status) = load_or_create_at(&dir.0, KeyType::Rsa).unwrap();
             let why = cert_only_reason(status);
             assert!(why.contains("decrypt"), "{why}");
             assert!(loaded.key.is_none());
         }
         fs::remove_file(&pass).unwrap();
-        let why = cert_only_reason(load_or_create(&dir.0, KeyType::Rsa).unwrap().1);
+        let why = cert_only_reason(load_or_create_at(&dir.0, KeyType::Rsa).unwrap().1);
         assert!(why.contains("passphrase is missing"), "{why}");
     }
 
     #[test]
     fn cert_without_usable_key_is_cert_only() {
         let dir = TempDir::new("ca-certonly");
-        let (ca, _) = load_or_create(&dir.0, KeyType::Ecdsa).unwrap();
+        let (ca, _) = load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
         let key_path = dir.0.join("ca.key");
 
         fs::remove_file(&key_path).unwrap();
-        let (loaded, status) = load_or_create(&dir.0, KeyType::Ecdsa).unwrap();
+        let (loaded, status) = load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
         assert!(cert_only_reason(status).contains("ca.key"));
         assert_eq!(loaded.cert.to_der().unwrap(), ca.cert.to_der().unwrap());
         // Nothing was created over the existing ca.crt.
         assert!(!key_path.exists());
 
         fs::write(&key_path, b"not a key\n").unwrap();
-        let why = cert_only_reason(load_or_create(&dir.0, KeyType::Ecdsa).unwrap().1);
+        let why = cert_only_reason(load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap().1);
         assert!(why.contains("cannot parse"), "{why}");
 
-        let other = certgen::new_leaf_key(KeyType::Ecdsa).unwrap();
+        let other = x509::new_key(KeyType::Ecdsa).unwrap();
         fs::write(&key_path, other.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        let why = cert_only_reason(load_or_create(&dir.0, KeyType::Ecdsa).unwrap().1);
+        let why = cert_only_reason(load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap().1);
         assert!(why.contains("does not match"), "{why}");
     }
 
     #[test]
     fn key_without_cert_is_an_error() {
         let dir = TempDir::new("ca-keyonly");
-        load_or_create(&dir.0, KeyType::Ecdsa).unwrap();
+        load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
         let key_before = fs::read(dir.0.join("ca.key")).unwrap();
         fs::remove_file(dir.0.join("ca.crt")).unwrap();
-        let err = load_or_create(&dir.0, KeyType::Ecdsa).err().unwrap();
+        let err = load_or_create_at(&dir.0, KeyType::Ecdsa).err().unwrap();
         assert!(err.contains("ca.crt is missing"), "{err}");
         assert_eq!(fs::read(dir.0.join("ca.key")).unwrap(), key_before);
     }
@@ -432,46 +468,48 @@ mod tests {
     #[test]
     fn missing_cert_path_is_an_error() {
         let dir = TempDir::new("ca-nodir");
-        let err = load_or_create(&dir.0.join("nope"), KeyType::Ecdsa)
+        let err = load_or_create_at(&dir.0.join("nope"), KeyType::Ecdsa)
             .err()
             .unwrap();
-        assert!(err.contains("CERT_PATH"), "{err}");
+        assert!(err.contains("nope"), "{err}");
         fs::write(dir.0.join("file"), b"").unwrap();
-        assert!(load_or_create(&dir.0.join("file"), KeyType::Ecdsa).is_err());
+        assert!(load_or_create_at(&dir.0.join("file"), KeyType::Ecdsa).is_err());
     }
 
     #[test]
     fn unparsable_cert_is_an_error() {
         let dir = TempDir::new("ca-badcrt");
         fs::write(dir.0.join("ca.crt"), b"garbage").unwrap();
-        assert!(load_or_create(&dir.0, KeyType::Ecdsa).is_err());
+        assert!(load_or_create_at(&dir.0, KeyType::Ecdsa).is_err());
         fs::write(dir.0.join("ca.crt"), b"").unwrap();
-        assert!(load_or_create(&dir.0, KeyType::Ecdsa).is_err());
+        assert!(load_or_create_at(&dir.0, KeyType::Ecdsa).is_err());
     }
 
     #[test]
-    fn private_key_in_ca_crt_is_not_served() {
+    fn private_key_in_ca_crt_is_never_served() {
         let dir = TempDir::new("ca-leak");
-        let (ca, _) = load_or_create(&dir.0, KeyType::Ecdsa).unwrap();
+        let (ca, _) = load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
         let mut pem = ca.pem.clone();
         pem.extend(fs::read(dir.0.join("ca.key")).unwrap());
         fs::write(dir.0.join("ca.crt"), &pem).unwrap();
-        let (loaded, status) = load_or_create(&dir.0, KeyType::Ecdsa).unwrap();
+        let (loaded, status) = load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
         assert_eq!(status, CaStatus::Loaded);
-        assert_eq!(loaded.servable_pem(), None);
+        // /ca.crt gets the certificate re-encoded, never the key.
+        assert_eq!(loaded.pem, ca.pem);
+        assert!(!contains_private_key(&loaded.pem));
         assert!(loaded.warnings.iter().any(|w| w.contains("private key")));
         assert!(contains_private_key(b"-----BEGIN RSA PRIVATE KEY-----\n"));
         assert!(!contains_private_key(b"-----BEGIN CERTIFICATE-----\n"));
     }
 
     fn self_signed(version: i32, ca_flag: Option<bool>) -> (X509, PKey<Private>) {
-        let key = certgen::new_leaf_key(KeyType::Ecdsa).unwrap();
+        let key = x509::new_key(KeyType::Ecdsa).unwrap();
         let mut name = X509NameBuilder::new().unwrap();
         name.append_entry_by_text("CN", "test").unwrap();
         let name = name.build();
         let mut b = X509Builder::new().unwrap();
         b.set_version(version).unwrap();
-        b.set_serial_number(&certgen::random_serial().unwrap())
+        b.set_serial_number(&x509::random_serial().unwrap())
             .unwrap();
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
@@ -503,20 +541,20 @@ mod tests {
         let dir = TempDir::new("ca-flags");
         let (cert, key) = self_signed(2, Some(true));
         install(&dir.0, &cert, &key);
-        let (ca, status) = load_or_create(&dir.0, KeyType::Ecdsa).unwrap();
+        let (ca, status) = load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
         assert_eq!(status, CaStatus::Loaded, "non-critical CA:TRUE");
         assert!(ca.warnings.is_empty());
 
         for flag in [Some(false), None] {
             let (cert, key) = self_signed(2, flag);
             install(&dir.0, &cert, &key);
-            let why = cert_only_reason(load_or_create(&dir.0, KeyType::Ecdsa).unwrap().1);
+            let why = cert_only_reason(load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap().1);
             assert!(why.contains("not a CA"), "{flag:?}: {why}");
         }
 
         let (cert, key) = self_signed(0, None);
         install(&dir.0, &cert, &key);
-        let (ca, status) = load_or_create(&dir.0, KeyType::Ecdsa).unwrap();
+        let (ca, status) = load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
         assert_eq!(status, CaStatus::Loaded);
         assert!(ca.warnings.iter().any(|w| w.contains("v1")));
     }
@@ -545,11 +583,5 @@ mod tests {
         assert_eq!(strip_newline(b"a".to_vec()), b"a");
         assert_eq!(strip_newline(b"\n".to_vec()), b"");
         assert_eq!(strip_newline(Vec::new()), b"");
-    }
-
-    #[test]
-    fn leaf_key_maps_to_key_type() {
-        assert_eq!(KeyType::from(LeafKey::EcdsaP256), KeyType::Ecdsa);
-        assert_eq!(KeyType::from(LeafKey::Rsa2048), KeyType::Rsa);
     }
 }

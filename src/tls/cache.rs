@@ -126,7 +126,8 @@ impl<V> LruCache<V> {
         all
     }
 
-    fn pop_lru(&mut self) -> Option<(String, V)> {
+    /// Removes and returns the least recently used entry.
+    pub fn pop_lru(&mut self) -> Option<(String, V)> {
         if self.tail == NIL {
             return None;
         }

@@ -2,66 +2,24 @@
 //! certificate with a 128-bit random serial and a 397-day lifetime (the browsers' limit;
 //! the original's 825 days is rejected by Apple and Chrome). Blocking: worker threads.
 
-use crate::tls::ca::{Ca, KeyType};
-use openssl::asn1::{Asn1Integer, Asn1Time};
-use openssl::bn::BigNum;
-use openssl::ec::{EcGroup, EcKey};
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private};
-use openssl::rsa::Rsa;
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
 use openssl::x509::{X509Builder, X509NameBuilder, X509};
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-const DAY: i64 = 86400;
-/// Backdating tolerates clients whose clock is slightly behind.
-const BACKDATE_SECS: i64 = 2 * DAY;
+use super::ca::Ca;
+use crate::x509::{self, asn1_time, random_serial, unix_now, BACKDATE_SECS, DAY};
+
+/// Browsers and Apple refuse longer server certificate lifetimes (backdating included).
 const LIFETIME_SECS: i64 = 397 * DAY;
-const RENEW_BEFORE_SECS: i64 = 30 * DAY;
 /// X.520 upper bound of commonName; longer names go in the SAN only.
 const MAX_CN: usize = 64;
-
-/// `Asn1Time` from seconds since the epoch; on 32-bit targets (`time_t` is 32 bits on
-/// armhf and mipsel) dates past 2038 are clamped rather than wrapped.
-pub fn asn1_time(unix: i64) -> Result<Asn1Time, ErrorStack> {
-    let t = libc::time_t::try_from(unix).unwrap_or(if unix < 0 {
-        libc::time_t::MIN
-    } else {
-        libc::time_t::MAX
-    });
-    Asn1Time::from_unix(t)
-}
-
-pub fn new_leaf_key(kind: KeyType) -> Result<PKey<Private>, ErrorStack> {
-    match kind {
-        KeyType::Ecdsa => {
-            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-            PKey::from_ec_key(EcKey::generate(&group)?)
-        }
-        KeyType::Rsa => PKey::from_rsa(Rsa::generate(2048)?),
-    }
-}
-
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2))
-        .unwrap_or(0)
-}
-
-/// 128 random bits with the top bit cleared, so the DER INTEGER is positive (RFC 5280).
-pub(crate) fn random_serial() -> Result<Asn1Integer, ErrorStack> {
-    let mut bytes = [0u8; 16];
-    openssl::rand::rand_bytes(&mut bytes)?;
-    bytes[0] &= 0x7f;
-    BigNum::from_slice(&bytes)?.to_asn1_integer()
-}
 
 /// Signs a server certificate for `subject` (`*.example.com`, `shop.co.uk`, or the address
 /// text when `ip` is Some). Fails with an empty ErrorStack when the CA has no key.
@@ -125,26 +83,16 @@ pub fn generate(
         _ => MessageDigest::sha256(),
     };
     builder.sign(ca_key, digest)?;
-    Ok(builder.build())
-}
-
-/// Expired, or expiring within 30 days.
-pub fn needs_renewal(cert: &X509) -> bool {
-    let limit = match asn1_time(unix_now() + RENEW_BEFORE_SECS) {
-        Ok(t) => t,
-        Err(_) => return true,
-    };
-    match limit.diff(cert.not_after()) {
-        Ok(d) => i64::from(d.days) * DAY + i64::from(d.secs) <= 0,
-        Err(_) => true,
-    }
+    x509::reparsed(builder.build())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::ca::load_or_create;
+    use crate::tls::ca::load_or_create_at as load_or_create;
     use crate::tls::store::tests::TempDir;
+    use crate::x509::{needs_renewal, new_key as new_leaf_key, to_unix, KeyType};
+    use openssl::asn1::Asn1Time;
     use openssl::stack::Stack;
     use openssl::x509::store::X509StoreBuilder;
     use openssl::x509::{X509ExtendedKeyUsage, X509KeyUsage, X509StoreContext, X509VerifyResult};
@@ -264,7 +212,7 @@ mod tests {
         assert!(ahead.days == 395 || ahead.days == 394 && ahead.secs > 86395);
         let span = cert.not_before().diff(cert.not_after()).unwrap();
         assert_eq!((span.days, span.secs), (397, 0));
-        assert!(!needs_renewal(&cert));
+        assert!(!needs_renewal(to_unix(cert.not_after()), unix_now()));
     }
 
     #[test]
@@ -390,7 +338,7 @@ mod tests {
             (397 * DAY, false),
         ] {
             assert_eq!(
-                needs_renewal(&with_not_after(&ca, now + offset)),
+                needs_renewal(to_unix(with_not_after(&ca, now + offset).not_after()), now),
                 renew,
                 "{offset}"
             );

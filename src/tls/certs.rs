@@ -1,16 +1,14 @@
 //! The in-memory certificate cache the ClientHello callback looks in: certificate file
-//! name → ready-to-use TLS context, LRU-bounded by `-c`.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! name → certificate and key, LRU-bounded by `-c`. The `Mutex` around it (in `app` and
+//! `server`) exists because the callback must be `Send + Sync`; the loop thread is the only
+//! one that takes it.
 
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use super::cache::LruCache;
-use crate::stats::{Counter, Stats};
-
-/// A cached entry closer than this to its notAfter is regenerated before use.
-const RENEW_MARGIN_SECS: i64 = 24 * 3600;
+use crate::stats::Gauges;
+use crate::x509;
 
 /// A certificate ready to serve. The CA chain is not here: it is the same for every leaf
 /// and sits once on the server context.
@@ -22,17 +20,29 @@ pub struct Leaf {
     pub not_after: i64,
 }
 
+impl Leaf {
+    pub fn new(cert: X509, key: PKey<Private>) -> Leaf {
+        let not_after = x509::to_unix(cert.not_after());
+        Leaf {
+            cert,
+            key,
+            not_after,
+        }
+    }
+
+    /// The same policy for a cached entry as for a file on disk (`x509::RENEW_BEFORE_SECS`).
+    pub fn needs_renewal(&self, now: i64) -> bool {
+        x509::needs_renewal(self.not_after, now)
+    }
+}
+
 pub struct Certs {
     lru: LruCache<Leaf>,
     hits: u64,
+    /// Lookups that found nothing usable.
+    misses: u64,
     loads: u64,
     purges: u64,
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Certs {
@@ -40,24 +50,33 @@ impl Certs {
         Certs {
             lru: LruCache::new(capacity),
             hits: 0,
+            misses: 0,
             loads: 0,
             purges: 0,
         }
     }
 
-    /// A usable context for `file`; an entry about to expire is dropped so that the miss
-    /// makes a worker renew it.
+    /// A usable certificate for `file`; an entry about to expire is dropped so that the
+    /// miss makes a worker renew it.
     pub fn get(&mut self, file: &str) -> Option<Leaf> {
         let fresh = self
             .lru
             .peek(file)
-            .map(|leaf| leaf.not_after - unix_now() > RENEW_MARGIN_SECS)?;
-        if !fresh {
-            self.lru.remove(file);
+            .map(|leaf| !leaf.needs_renewal(x509::unix_now()));
+        if fresh != Some(true) {
+            if fresh.is_some() {
+                self.lru.remove(file);
+            }
+            self.misses += 1;
             return None;
         }
         self.hits += 1;
         self.lru.get(file).cloned()
+    }
+
+    /// Whether `file` is cached (no use counted).
+    pub fn contains(&self, file: &str) -> bool {
+        self.lru.peek(file).is_some()
     }
 
     pub fn insert(&mut self, file: String, leaf: Leaf) {
@@ -89,10 +108,13 @@ impl Certs {
         self.lru.iter_by_reuse()
     }
 
-    pub fn fill_gauges(&self, s: &mut Stats) {
-        s.set(Counter::Sct, self.lru.len() as u64);
-        s.set(Counter::Sch, self.hits);
-        s.set(Counter::Scm, self.loads);
-        s.set(Counter::Scp, self.purges);
+    /// `sct`, `sch`, `scm`, `scp`, and for `/metrics` the misses and the capacity.
+    pub fn fill_gauges(&self, g: &mut Gauges) {
+        g.certs_cached = self.lru.len() as u64;
+        g.cert_hits = self.hits;
+        g.cert_misses = self.loads;
+        g.cert_purges = self.purges;
+        g.cert_lookup_misses = self.misses;
+        g.certs_capacity = self.lru.capacity() as u64;
     }
 }

@@ -8,13 +8,15 @@ use openssl::ssl::{
     SslContext, SslContextBuilder, SslContextRef, SslMethod, SslMode, SslOptions,
     SslSessionCacheMode, SslVersion,
 };
-use openssl::x509::X509;
+use openssl::x509::{X509VerifyResult, X509};
 
 use super::certs::Certs;
 use super::hello;
 use super::psl::Psl;
+use crate::sys::files::{read_path, FileError, Owners};
 
-/// Same value on every context so sessions survive the switch to a certificate context.
+/// Ties cached sessions to this server (OpenSSL refuses to resume without one when the
+/// session cache is on).
 const SESSION_ID_CONTEXT: &[u8] = b"pixelserv-tls";
 /// The original's size: enough for a home network, and every cached session pins heap.
 const SESSION_CACHE_SIZE: i32 = 2560;
@@ -45,9 +47,7 @@ const SSL_CTRL_SET_TLSEXT_TICKET_KEYS: libc::c_int = 59;
 /// Ticket key material: 16-byte name, 32-byte HMAC secret, 32-byte AES key.
 pub const TICKET_KEYS_LEN: usize = 80;
 
-/// Settings shared by the server context and the certificate contexts: a switch of
-/// context takes over the certificate's CERT structure, which carries the security level
-/// and signature settings, so both must agree.
+/// Protocols, ciphers and modes (also used by the timing tests below).
 fn base() -> Result<SslContextBuilder, ErrorStack> {
     let mut b = SslContext::builder(SslMethod::tls_server())?;
     b.set_session_id_context(SESSION_ID_CONTEXT)?;
@@ -67,18 +67,22 @@ fn base() -> Result<SslContextBuilder, ErrorStack> {
             | NO_ANTI_REPLAY,
     );
     // Idle connections hold no TLS buffers; writes may be partial and resumed.
+    // No chain built from a certificate store: the chain sent is exactly the one configured.
     b.set_mode(
         SslMode::RELEASE_BUFFERS
             | SslMode::ENABLE_PARTIAL_WRITE
-            | SslMode::ACCEPT_MOVING_WRITE_BUFFER,
+            | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+            | SslMode::NO_AUTO_CHAIN,
     );
     // One read(2) per burst of records instead of one for each header and each body.
     b.set_read_ahead(true);
     Ok(b)
 }
 
-/// `chain`: the CA certificates sent after every leaf (the ClientHello callback installs
-/// only the leaf's certificate and key on each connection).
+/// `chain`: the certificates of ca.crt. Those that are not self-signed (intermediates) are
+/// sent after every leaf; a self-signed root is left out, since a client must already trust
+/// it: fewer bytes and less client work per handshake. The ClientHello callback installs only
+/// the leaf's certificate and key on each connection.
 pub fn server_context(
     certs: Arc<Mutex<Certs>>,
     psl: Arc<Psl>,
@@ -91,14 +95,21 @@ pub fn server_context(
     // One ticket per full handshake is enough for a client that reconnects.
     b.set_num_tickets(1)?;
     b.set_max_early_data(MAX_EARLY_DATA)?;
-    for c in chain {
+    for c in chain.iter().filter(|c| !self_signed(c)) {
         b.add_extra_chain_cert(c.clone())?;
     }
-    b.set_client_hello_callback(hello::callback(certs, psl));
+    b.set_client_hello_callback(hello::callback(psl));
+    hello::set_cert_callback(&mut b, certs);
     Ok(b.build())
 }
 
-fn ctrl_read(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
+/// Issued by itself and signed with its own key: a root.
+fn self_signed(c: &X509) -> bool {
+    c.issued(c) == X509VerifyResult::OK
+        && c.public_key().and_then(|k| c.verify(&k)).unwrap_or(false)
+}
+
+fn ctx_read(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
     // SAFETY: `&SslContextRef` is the `SSL_CTX*`; these controls only read counters.
     let v = unsafe {
         openssl_sys::SSL_CTX_ctrl(
@@ -121,15 +132,11 @@ pub struct SessionStats {
 
 pub fn session_stats(ctx: &SslContextRef) -> SessionStats {
     SessionStats {
-        stored: ctx_u(ctx, SSL_CTRL_SESS_NUMBER),
-        hits: ctx_u(ctx, SSL_CTRL_SESS_HIT),
-        misses: ctx_u(ctx, SSL_CTRL_SESS_MISSES),
-        full: ctx_u(ctx, SSL_CTRL_SESS_CACHE_FULL),
+        stored: ctx_read(ctx, SSL_CTRL_SESS_NUMBER),
+        hits: ctx_read(ctx, SSL_CTRL_SESS_HIT),
+        misses: ctx_read(ctx, SSL_CTRL_SESS_MISSES),
+        full: ctx_read(ctx, SSL_CTRL_SESS_CACHE_FULL),
     }
-}
-
-fn ctx_u(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
-    ctrl_read(ctx, cmd)
 }
 
 /// Installs session-ticket keys shared with other instances (`--ticket-keys`).
@@ -155,9 +162,23 @@ pub fn set_ticket_keys(
 }
 
 /// Reads a ticket-key file: exactly 80 bytes of key material (e.g. `head -c 80
-/// /dev/urandom`), the format nginx's `ssl_session_ticket_key` uses.
-pub fn read_ticket_keys(path: &std::path::Path) -> Result<[u8; TICKET_KEYS_LEN], String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {}", path.display(), e))?;
+/// /dev/urandom`), the format nginx's `ssl_session_ticket_key` uses. Opened like every file
+/// we read (`sys::files`): no link, regular, owned by `owners`, and at most a few bytes.
+pub fn read_ticket_keys(
+    path: &std::path::Path,
+    owners: &Owners,
+) -> Result<[u8; TICKET_KEYS_LEN], String> {
+    let fail = |e: String| format!("{}: {}", path.display(), e);
+    let bytes = match read_path(path, TICKET_KEYS_LEN as u64 + 1, owners) {
+        Ok(Some(c)) => c.bytes,
+        Ok(None) => return Err(fail("no such file".into())),
+        Err(FileError::TooLarge { .. }) => {
+            return Err(fail(format!(
+                "must hold exactly {TICKET_KEYS_LEN} bytes, has more"
+            )))
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    };
     <[u8; TICKET_KEYS_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
         format!(
             "{}: must hold exactly {} bytes, has {}",
@@ -171,10 +192,32 @@ pub fn read_ticket_keys(path: &std::path::Path) -> Result<[u8; TICKET_KEYS_LEN],
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::ca::KeyType;
     use crate::tls::certgen;
+    use crate::x509::KeyType;
     use openssl::pkey::{PKeyRef, Private};
     use openssl::x509::X509Ref;
+
+    #[test]
+    fn self_signed_roots_are_not_sent() {
+        let dir = crate::tls::store::tests::TempDir::new("chain");
+        let (ca, _) = crate::tls::ca::load_or_create_at(&dir.0, KeyType::Ecdsa).unwrap();
+        let key = crate::x509::new_key(KeyType::Ecdsa).unwrap();
+        // A certificate signed by the CA stands in for an intermediate.
+        let below = certgen::generate("*.example.com", None, &ca, &key).unwrap();
+        assert!(self_signed(&ca.cert));
+        assert!(!self_signed(&below));
+        let psl = Arc::new(Psl::builtin());
+        let certs = Arc::new(Mutex::new(crate::tls::certs::Certs::new(1)));
+        // No extra chain at all (the crate's accessor assumes there is one, so no call here).
+        server_context(certs.clone(), psl.clone(), &ca.chain).unwrap();
+        let ctx = server_context(certs, psl, &[below.clone(), ca.cert.clone()]).unwrap();
+        let sent = ctx.extra_chain_certs();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent.get(0).unwrap().to_der().unwrap(),
+            below.to_der().unwrap()
+        );
+    }
 
     /// What the server did before: a context per certificate, switched to per connection.
     fn leaf_context(cert: &X509Ref, key: &PKeyRef<Private>, chain: &[X509]) -> SslContext {
@@ -193,10 +236,10 @@ mod tests {
     #[ignore = "timing: cargo test --release --lib switch_vs_install_cost -- --ignored --nocapture"]
     fn switch_vs_install_cost() {
         use openssl::ssl::Ssl;
-        let key = certgen::new_leaf_key(KeyType::Ecdsa).unwrap();
+        let key = crate::x509::new_key(KeyType::Ecdsa).unwrap();
         let dir = std::env::temp_dir().join(format!("pxs-sw-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (ca, _) = crate::tls::ca::load_or_create(&dir, KeyType::Ecdsa).unwrap();
+        let (ca, _) = crate::tls::ca::load_or_create_at(&dir, KeyType::Ecdsa).unwrap();
         let cert = certgen::generate("*.example.com", None, &ca, &key).unwrap();
         let leaf = leaf_context(&cert, &key, &ca.chain);
         let server = base().unwrap().build();
@@ -236,10 +279,10 @@ mod tests {
     #[test]
     #[ignore = "timing: cargo test --release --lib leaf_context_cost -- --ignored --nocapture"]
     fn leaf_context_cost() {
-        let key = certgen::new_leaf_key(KeyType::Ecdsa).unwrap();
+        let key = crate::x509::new_key(KeyType::Ecdsa).unwrap();
         let dir = std::env::temp_dir().join(format!("pxs-ctx-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (ca, _) = crate::tls::ca::load_or_create(&dir, KeyType::Ecdsa).unwrap();
+        let (ca, _) = crate::tls::ca::load_or_create_at(&dir, KeyType::Ecdsa).unwrap();
         let cert = certgen::generate("*.example.com", None, &ca, &key).unwrap();
         let n = 200;
         let t = std::time::Instant::now();

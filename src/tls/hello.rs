@@ -1,24 +1,31 @@
-//! The ClientHello callback and the per-connection state it shares with the loop.
+//! The two callbacks of a handshake and the per-connection state they share with the loop.
 //!
-//! The callback reads the SNI extension itself (`servername()` is not set yet at that
-//! point), maps it to a certificate name and looks in the in-memory cache. On a hit it
-//! switches the connection to that certificate's context and the handshake goes on. On a
-//! miss it returns RETRY: OpenSSL reports WANT_CLIENT_HELLO_CB, the loop parks the
-//! connection and asks a worker, and when the certificate arrives the loop stores it here
-//! and drives the handshake again, which calls the callback again.
+//! The ClientHello callback reads the SNI extension itself (`servername()` is not set yet at
+//! that point), judges it and maps it to a certificate name. Only a full handshake goes on to
+//! the certificate callback (a resumed one needs no certificate, so it costs nothing more):
+//! it looks in the in-memory cache and on a hit installs that certificate on the connection.
+//! On a miss it records what it needs and asks to be called again: OpenSSL reports
+//! WANT_X509_LOOKUP, the loop takes the lookup (`take_lookup`), parks the connection
+//! (`tls::pending`) and asks a worker; when the certificate arrives the loop hands it over
+//! (`install`) and drives the handshake again, which calls the certificate callback again.
+//!
+//! The state lives in OpenSSL's per-connection ex_data because the callback can reach
+//! nothing else; every function here takes the connection's `SslRef`.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
-use openssl::ssl::{ClientHelloResponse, ErrorCode, Ssl, SslAlert, SslRef};
+use openssl::ssl::{
+    ClientHelloResponse, ErrorCode, Ssl, SslAlert, SslContext, SslContextBuilder, SslRef,
+};
 
 use super::certs::{Certs, Leaf};
 use super::names::{self, CertName};
 use super::psl::Psl;
 use super::sni;
-use crate::server::transport::Transport;
-use crate::stats::Counter;
+use crate::stats::HandshakeFailure;
+use crate::top_names::{self, Observed};
 
 /// Names in log lines are cut like the original's (64 bytes).
 const LOG_NAME_MAX: usize = 64;
@@ -39,11 +46,16 @@ pub enum Lookup {
 enum Phase {
     #[default]
     Fresh,
+    /// The ClientHello asked for this certificate (None: it sent no SNI, so the one for the
+    /// local address); the certificate callback installs it if the handshake is a full one.
+    Named(Option<CertName>),
+    /// The certificate callback asked for a retry; the loop takes this and finds it.
     Lookup(Lookup),
-    /// Parked until the worker for this certificate file reports.
-    Waiting(String),
+    /// The loop found it: the certificate callback installs it when called again.
     Install(Leaf),
-    Refuse(Counter),
+    /// The loop found none: the certificate callback fails the handshake, counted as this.
+    Refuse(HandshakeFailure),
+    /// The SNI was unusable: the callback failed the handshake.
     Invalid,
     /// A certificate is installed; the handshake goes on.
     Served,
@@ -54,24 +66,27 @@ pub struct Hello {
     phase: Phase,
     /// The SNI as received (cut, escaped) for log lines.
     sni: String,
+    /// The SNI for the most requested names, until the loop takes it (`take_name`).
+    observed: Option<Observed>,
 }
 
+/// The `Mutex` is only there because ex_data must be `Sync`: the callback and the loop run on
+/// the same thread, one after the other, so it is never contended.
 fn index() -> Index<Ssl, Mutex<Hello>> {
     static INDEX: OnceLock<Index<Ssl, Mutex<Hello>>> = OnceLock::new();
     *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex_data index"))
 }
 
 /// Gives a new connection its (empty) hello state.
-pub fn attach(ssl: &mut SslRef) -> Result<(), ErrorStack> {
+pub fn attach(ssl: &mut SslRef) {
     ssl.set_ex_data(index(), Mutex::new(Hello::default()));
-    Ok(())
 }
 
-/// Empties the hello state once the handshake is done (the SNI copy kept for log lines, any
-/// context): nothing reads it afterwards, and an idle keep-alive connection should not carry
-/// it. The slot itself stays, owned by OpenSSL until the connection is freed.
-pub fn release(t: &mut Transport) {
-    with(t, |h| *h = Hello::default());
+/// Empties the hello state once the handshake is done (the SNI copy kept for log lines, a
+/// leaf not yet installed): nothing reads it afterwards, and an idle keep-alive connection
+/// should not carry it. The slot itself stays, owned by OpenSSL until the connection is freed.
+pub fn release(ssl: &SslRef) {
+    with(ssl, |h| *h = Hello::default());
 }
 
 fn state(ssl: &SslRef) -> Option<MutexGuard<'_, Hello>> {
@@ -79,11 +94,8 @@ fn state(ssl: &SslRef) -> Option<MutexGuard<'_, Hello>> {
         .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-fn with<R>(t: &Transport, f: impl FnOnce(&mut Hello) -> R) -> Option<R> {
-    match t {
-        Transport::Tls(s) => state(s.ssl()).map(|mut h| f(&mut h)),
-        Transport::Plain(_) => None,
-    }
+fn with<R>(ssl: &SslRef, f: impl FnOnce(&mut Hello) -> R) -> Option<R> {
+    state(ssl).map(|mut h| f(&mut h))
 }
 
 /// The raw bytes of a ClientHello extension, read inside the callback.
@@ -103,74 +115,111 @@ fn client_hello_ext(ssl: &SslRef, ty: libc::c_uint) -> Option<&[u8]> {
     }
 }
 
-/// Builds the callback installed on the server context.
+/// Builds the ClientHello callback installed on the server context.
 pub fn callback(
-    certs: Arc<Mutex<Certs>>,
     psl: Arc<Psl>,
 ) -> impl Fn(&mut SslRef, &mut SslAlert) -> Result<ClientHelloResponse, ErrorStack> + Send + Sync + 'static
 {
     move |ssl, alert| {
-        let phase = match state(ssl) {
-            Some(mut h) => std::mem::take(&mut h.phase),
-            None => {
-                *alert = SslAlert::INTERNAL_ERROR;
-                return Err(ErrorStack::get());
-            }
-        };
         let set = |ssl: &SslRef, phase: Phase| {
-            if let Some(mut h) = state(ssl) {
-                h.phase = phase;
-            }
+            with(ssl, |h| h.phase = phase);
         };
-        match phase {
-            Phase::Install(leaf) => {
-                use_leaf(ssl, &leaf)?;
-                set(ssl, Phase::Served);
-                return Ok(ClientHelloResponse::SUCCESS);
-            }
-            Phase::Refuse(c) => {
-                set(ssl, Phase::Refuse(c));
-                *alert = SslAlert::INTERNAL_ERROR;
-                return Err(ErrorStack::get());
-            }
-            _ => {}
-        }
         let raw = match client_hello_ext(ssl, TLSEXT_TYPE_SERVER_NAME).map(sni::server_name) {
             None | Some(Ok(None)) => {
-                set(ssl, Phase::Lookup(Lookup::NoSni));
-                return Ok(ClientHelloResponse::RETRY);
+                set(ssl, Phase::Named(None));
+                return Ok(ClientHelloResponse::SUCCESS);
             }
             Some(Ok(Some(raw))) => raw.to_vec(),
             Some(Err(_)) => {
+                with(ssl, |h| h.observed = Some(Observed::Invalid));
                 set(ssl, Phase::Invalid);
                 *alert = SslAlert::DECODE_ERROR;
                 return Err(ErrorStack::get());
             }
         };
-        if let Some(mut h) = state(ssl) {
+        with(ssl, |h| {
             h.sni = crate::log::escape(&raw[..raw.len().min(LOG_NAME_MAX)]);
-        }
-        let name = match names::cert_name(&raw, &psl) {
-            Ok(name) => name,
+            h.observed = Some(top_names::from_sni(&raw));
+        });
+        match names::cert_name(&raw, &psl) {
+            Ok(name) => {
+                set(ssl, Phase::Named(Some(name)));
+                Ok(ClientHelloResponse::SUCCESS)
+            }
             Err(_) => {
                 set(ssl, Phase::Invalid);
                 *alert = SslAlert::UNRECOGNIZED_NAME;
-                return Err(ErrorStack::get());
-            }
-        };
-        let cached = certs.lock().ok().and_then(|mut c| c.get(name.file_name()));
-        match cached {
-            Some(leaf) => {
-                use_leaf(ssl, &leaf)?;
-                set(ssl, Phase::Served);
-                Ok(ClientHelloResponse::SUCCESS)
-            }
-            None => {
-                set(ssl, Phase::Lookup(Lookup::Name(name)));
-                Ok(ClientHelloResponse::RETRY)
+                Err(ErrorStack::get())
             }
         }
     }
+}
+
+/// The certificate cache, kept on the server context for the certificate callback.
+fn certs_index() -> Index<SslContext, Arc<Mutex<Certs>>> {
+    static INDEX: OnceLock<Index<SslContext, Arc<Mutex<Certs>>>> = OnceLock::new();
+    *INDEX.get_or_init(|| SslContext::new_ex_index().expect("OpenSSL ex_data index"))
+}
+
+extern "C" {
+    // Not bound by the openssl crate; in libssl since 1.0.2.
+    fn SSL_CTX_set_cert_cb(
+        ctx: *mut openssl_sys::SSL_CTX,
+        cb: Option<unsafe extern "C" fn(*mut openssl_sys::SSL, *mut libc::c_void) -> libc::c_int>,
+        arg: *mut libc::c_void,
+    );
+}
+
+/// Installs the certificate callback, which looks in `certs`.
+pub fn set_cert_callback(b: &mut SslContextBuilder, certs: Arc<Mutex<Certs>>) {
+    b.set_ex_data(certs_index(), certs);
+    // SAFETY: the builder's live `SSL_CTX*`; `cert_callback` matches the C signature and
+    // uses no argument.
+    unsafe { SSL_CTX_set_cert_cb(b.as_ptr(), Some(cert_callback), std::ptr::null_mut()) };
+}
+
+unsafe extern "C" fn cert_callback(
+    ssl: *mut openssl_sys::SSL,
+    _: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: OpenSSL passes the live `SSL*` of the handshake it is running, and `SslRef`
+    // is an opaque stand-in for `SSL` (the openssl crate's own `from_ptr_mut` is this cast).
+    let ssl = unsafe { &mut *(ssl as *mut SslRef) };
+    let Some(certs) = ssl.ssl_context().ex_data(certs_index()).cloned() else {
+        return 0;
+    };
+    choose_certificate(ssl, &certs)
+}
+
+/// What the certificate callback answers: 1 go on, 0 fail, -1 ask again later.
+fn choose_certificate(ssl: &mut SslRef, certs: &Mutex<Certs>) -> libc::c_int {
+    let phase = with(ssl, |h| std::mem::take(&mut h.phase)).unwrap_or_default();
+    let leaf = match phase {
+        Phase::Install(leaf) => leaf,
+        Phase::Named(Some(name)) => {
+            let cached = certs.lock().ok().and_then(|mut c| c.get(name.file_name()));
+            match cached {
+                Some(leaf) => leaf,
+                None => {
+                    with(ssl, |h| h.phase = Phase::Lookup(Lookup::Name(name)));
+                    return -1;
+                }
+            }
+        }
+        Phase::Named(None) => {
+            with(ssl, |h| h.phase = Phase::Lookup(Lookup::NoSni));
+            return -1;
+        }
+        other => {
+            with(ssl, |h| h.phase = other);
+            return 0;
+        }
+    };
+    if use_leaf(ssl, &leaf).is_err() {
+        return 0;
+    }
+    with(ssl, |h| h.phase = Phase::Served);
+    1
 }
 
 /// Serves `leaf` on this connection. Installing the certificate per connection costs a few
@@ -181,9 +230,9 @@ fn use_leaf(ssl: &mut SslRef, leaf: &Leaf) -> Result<(), ErrorStack> {
     ssl.set_private_key(&leaf.key)
 }
 
-/// After WANT_CLIENT_HELLO_CB: what the loop has to find.
-pub fn lookup(t: &Transport) -> Option<Lookup> {
-    with(t, |h| match std::mem::take(&mut h.phase) {
+/// After WANT_X509_LOOKUP: what the loop has to find.
+pub fn take_lookup(ssl: &SslRef) -> Option<Lookup> {
+    with(ssl, |h| match std::mem::take(&mut h.phase) {
         Phase::Lookup(l) => Some(l),
         other => {
             h.phase = other;
@@ -193,42 +242,42 @@ pub fn lookup(t: &Transport) -> Option<Lookup> {
     .flatten()
 }
 
-pub fn set_waiting(t: &Transport, file: &str) {
-    with(t, |h| h.phase = Phase::Waiting(file.to_string()));
+/// The certificate the loop found: installed when the handshake is driven again.
+pub fn install(ssl: &SslRef, leaf: Leaf) {
+    with(ssl, |h| h.phase = Phase::Install(leaf));
 }
 
-pub fn waiting_for(t: &Transport) -> Option<String> {
-    with(t, |h| match &h.phase {
-        Phase::Waiting(f) => Some(f.clone()),
-        _ => None,
-    })
-    .flatten()
+/// No certificate: the handshake fails when it is driven again, counted as `why`.
+pub fn refuse(ssl: &SslRef, why: HandshakeFailure) {
+    with(ssl, |h| h.phase = Phase::Refuse(why));
 }
 
-pub fn install(t: &Transport, leaf: Leaf) {
-    with(t, |h| h.phase = Phase::Install(leaf));
+/// The SNI the client sent, judged, once per connection: `None` when it sent none or it
+/// was taken before.
+pub fn take_name(ssl: &SslRef) -> Option<Observed> {
+    with(ssl, |h| h.observed.take()).flatten()
 }
 
-/// Fails the handshake at the next callback, counting `counter` (`slm`, `sle`..).
-pub fn refuse(t: &Transport, counter: Counter) {
-    with(t, |h| h.phase = Phase::Refuse(counter));
+/// Whether the callback has seen this connection's ClientHello (false for a client that has
+/// not finished sending one).
+pub fn seen(ssl: &SslRef) -> bool {
+    with(ssl, |h| !matches!(h.phase, Phase::Fresh)).unwrap_or(true)
 }
 
 /// The SNI for log lines ("" when none was sent).
-pub fn server_name(t: &Transport) -> String {
-    with(t, |h| h.sni.clone()).unwrap_or_default()
+pub fn server_name(ssl: &SslRef) -> String {
+    with(ssl, |h| h.sni.clone()).unwrap_or_default()
 }
 
-/// Classifies a failed handshake as reference §6.5: the main counter (`slm`/`sle`/`slu`)
-/// and the detail (`uca`/`ucb`/`uce`/`ush`/`snx`).
-pub fn classify_failure(t: &Transport, e: &openssl::ssl::Error) -> (Counter, Option<Counter>) {
-    let served = match with(t, |h| match h.phase {
-        Phase::Refuse(c) => Err((c, None)),
-        Phase::Invalid => Err((Counter::Slu, Some(Counter::Snx))),
+/// Classifies a failed handshake as reference §6.5.
+pub fn classify_failure(ssl: &SslRef, e: &openssl::ssl::Error) -> HandshakeFailure {
+    let served = match with(ssl, |h| match h.phase {
+        Phase::Refuse(why) => Err(why),
+        Phase::Invalid => Err(HandshakeFailure::InvalidSni),
         Phase::Served => Ok(true),
         _ => Ok(false),
     }) {
-        Some(Err(result)) => return result,
+        Some(Err(why)) => return why,
         Some(Ok(served)) => served,
         None => false,
     };
@@ -236,59 +285,63 @@ pub fn classify_failure(t: &Transport, e: &openssl::ssl::Error) -> (Counter, Opt
         .ssl_error()
         .and_then(|s| s.errors().first())
         .map(|err| err.reason_code());
-    let detail = match reason {
-        Some(SSL_R_TLSV1_ALERT_UNKNOWN_CA) => Some(Counter::Uca),
-        Some(SSL_R_SSLV3_ALERT_BAD_CERTIFICATE) => Some(Counter::Ucb),
-        Some(SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN) => Some(Counter::Uce),
-        // The client hung up after our ServerHello instead of sending an alert.
-        Some(SSL_R_UNEXPECTED_EOF_WHILE_READING) if served => Some(Counter::Ush),
+    match reason {
+        Some(SSL_R_TLSV1_ALERT_UNKNOWN_CA) => HandshakeFailure::UnknownCa,
+        Some(SSL_R_SSLV3_ALERT_BAD_CERTIFICATE) => HandshakeFailure::BadCertificate,
+        Some(SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN) => HandshakeFailure::CertificateUnknown,
+        Some(SSL_R_UNEXPECTED_EOF_WHILE_READING) if served => HandshakeFailure::ClientHungUp,
         _ if served && matches!(e.code(), ErrorCode::SYSCALL | ErrorCode::ZERO_RETURN) => {
-            Some(Counter::Ush)
+            HandshakeFailure::ClientHungUp
         }
-        _ => None,
-    };
-    (Counter::Slu, detail)
+        _ => HandshakeFailure::Other,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openssl::ssl::{SslContext, SslMethod, SslStream};
+    use openssl::ssl::{SslContext, SslMethod};
 
-    fn transport() -> Transport {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    fn ssl() -> Ssl {
         let ctx = SslContext::builder(SslMethod::tls_server())
             .unwrap()
             .build();
         let mut ssl = Ssl::new(&ctx).unwrap();
-        attach(&mut ssl).unwrap();
-        let stream = SslStream::new(ssl, mio::net::TcpStream::from_std(tcp)).unwrap();
-        Transport::Tls(stream)
+        attach(&mut ssl);
+        ssl
     }
 
     #[test]
     fn state_round_trips_until_released() {
-        let mut t = transport();
-        set_waiting(&t, "_.example.com");
-        assert_eq!(waiting_for(&t).as_deref(), Some("_.example.com"));
-        release(&mut t);
-        assert_eq!(waiting_for(&t), None);
-        assert_eq!(server_name(&t), "");
-        assert!(lookup(&t).is_none());
+        let ssl = ssl();
+        with(&ssl, |h| h.phase = Phase::Lookup(Lookup::NoSni));
+        assert!(matches!(take_lookup(&ssl), Some(Lookup::NoSni)));
+        assert!(take_lookup(&ssl).is_none());
+        refuse(&ssl, HandshakeFailure::NoCertificate);
+        with(&ssl, |h| h.sni = "a.example".into());
+        assert_eq!(server_name(&ssl), "a.example");
+        with(&ssl, |h| h.observed = Some(Observed::Invalid));
+        assert_eq!(take_name(&ssl), Some(Observed::Invalid));
+        assert_eq!(take_name(&ssl), None);
+        release(&ssl);
+        assert_eq!(server_name(&ssl), "");
+        assert!(take_lookup(&ssl).is_none());
         // Twice is harmless, and so is using the released state.
-        release(&mut t);
-        refuse(&t, Counter::Slm);
-        assert_eq!(waiting_for(&t), None);
+        release(&ssl);
+        refuse(&ssl, HandshakeFailure::NoCertificate);
+        assert!(take_lookup(&ssl).is_none());
     }
 
     #[test]
-    fn plain_transport_has_no_state() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let mut t = Transport::Plain(mio::net::TcpStream::from_std(tcp));
-        release(&mut t);
-        assert_eq!(waiting_for(&t), None);
-        assert_eq!(server_name(&t), "");
+    fn a_connection_without_state_is_harmless() {
+        let ctx = SslContext::builder(SslMethod::tls_server())
+            .unwrap()
+            .build();
+        let ssl = Ssl::new(&ctx).unwrap();
+        release(&ssl);
+        refuse(&ssl, HandshakeFailure::Other);
+        assert!(take_lookup(&ssl).is_none());
+        assert_eq!(server_name(&ssl), "");
+        assert_eq!(take_name(&ssl), None);
     }
 }

@@ -2,17 +2,21 @@
 //! first, `<name>\t<count>\n`; read at startup to warm the cache. Reading is bounded and
 //! forgiving (the file may be hand-edited or damaged); the caller validates the names.
 
-use crate::tls::store::write_atomic;
+use crate::sys::files::{Dir, FileError, Owners};
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader};
-use std::path::Path;
+use std::io::{self, BufRead};
 
+pub const FILE_NAME: &str = "prefetch";
 pub const MAX_LINES: usize = 100_000;
 pub const MAX_LINE: usize = 1024;
+/// Largest file read: far more than `-c` names need, small enough for a router's memory.
+pub const MAX_BYTES: u64 = 8 << 20;
 
-pub fn read(path: &Path) -> io::Result<Vec<String>> {
-    parse_from(BufReader::new(File::open(path)?))
+/// The names in CERT_PATH's prefetch file; `Ok(None)` when there is none.
+pub fn read(dir: &Dir, owners: &Owners) -> Result<Option<Vec<String>>, FileError> {
+    Ok(dir
+        .read(FILE_NAME, MAX_BYTES, owners)?
+        .map(|c| parse(&c.bytes)))
 }
 
 /// The names in a prefetch file's bytes, exactly as [`read`] would return them.
@@ -84,7 +88,7 @@ fn read_line<R: BufRead>(reader: &mut R, line: &mut Vec<u8>) -> io::Result<Optio
 }
 
 /// Rewrites the file atomically; names that would break the line format are left out.
-pub fn write(path: &Path, entries: &[(&str, u64)]) -> io::Result<()> {
+pub fn write(dir: &Dir, entries: &[(&str, u64)]) -> io::Result<()> {
     let mut text = String::new();
     for (name, count) in entries {
         if name.is_empty()
@@ -98,7 +102,7 @@ pub fn write(path: &Path, entries: &[(&str, u64)]) -> io::Result<()> {
         text.push_str(&count.to_string());
         text.push('\n');
     }
-    write_atomic(path, text.as_bytes(), 0o644)
+    dir.write_atomic(FILE_NAME, text.as_bytes(), 0o644, None, true)
 }
 
 #[cfg(test)]
@@ -106,7 +110,7 @@ mod tests {
     use super::*;
     use crate::tls::store::tests::TempDir;
     use std::fs;
-    use std::io::Read;
+    use std::io::{BufReader, Read};
     use std::os::unix::fs::PermissionsExt;
 
     fn p(bytes: &[u8]) -> Vec<String> {
@@ -192,10 +196,12 @@ mod tests {
 
     #[test]
     fn write_then_read() {
-        let dir = TempDir::new("prefetch");
-        let path = dir.0.join("prefetch");
+        let tmp = TempDir::new("prefetch");
+        let path = tmp.0.join("prefetch");
+        let dir = Dir::open(&tmp.0).unwrap();
+        assert!(read(&dir, &Owners::Any).unwrap().is_none());
         write(
-            &path,
+            &dir,
             &[
                 ("_.example.com", 51),
                 ("shop.co.uk", 3),
@@ -217,11 +223,14 @@ mod tests {
             0o644
         );
         assert_eq!(
-            read(&path).unwrap(),
+            read(&dir, &Owners::Any).unwrap().unwrap(),
             ["_.example.com", "shop.co.uk", "127.0.0.1"]
         );
-        write(&path, &[]).unwrap();
+        write(&dir, &[]).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"");
-        assert!(read(&dir.0.join("missing")).is_err());
+        // A link or a FIFO in its place is refused, never followed or waited on.
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        assert!(read(&dir, &Owners::Any).is_err());
     }
 }

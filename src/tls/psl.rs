@@ -10,8 +10,12 @@
 //! are always sent in that form.
 
 use std::collections::HashSet;
-use std::io;
 use std::path::Path;
+
+use crate::sys::files::{read_path, Owners};
+
+/// The full list is about 230 kB; a file far larger is not a list.
+pub const MAX_FILE: u64 = 4 << 20;
 
 const BUILTIN: &str = include_str!("psl_builtin.txt");
 
@@ -55,17 +59,22 @@ impl Psl {
         psl
     }
 
-    /// Reads a list file; a file without any usable rule is refused so that the caller can fall
-    /// back to [`Psl::builtin`] instead of silently making every parent wildcard-able.
-    pub fn load(path: &Path) -> io::Result<Psl> {
-        let psl = Psl::parse(&std::fs::read_to_string(path)?);
+    /// Reads a list file (no link followed, regular files only, at most `MAX_FILE` bytes, an
+    /// owner in `owners`); `Ok(None)` when there is none. A file without any usable rule is
+    /// refused so that the caller can fall back to [`Psl::builtin`] instead of silently
+    /// making every parent wildcard-able.
+    pub fn load(path: &Path, owners: &Owners) -> Result<Option<Psl>, String> {
+        let contents = match read_path(path, MAX_FILE, owners) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let text = String::from_utf8(contents.bytes).map_err(|_| "not UTF-8 text".to_string())?;
+        let psl = Psl::parse(&text);
         if psl.rules.is_empty() && psl.wild.is_empty() && psl.except.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "no public suffix rules found",
-            ));
+            return Err("no public suffix rules found".to_string());
         }
-        Ok(psl)
+        Ok(Some(psl))
     }
 
     /// Whether `domain` (lower-case, no trailing dot) is itself a public suffix, i.e. the
@@ -326,7 +335,9 @@ blogspot.co.uk
     fn full_list() {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("include-docs/public_suffix_list.dat");
-        let p = Psl::load(&path).expect("shipped list loads");
+        let p = Psl::load(&path, &crate::sys::files::Owners::Any)
+            .unwrap()
+            .expect("shipped list loads");
         assert!(p.is_public_suffix("github.io"));
         assert!(p.is_public_suffix("co.uk"));
         assert!(p.is_public_suffix("xn--55qx5d.cn"));
@@ -368,15 +379,21 @@ blogspot.co.uk
     fn load_errors() {
         let dir = std::env::temp_dir().join(format!("psl-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp dir");
-        assert!(Psl::load(&dir.join("missing")).is_err());
+        let any = Owners::Any;
+        assert!(Psl::load(&dir.join("missing"), &any).unwrap().is_none());
         let junk = dir.join("junk");
         std::fs::write(&junk, "// only comments\n\n").expect("write");
-        assert_eq!(
-            Psl::load(&junk).map(|_| ()).map_err(|e| e.kind()),
-            Err(io::ErrorKind::InvalidData)
-        );
+        assert!(Psl::load(&junk, &any)
+            .unwrap_err()
+            .contains("no public suffix rules"));
         std::fs::write(&junk, [0xffu8, 0xfe, b'\n']).expect("write");
-        assert!(Psl::load(&junk).is_err());
+        assert!(Psl::load(&junk, &any).is_err());
+        let fifo = std::ffi::CString::new(dir.join("fifo").to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(Psl::load(&dir.join("fifo"), &any)
+            .unwrap_err()
+            .contains("FIFO"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,47 +1,32 @@
 //! Certificate files in CERT_PATH (reference §7.4): one file `<name>` holding the certificate
-//! PEM then the PKCS#8 private key PEM. Files are written atomically with mode 0600, so a
-//! reader never sees half a file (§12 #19) and leaf keys are not world-readable (§12 #14).
-//! Blocking: runs on certificate workers or at startup only.
+//! PEM then the PKCS#8 private key PEM. Files are read and written through `sys::files::Dir`
+//! (no link followed, regular files only, size-capped) and written atomically with mode
+//! 0600, so a reader never sees half a file (§12 #19) and leaf keys are not world-readable
+//! (§12 #14). Blocking: runs on certificate workers or at startup only.
 
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 use std::fmt;
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io;
+
+use crate::sys::files::{Dir, FileError, Owners, TMP_SUFFIX};
 
 /// Larger files are not certificates we wrote; refusing them bounds the memory of a load.
 pub const MAX_FILE: u64 = 64 * 1024;
+/// Certificate files are private: they hold the leaf key.
+pub const MODE: u32 = 0o600;
 
 #[derive(Debug)]
 pub enum StoreError {
-    /// CERT_PATH itself is missing (on save).
-    NotFound,
     /// The file is not a usable certificate + key: the caller regenerates it.
     Corrupt(String),
     Io(io::Error),
 }
 
-impl StoreError {
-    /// A full or read-only disk: worth one log line, not one per certificate.
-    pub fn is_disk_full_or_read_only(&self) -> bool {
-        match self {
-            StoreError::Io(e) => matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSPC) | Some(libc::EROFS) | Some(libc::EDQUOT)
-            ),
-            _ => false,
-        }
-    }
-}
-
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::NotFound => f.write_str("certificate directory not found"),
             StoreError::Corrupt(why) => write!(f, "unusable certificate file: {why}"),
             StoreError::Io(e) => write!(f, "{e}"),
         }
@@ -50,52 +35,49 @@ impl fmt::Display for StoreError {
 
 impl From<io::Error> for StoreError {
     fn from(e: io::Error) -> Self {
-        if e.kind() == io::ErrorKind::NotFound {
-            StoreError::NotFound
-        } else {
-            StoreError::Io(e)
+        StoreError::Io(e)
+    }
+}
+
+impl From<FileError> for StoreError {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::Io(e) => StoreError::Io(e),
+            // A link, a FIFO, an oversized or foreign file where a certificate should be:
+            // replaced by a certificate of ours.
+            other => StoreError::Corrupt(other.to_string()),
         }
     }
 }
 
-fn cert_path(dir: &Path, name: &str) -> Result<PathBuf, StoreError> {
-    // Names arrive validated; this only keeps a bug elsewhere from escaping CERT_PATH or
-    // overwriting one of our own files (`ca.key` is a valid-looking DNS name).
-    let bad = name.is_empty()
-        || name == "."
-        || name == ".."
-        || name.contains(['/', '\0'])
-        || super::names::RESERVED.contains(&name);
-    if bad {
+fn check_name(name: &str) -> Result<(), StoreError> {
+    // Names arrive validated; this only keeps a bug elsewhere from overwriting one of our own
+    // files (`ca.key` is a valid-looking DNS name). `Dir` refuses anything with a slash.
+    if super::names::RESERVED.contains(&name) || name.ends_with(TMP_SUFFIX) {
         return Err(StoreError::Corrupt(format!("refused file name {name:?}")));
     }
-    Ok(dir.join(name))
+    Ok(())
 }
 
-/// Reads at most `limit + 1` bytes, so callers can tell "too large" without reading it all.
-pub(crate) fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    File::open(path)?
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
+/// A certificate file read back.
+pub struct Stored {
+    pub cert: X509,
+    pub key: PKey<Private>,
+    /// Permission bits: a file migrated from the C version may be 0644.
+    pub mode: u32,
 }
 
 /// Ok(None) when there is no file; Err when it exists but cannot be used.
-pub fn load(dir: &Path, name: &str) -> Result<Option<(X509, PKey<Private>)>, StoreError> {
-    let path = cert_path(dir, name)?;
-    let bytes = match read_limited(&path, MAX_FILE) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::Io(e)),
+pub fn load(dir: &Dir, name: &str, owners: &Owners) -> Result<Option<Stored>, StoreError> {
+    check_name(name)?;
+    let Some(contents) = dir.read(name, MAX_FILE, owners)? else {
+        return Ok(None);
     };
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(StoreError::Corrupt(format!("larger than {MAX_FILE} bytes")));
-    }
+    let bytes = &contents.bytes;
     let cert =
-        X509::from_pem(&bytes).map_err(|e| StoreError::Corrupt(format!("certificate: {e}")))?;
+        X509::from_pem(bytes).map_err(|e| StoreError::Corrupt(format!("certificate: {e}")))?;
     // An empty passphrase instead of OpenSSL's default terminal prompt for encrypted keys.
-    let key = PKey::private_key_from_pem_callback(&bytes, |_| Ok(0))
+    let key = PKey::private_key_from_pem_callback(bytes, |_| Ok(0))
         .map_err(|e| StoreError::Corrupt(format!("private key: {e}")))?;
     let matches = cert
         .public_key()
@@ -106,7 +88,11 @@ pub fn load(dir: &Path, name: &str) -> Result<Option<(X509, PKey<Private>)>, Sto
             "private key does not match the certificate".into(),
         ));
     }
-    Ok(Some((cert, key)))
+    Ok(Some(Stored {
+        cert,
+        key,
+        mode: contents.mode,
+    }))
 }
 
 pub fn pem_bytes(cert: &X509, key: &PKey<Private>) -> Result<Vec<u8>, ErrorStack> {
@@ -115,86 +101,42 @@ pub fn pem_bytes(cert: &X509, key: &PKey<Private>) -> Result<Vec<u8>, ErrorStack
     Ok(pem)
 }
 
-pub fn save(dir: &Path, name: &str, cert: &X509, key: &PKey<Private>) -> Result<(), StoreError> {
-    let path = cert_path(dir, name)?;
+/// Writes the certificate file; returns its size.
+pub fn save(dir: &Dir, name: &str, cert: &X509, key: &PKey<Private>) -> Result<u64, StoreError> {
+    check_name(name)?;
     let pem = pem_bytes(cert, key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // No fsync: a certificate can always be made again, and a file torn by a power cut is
     // detected as corrupt and replaced; an fsync per certificate would cost a router's
     // flash several milliseconds per new name.
-    replace_file(&path, &pem, 0o600, false).map_err(StoreError::from)
+    dir.write_atomic(name, &pem, MODE, None, false)?;
+    Ok(pem.len() as u64)
 }
-
-static TMP_SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// Removes temporary files a killed process left behind (`write_atomic` never leaves one
 /// otherwise). Startup only: runs before the event loop. Returns how many were removed.
-pub fn sweep_temp_files(dir: &Path) -> usize {
-    let Ok(entries) = fs::read_dir(dir) else {
+pub fn sweep_temp_files(dir: &Dir) -> usize {
+    let Ok(entries) = dir.entries() else {
         return 0;
     };
     entries
-        .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")))
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .iter()
+        .filter(|e| e.name.ends_with(TMP_SUFFIX))
+        .filter(|e| dir.remove(&e.name).is_ok())
         .count()
-}
-
-/// Writes `<path>.<pid>.<n>.tmp` (exclusive create, exact `mode`), fsyncs it and renames it
-/// over `path`; on any failure the temporary file is removed and `path` is untouched.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    replace_file(path, bytes, mode, true)
-}
-
-fn replace_file(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let pid = std::process::id();
-    let mut attempts = 0;
-    let (tmp, file) = loop {
-        let mut tmp_name = name.to_os_string();
-        tmp_name.push(format!(
-            ".{pid}.{}.tmp",
-            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let tmp = path.with_file_name(tmp_name);
-        let opened = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp);
-        match opened {
-            Ok(file) => break (tmp, file),
-            // A stale file of a previous process with the same pid.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => attempts += 1,
-            Err(e) => return Err(e),
-        }
-    };
-    let written = finish(file, bytes, mode, durable).and_then(|()| fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
-}
-
-fn finish(mut file: File, bytes: &[u8], mode: u32, durable: bool) -> io::Result<()> {
-    // The umask must not widen or narrow the mode we promise.
-    file.set_permissions(Permissions::from_mode(mode))?;
-    file.write_all(bytes)?;
-    if durable {
-        file.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::tls::ca::{Ca, KeyType};
+    use crate::tls::ca::Ca;
     use crate::tls::certgen;
+    use crate::x509::KeyType;
     use openssl::ec::{EcGroup, EcKey};
     use openssl::nid::Nid;
+    use std::fs::{self, File, Permissions};
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A unique directory under the system temp dir, removed on drop.
     pub(crate) struct TempDir(pub PathBuf);
@@ -220,14 +162,24 @@ pub(crate) mod tests {
         }
     }
 
+    fn load(path: &Path, name: &str) -> Result<Option<(X509, PKey<Private>)>, StoreError> {
+        let dir = Dir::open(path)?;
+        super::load(&dir, name, &Owners::Any).map(|o| o.map(|s| (s.cert, s.key)))
+    }
+
+    fn save(path: &Path, name: &str, cert: &X509, key: &PKey<Private>) -> Result<(), StoreError> {
+        let dir = Dir::open(path)?;
+        super::save(&dir, name, cert, key).map(|_| ())
+    }
+
     fn test_ca(dir: &Path) -> Ca {
-        crate::tls::ca::load_or_create(dir, KeyType::Ecdsa)
+        crate::tls::ca::load_or_create_at(dir, KeyType::Ecdsa)
             .unwrap()
             .0
     }
 
     fn leaf(ca: &Ca, subject: &str, kind: KeyType) -> (X509, PKey<Private>) {
-        let key = certgen::new_leaf_key(kind).unwrap();
+        let key = crate::x509::new_key(kind).unwrap();
         (certgen::generate(subject, None, ca, &key).unwrap(), key)
     }
 
@@ -265,9 +217,7 @@ pub(crate) mod tests {
     fn missing_file_is_none() {
         let dir = TempDir::new("store-none");
         assert!(load(&dir.0, "nothing.example").unwrap().is_none());
-        assert!(load(&dir.0.join("no-such-dir"), "x.example")
-            .unwrap()
-            .is_none());
+        assert!(load(&dir.0.join("no-such-dir"), "x.example").is_err());
     }
 
     #[test]
@@ -357,15 +307,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn save_into_missing_dir_is_not_found() {
-        let dir = TempDir::new("store-nodir");
-        let ca = test_ca(&dir.0);
-        let (cert, key) = leaf(&ca, "a.example", KeyType::Ecdsa);
-        let err = save(&dir.0.join("gone"), "a.example", &cert, &key).unwrap_err();
-        assert!(matches!(err, StoreError::NotFound), "{err}");
-    }
-
-    #[test]
     fn failed_write_leaves_nothing_behind() {
         let dir = TempDir::new("store-ro");
         let ca = test_ca(&dir.0);
@@ -382,36 +323,30 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn error_classification() {
-        for errno in [libc::ENOSPC, libc::EROFS, libc::EDQUOT] {
-            let err = StoreError::Io(io::Error::from_raw_os_error(errno));
-            assert!(err.is_disk_full_or_read_only());
-        }
-        let eacces = StoreError::Io(io::Error::from_raw_os_error(libc::EACCES));
-        assert!(!eacces.is_disk_full_or_read_only());
-        assert!(!StoreError::Corrupt("x".into()).is_disk_full_or_read_only());
-        let enoent = StoreError::from(io::Error::from_raw_os_error(libc::ENOENT));
-        assert!(matches!(enoent, StoreError::NotFound));
-    }
-
-    #[test]
-    fn write_atomic_replaces_with_exact_mode() {
-        let dir = TempDir::new("store-atomic");
-        let path = dir.0.join("f");
-        write_atomic(&path, b"one", 0o644).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"one");
+    fn links_and_odd_files_are_corrupt_and_temp_files_swept() {
+        let dir = TempDir::new("store-odd");
+        let ca = test_ca(&dir.0);
+        let (cert, key) = leaf(&ca, "a.example", KeyType::Ecdsa);
+        save(&dir.0, "a.example", &cert, &key).unwrap();
+        std::os::unix::fs::symlink(dir.0.join("a.example"), dir.0.join("b.example")).unwrap();
+        assert!(matches!(
+            load(&dir.0, "b.example"),
+            Err(StoreError::Corrupt(_))
+        ));
+        std::os::unix::fs::symlink("/dev/zero", dir.0.join("c.example")).unwrap();
+        assert!(matches!(
+            load(&dir.0, "c.example"),
+            Err(StoreError::Corrupt(_))
+        ));
+        fs::write(dir.0.join(".x.example.0123.tmp"), b"half").unwrap();
+        let d = Dir::open(&dir.0).unwrap();
+        assert_eq!(sweep_temp_files(&d), 1);
         assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o644
+            listing(&dir.0),
+            ["a.example", "b.example", "c.example", "ca.crt", "ca.key"]
         );
-        write_atomic(&path, b"two", 0o600).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(listing(&dir.0), ["f"]);
-        assert!(write_atomic(Path::new("/"), b"x", 0o600).is_err());
+        let stored = super::load(&d, "a.example", &Owners::Any).unwrap().unwrap();
+        assert_eq!(stored.mode, MODE);
     }
 
     #[test]

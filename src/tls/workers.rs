@@ -1,161 +1,257 @@
 //! Certificate workers: a small thread pool that loads certificates from CERT_PATH or
 //! makes new ones, so that the event loop never reads a file or creates a key. Jobs come
-//! over a bounded channel; results go back over a channel plus a `mio::Waker`.
+//! over a bounded channel; results go back over a channel plus a `mio::Waker`. The workers
+//! also keep CERT_PATH within its disk budget (`tls::disk`).
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::{io, thread};
 
 use mio::Waker;
-use openssl::asn1::Asn1TimeRef;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use super::ca::{Ca, KeyType};
+use super::ca::Ca;
 use super::certgen;
-use super::certs::{unix_now, Leaf};
+use super::certs::{Certs, Leaf};
+use super::disk::DiskBudget;
 use super::names::CertName;
 use super::store::{self, StoreError};
 use crate::log;
 use crate::plog;
+use crate::sys::files::{Dir, Owners};
+use crate::x509::{self, KeyType};
+
+/// How a job ended.
+pub enum Outcome {
+    Ready(Leaf),
+    Failed(String),
+    /// Every client waiting for it had gone before it ran: nothing was done.
+    Abandoned,
+}
 
 /// A finished job.
 pub struct Done {
     /// Certificate file name.
     pub name: String,
-    pub result: Result<Leaf, String>,
+    pub outcome: Outcome,
     /// A new certificate was made (`cgn`).
     pub generated: bool,
-    /// The file on disk was corrupt or unusable and was replaced (`sle`).
+    /// The file on disk was unusable (corrupt, signed by another CA, not a regular file)
+    /// and was replaced (`sle`).
     pub replaced: bool,
+}
+
+/// A queued job: the name, and a flag the loop sets when nobody waits for it any more.
+pub struct Job {
+    pub name: CertName,
+    pub abandoned: Arc<AtomicBool>,
 }
 
 /// Everything a worker needs to produce a certificate.
 pub struct Maker {
-    pub dir: PathBuf,
-    pub ca: Ca,
-    pub leaf_kind: KeyType,
+    dir: Arc<Dir>,
+    /// Who may own the certificate files we read (see `sys::files::Owners`).
+    owners: Owners,
+    ca: Ca,
+    leaf_kind: KeyType,
     /// RSA-2048 takes seconds per key on a router's ARM core: RSA leaves share one key,
     /// made once. ECDSA keys cost microseconds, so each certificate gets its own.
     shared_rsa: OnceLock<PKey<Private>>,
+    disk: Arc<Mutex<DiskBudget>>,
+    /// The memory cache, consulted only to spare its names when the budget removes files.
+    certs: Arc<Mutex<Certs>>,
     disk_warned: AtomicBool,
 }
 
-fn not_after_unix(t: &Asn1TimeRef) -> i64 {
-    let now = unix_now();
-    match crate::tls::certgen::asn1_time(now).and_then(|n| n.diff(t)) {
-        Ok(d) => now + i64::from(d.days) * 86400 + i64::from(d.secs),
-        Err(_) => 0,
-    }
-}
-
-fn leaf(cert: X509, key: PKey<Private>) -> Leaf {
-    let not_after = not_after_unix(cert.not_after());
-    Leaf {
-        cert,
-        key,
-        not_after,
-    }
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Maker {
-    pub fn new(dir: PathBuf, ca: Ca, leaf_kind: KeyType) -> Maker {
+    pub fn new(
+        dir: Arc<Dir>,
+        owners: Owners,
+        ca: Ca,
+        leaf_kind: KeyType,
+        disk: Arc<Mutex<DiskBudget>>,
+        certs: Arc<Mutex<Certs>>,
+    ) -> Maker {
         Maker {
             dir,
+            owners,
             ca,
             leaf_kind,
             shared_rsa: OnceLock::new(),
+            disk,
+            certs,
             disk_warned: AtomicBool::new(false),
         }
     }
 
-    /// A valid, not-expiring certificate from disk, if there is one.
+    /// A valid, not-expiring certificate from disk, if there is one; a file signed by
+    /// another CA (the CA was replaced) is unusable, so that it gets regenerated.
     pub fn load(&self, name: &str) -> Result<Option<Leaf>, StoreError> {
-        match store::load(&self.dir, name)? {
-            Some((cert, key)) if !certgen::needs_renewal(&cert) => Ok(Some(leaf(cert, key))),
-            _ => Ok(None),
+        let Some(stored) = store::load(&self.dir, name, &self.owners)? else {
+            return Ok(None);
+        };
+        if !self.signed_by_ca(&stored.cert) {
+            return Err(StoreError::Corrupt("not signed by the current CA".into()));
+        }
+        if stored.mode & 0o077 != 0 {
+            self.make_private(name, &stored.cert, &stored.key);
+        }
+        let leaf = Leaf::new(stored.cert, stored.key);
+        if leaf.needs_renewal(x509::unix_now()) {
+            return Ok(None);
+        }
+        lock(&self.disk).used(name);
+        Ok(Some(leaf))
+    }
+
+    fn signed_by_ca(&self, cert: &X509) -> bool {
+        let same_issuer = match (
+            cert.issuer_name().to_der(),
+            self.ca.cert.subject_name().to_der(),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        same_issuer
+            && self
+                .ca
+                .cert
+                .public_key()
+                .and_then(|k| cert.verify(&k))
+                .unwrap_or(false)
+    }
+
+    /// A file readable by others (the C version wrote 0644) becomes 0600: changed in place
+    /// when it is ours, else rewritten as ours.
+    fn make_private(&self, name: &str, cert: &X509, key: &PKey<Private>) {
+        if self.dir.set_mode(name, store::MODE).is_err() {
+            if let Err(e) = store::save(&self.dir, name, cert, key) {
+                plog!(log::WARNING, "cannot make {} private: {}", name, e);
+            }
         }
     }
 
     fn leaf_key(&self) -> Result<PKey<Private>, String> {
         match self.leaf_kind {
-            KeyType::Ecdsa => certgen::new_leaf_key(KeyType::Ecdsa).map_err(|e| e.to_string()),
+            KeyType::Ecdsa => x509::new_key(KeyType::Ecdsa).map_err(|e| e.to_string()),
             KeyType::Rsa => {
                 if let Some(k) = self.shared_rsa.get() {
                     return Ok(k.clone());
                 }
-                let k = certgen::new_leaf_key(KeyType::Rsa).map_err(|e| e.to_string())?;
+                let k = x509::new_key(KeyType::Rsa).map_err(|e| e.to_string())?;
                 Ok(self.shared_rsa.get_or_init(|| k).clone())
             }
         }
     }
 
-    /// Makes a new certificate and stores it; a disk that cannot take it (full,
-    /// read-only) is logged once and the certificate is served from memory.
+    /// Makes a new certificate and stores it within the disk budget. The first write that
+    /// fails (full or read-only disk, permissions) is logged, once; the certificate is
+    /// served from memory either way.
     pub fn generate(&self, name: &CertName) -> Result<Leaf, String> {
-        if self.ca.key.is_none() {
+        let ca_key = self.ca.key.as_ref();
+        if ca_key.is_none() {
             return Err("no usable ca.key: certificates are not generated".into());
         }
         let key = self.leaf_key()?;
         let cert = certgen::generate(&name.subject(), name.ip(), &self.ca, &key)
             .map_err(|e| e.to_string())?;
-        match store::save(&self.dir, name.file_name(), &cert, &key) {
-            Ok(()) => plog!(log::NOTICE, "cert generated to disk: {}", name.file_name()),
+        if lock(&self.disk).enabled() {
+            self.store(name.file_name(), &cert, &key);
+        }
+        Ok(Leaf::new(cert, key))
+    }
+
+    fn store(&self, file: &str, cert: &X509, key: &PKey<Private>) {
+        let bytes = match store::save(&self.dir, file, cert, key) {
+            Ok(bytes) => bytes,
             Err(e) => {
                 if !self.disk_warned.swap(true, Ordering::Relaxed) {
                     plog!(
                         log::ERROR,
                         "cannot write certificates to {}: {}; serving them from memory",
-                        self.dir.display(),
+                        self.dir.path().display(),
                         e
                     );
                 }
+                return;
+            }
+        };
+        plog!(log::NOTICE, "cert generated to disk: {}", file);
+        let in_memory = |n: &str| lock(&self.certs).contains(n);
+        let (victims, first) = {
+            let mut disk = lock(&self.disk);
+            let victims = disk.stored(file, bytes, &in_memory);
+            (victims, disk.first_reached().then(|| disk.max_files()))
+        };
+        if let Some(max) = first {
+            plog!(
+                log::NOTICE,
+                "{} holds its budget of {} certificate files (--cert-files): the least recently used are removed as new ones are written",
+                self.dir.path().display(),
+                max
+            );
+        }
+        self.remove(&victims);
+    }
+
+    /// Removes files the budget picked (at startup too, for files over a smaller budget).
+    pub fn remove(&self, victims: &[String]) {
+        for v in victims {
+            if let Err(e) = self.dir.remove(v) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    plog!(log::WARNING, "cannot remove {}: {}", v, e);
+                }
             }
         }
-        Ok(leaf(cert, key))
     }
 
     /// Load from disk, or generate: what a job does.
-    pub fn obtain(&self, name: &CertName) -> Done {
-        let file = name.file_name().to_string();
+    pub fn obtain(&self, job: &Job) -> Done {
+        let file = job.name.file_name().to_string();
+        let done = |outcome, generated, replaced| Done {
+            name: file.clone(),
+            outcome,
+            generated,
+            replaced,
+        };
+        if job.abandoned.load(Ordering::Relaxed) {
+            return done(Outcome::Abandoned, false, false);
+        }
         let mut replaced = false;
         match self.load(&file) {
-            Ok(Some(leaf)) => {
-                return Done {
-                    name: file,
-                    result: Ok(leaf),
-                    generated: false,
-                    replaced,
-                }
-            }
+            Ok(Some(leaf)) => return done(Outcome::Ready(leaf), false, false),
             Ok(None) => {}
             Err(StoreError::Corrupt(why)) => {
-                plog!(
+                log::limited(
                     log::WARNING,
-                    "replacing unusable certificate {}: {}",
-                    file,
-                    why
+                    &log::CERT_FILE,
+                    format_args!("replacing unusable certificate {file}: {why}"),
                 );
                 replaced = true;
             }
-            Err(e) => plog!(log::WARNING, "cannot read certificate {}: {}", file, e),
+            Err(e) => log::limited(
+                log::WARNING,
+                &log::CERT_FILE,
+                format_args!("cannot read certificate {file}: {e}"),
+            ),
         }
-        let result = self.generate(name);
-        let generated = result.is_ok();
-        Done {
-            name: file,
-            result,
-            generated,
-            replaced,
+        match self.generate(&job.name) {
+            Ok(leaf) => done(Outcome::Ready(leaf), true, replaced),
+            Err(why) => done(Outcome::Failed(why), false, replaced),
         }
     }
 }
 
 pub struct Workers {
-    jobs: SyncSender<CertName>,
+    jobs: SyncSender<Job>,
     done: Receiver<Done>,
+    can_sign: bool,
 }
 
 impl Workers {
@@ -166,9 +262,10 @@ impl Workers {
         maker: Arc<Maker>,
         waker: Arc<Waker>,
     ) -> io::Result<Workers> {
-        let (jobs, job_rx) = mpsc::sync_channel::<CertName>(queue);
+        let (jobs, job_rx) = mpsc::sync_channel::<Job>(queue);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done) = mpsc::channel();
+        let can_sign = maker.ca.key.is_some();
         for i in 0..threads.max(1) {
             let job_rx = job_rx.clone();
             let done_tx = done_tx.clone();
@@ -179,21 +276,30 @@ impl Workers {
                 .stack_size(256 * 1024)
                 .spawn(move || loop {
                     let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok(name) = job else { return };
-                    if done_tx.send(maker.obtain(&name)).is_err() {
+                    let Ok(job) = job else { return };
+                    if done_tx.send(maker.obtain(&job)).is_err() {
                         return;
                     }
                     let _ = waker.wake();
                 })?;
         }
-        Ok(Workers { jobs, done })
+        Ok(Workers {
+            jobs,
+            done,
+            can_sign,
+        })
     }
 
-    /// Queues a job; gives the name back when the queue is full.
-    pub fn submit(&self, name: CertName) -> Result<(), CertName> {
-        match self.jobs.try_send(name) {
+    /// Whether new certificates can be made; when not, startup has said why, at ERROR.
+    pub fn can_sign(&self) -> bool {
+        self.can_sign
+    }
+
+    /// Queues a job; gives it back when the queue is full.
+    pub fn submit(&self, job: Job) -> Result<(), Job> {
+        match self.jobs.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(n)) | Err(TrySendError::Disconnected(n)) => Err(n),
+            Err(TrySendError::Full(j)) | Err(TrySendError::Disconnected(j)) => Err(j),
         }
     }
 

@@ -404,6 +404,46 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Str
     text
 }
 
+/// Runs the server binary with `args` until it exits or `timeout` passes (then it is
+/// killed): its exit code (None if killed) and everything it printed.
+pub fn run_to_exit(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let r_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let r_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let end = Instant::now() + timeout;
+    let mut code = None;
+    while Instant::now() < end {
+        if let Ok(Some(status)) = child.try_wait() {
+            code = status.code();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if code.is_none() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    let mut text = String::from_utf8_lossy(&r_out.join().unwrap()).into_owned();
+    text.push_str(&String::from_utf8_lossy(&r_err.join().unwrap()));
+    (code, text)
+}
+
 /// A request head for `path` on a keep-alive HTTP/1.1 connection.
 pub fn get_req(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")

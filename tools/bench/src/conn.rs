@@ -2,8 +2,8 @@
 
 use openssl::pkey::Id;
 use openssl::ssl::{
-    SslConnector, SslMethod, SslMode, SslSession, SslSessionCacheMode, SslStream, SslVerifyMode,
-    SslVersion,
+    SslConnector, SslMethod, SslMode, SslRef, SslSession, SslSessionCacheMode, SslStream,
+    SslVerifyMode, SslVersion,
 };
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -46,7 +46,7 @@ pub fn request(host: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-fn tcp(addr: SocketAddr) -> io::Result<TcpStream> {
+pub fn tcp(addr: SocketAddr) -> io::Result<TcpStream> {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(IO_TIMEOUT))?;
@@ -128,6 +128,16 @@ pub fn tls(
     session: Option<&[u8]>,
 ) -> Result<Conn, String> {
     let sock = tcp(addr).map_err(|e| format!("connect: {e}"))?;
+    tls_over(c, sock, name, session).map(|s| Conn::Tls(Box::new(s)))
+}
+
+/// A TLS handshake for SNI `name` over `sock`, resuming the DER `session` when given.
+pub fn tls_over<S: Read + Write + std::fmt::Debug>(
+    c: &SslConnector,
+    sock: S,
+    name: &str,
+    session: Option<&[u8]>,
+) -> Result<SslStream<S>, String> {
     let mut ssl = c
         .configure()
         .and_then(|cf| cf.into_ssl(name))
@@ -138,9 +148,7 @@ pub fn tls(
         // own context (each figure keeps its sessions with the connector that made them).
         unsafe { ssl.set_session(&s) }.map_err(|e| e.to_string())?;
     }
-    ssl.connect(sock)
-        .map(|s| Conn::Tls(Box::new(s)))
-        .map_err(|e| format!("handshake: {e}"))
+    ssl.connect(sock).map_err(|e| format!("handshake: {e}"))
 }
 
 pub fn plain(addr: SocketAddr) -> Result<Conn, String> {
@@ -180,14 +188,46 @@ pub fn describe(c: &SslConnector, addr: SocketAddr, name: &str) -> Result<String
 }
 
 /// The session to resume next time (for TLS 1.3 the latest ticket's) and whether this one was.
-/// Kept as DER, a copy: closing a connection without a recorded shutdown marks its live
-/// session object not resumable (OpenSSL's ssl_clear_bad_session).
 pub fn session(c: &Conn) -> (Option<Vec<u8>>, bool) {
     match c {
-        Conn::Tls(s) => (
-            s.ssl().session().and_then(|s| s.to_der().ok()),
-            s.ssl().session_reused(),
-        ),
+        Conn::Tls(s) => session_of(s.ssl()),
         Conn::Plain(_) => (None, false),
     }
+}
+
+/// Kept as DER, a copy: closing a connection without a recorded shutdown marks its live
+/// session object not resumable (OpenSSL's ssl_clear_bad_session).
+pub fn session_of(ssl: &SslRef) -> (Option<Vec<u8>>, bool) {
+    (
+        ssl.session().and_then(|s| s.to_der().ok()),
+        ssl.session_reused(),
+    )
+}
+
+/// The DER of the leaf certificate served for SNI `name` (not verified).
+pub fn served_leaf(addr: SocketAddr, name: &str) -> Result<Vec<u8>, String> {
+    let c = load_connector(None)?;
+    let conn = tls(&c, addr, name, None)?;
+    let Conn::Tls(s) = &conn else {
+        return Err("not TLS".into());
+    };
+    s.ssl()
+        .peer_certificate()
+        .ok_or("no certificate served")?
+        .to_der()
+        .map_err(|e| e.to_string())
+}
+
+/// The body of a plain-HTTP GET of `path` (the connection is closed after it).
+pub fn get_body(addr: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
+    let mut s = tcp(addr).map_err(|e| format!("connect: {e}"))?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).map_err(|e| e.to_string())?;
+    let at = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no response head")?;
+    Ok(all[at + 4..].to_vec())
 }

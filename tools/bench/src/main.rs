@@ -1,11 +1,15 @@
 //! pixelserv-bench: load and resource figures for pixelserv-tls, printed as one markdown table.
 //! No thresholds: it prints, people judge.
 
+mod compare;
 mod conn;
 mod figures;
+mod nonoise;
+mod peers;
 mod soak;
 mod sys;
 mod target;
+mod wire;
 
 use figures::{Handshake, Sample};
 use std::path::PathBuf;
@@ -28,6 +32,8 @@ const USAGE: &str = "\
 usage: pixelserv-bench (--server PATH | --http PORT --https PORT --cacert FILE [--pid PID])
   --server PATH        start this pixelserv-tls binary on free loopback ports (own CERT_PATH)
   --server-arg ARG     extra argument for the started server (repeatable)
+  --server-certs DIR   copy DIR's files (ca.crt, ca.key, certificates) into the started
+                       server's CERT_PATH: it then loads them instead of making them
   --http/--https PORT  target a running server instead; --cacert its ca.crt;
   --pid PID            its pid (for server CPU and RSS; without it those are n/a)
   --quick              2 s per figure, repeat 1, idle 2000, names 100 (about a minute)
@@ -48,11 +54,23 @@ usage: pixelserv-bench (--server PATH | --http PORT --https PORT --cacert FILE [
                        server RSS/fds/threads/stats a minute, then a summary (started server
                        gets -O 5 unless a --server-arg -O is given)
   --soak-rate R        soak requests per second in total (default 300)
+
+side by side (needs --server; makes its own servers):
+  --peer NAME          nginx or haproxy (repeatable, or a comma list; installs Debian's
+                       nginx-core / haproxy with apt-get when missing); prints one table:
+                       ours, each peer, ours ÷ best peer. `--peer none`: ours alone
+  --only LIST          here a comma list of: http,https,full,resume12,resume13,idle,bytes,
+                       syscalls,instructions (default: all)
+  --keep-profiles DIR  keep the strace summaries and callgrind dumps (per server and op)
+                       there, for callgrind_annotate
+  defaults here: --duration 2, --repeat 3, --idle 10000 (fewer when the fd limit makes
+  HAProxy refuse it); --quick: --duration 1, --repeat 1, --idle 2000, half-length passes
 ";
 
 struct Opts {
     server: Option<PathBuf>,
     server_args: Vec<String>,
+    server_certs: Option<PathBuf>,
     http: Option<u16>,
     https: Option<u16>,
     cacert: Option<PathBuf>,
@@ -71,12 +89,16 @@ struct Opts {
     pin: bool,
     soak: Option<f64>,
     soak_rate: f64,
+    /// Side-by-side mode: the peers (possibly none: ours alone in that table).
+    peers: Option<Vec<peers::Peer>>,
+    keep: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         server: None,
         server_args: Vec::new(),
+        server_certs: None,
         http: None,
         https: None,
         cacert: None,
@@ -95,6 +117,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         pin: true,
         soak: None,
         soak_rate: 300.0,
+        peers: None,
+        keep: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -105,18 +129,27 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         match a.as_str() {
             "--server" => o.server = Some(val()?.into()),
             "--server-arg" => o.server_args.push(val()?),
+            "--server-certs" => o.server_certs = Some(val()?.into()),
             "--http" => o.http = Some(num(a, val()?)?),
             "--https" => o.https = Some(num(a, val()?)?),
             "--cacert" => o.cacert = Some(val()?.into()),
             "--pid" => o.pid = Some(num(a, val()?)?),
             "--quick" => o.quick = true,
             "--only" => {
-                let list: Vec<String> = val()?.split(',').map(|s| s.trim().to_string()).collect();
-                if let Some(bad) = list.iter().find(|f| !FIGURES.contains(&f.as_str())) {
-                    return Err(format!("--only: unknown figure '{bad}'"));
-                }
-                o.only = Some(list);
+                o.only = Some(val()?.split(',').map(|s| s.trim().to_string()).collect());
             }
+            "--peer" => {
+                let list = o.peers.get_or_insert_with(Vec::new);
+                for name in val()?.split(',').map(str::trim) {
+                    if name != "none" {
+                        let p = peers::Peer::parse(name)?;
+                        if !list.contains(&p) {
+                            list.push(p);
+                        }
+                    }
+                }
+            }
+            "--keep-profiles" => o.keep = Some(val()?.into()),
             "--repeat" => o.repeat = Some(num::<usize>(a, val()?)?.max(1)),
             "--duration" => o.duration = Some(num(a, val()?)?),
             "--conns" => o.conns = num::<usize>(a, val()?)?.max(1),
@@ -135,6 +168,22 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     }
     if o.server.is_none() && (o.http.is_none() || o.https.is_none() || o.cacert.is_none()) {
         return Err("give --server PATH, or --http, --https and --cacert".into());
+    }
+    let known = if o.peers.is_some() {
+        compare::KEYS
+    } else {
+        FIGURES
+    };
+    if let Some(bad) = o
+        .only
+        .iter()
+        .flatten()
+        .find(|f| !known.contains(&f.as_str()))
+    {
+        return Err(format!("--only: unknown figure '{bad}'"));
+    }
+    if o.peers.is_some() && o.server.is_none() {
+        return Err("--peer needs --server (the peers serve our server's certificates)".into());
     }
     Ok(o)
 }
@@ -219,7 +268,7 @@ fn run_soak(o: &Opts, minutes: f64) -> Result<(), String> {
                 args.extend(["-O".into(), "5".into()]);
             }
             eprintln!("soak: server args {}", args.join(" "));
-            Target::start(bin, 1000, &args)?
+            Target::start(bin, 1000, &args, &[], o.server_certs.as_deref())?
         }
         None => Target::running(
             o.http.unwrap_or(80),
@@ -231,9 +280,34 @@ fn run_soak(o: &Opts, minutes: f64) -> Result<(), String> {
     soak::run(&t, minutes, o.soak_rate)
 }
 
-fn run(o: Opts) -> Result<(), String> {
+fn run_compare(o: Opts, peers: Vec<peers::Peer>) -> Result<(), String> {
+    let quick = o.quick;
+    compare::run(compare::Opts {
+        server: o.server.unwrap_or_default(),
+        server_args: o.server_args,
+        server_certs: o.server_certs,
+        peers,
+        quick,
+        repeat: o.repeat.unwrap_or(if quick { 1 } else { 3 }),
+        secs: o.duration.unwrap_or(if quick { 1.0 } else { 2.0 }),
+        idle: o.idle.unwrap_or(if quick { 2000 } else { 10_000 }),
+        conns: o.conns,
+        client_threads: o.client_threads,
+        threads: o.threads,
+        server_cpu: o.server_cpu,
+        client_cpu: o.client_cpu,
+        pin: o.pin,
+        only: o.only,
+        keep: o.keep,
+    })
+}
+
+fn run(mut o: Opts) -> Result<(), String> {
     if let Some(minutes) = o.soak {
         return run_soak(&o, minutes);
+    }
+    if let Some(peers) = o.peers.take() {
+        return run_compare(o, peers);
     }
     let quick = o.quick;
     let repeat = o.repeat.unwrap_or(if quick { 1 } else { 3 });
@@ -250,11 +324,17 @@ fn run(o: Opts) -> Result<(), String> {
     let cpus = sys::allowed_cpus();
     let pin = o.pin && cpus >= 2;
     if pin {
-        // Before any thread or child exists, so all of them inherit the mask.
+        // Before the load threads and the servers exist, so all of them inherit the mask.
         sys::pin(0, o.client_cpu).map_err(|e| format!("pin client: {e}"))?;
     }
     let mut t = match &o.server {
-        Some(bin) => Target::start(bin, idle_n + names_n + 200, &o.server_args)?,
+        Some(bin) => Target::start(
+            bin,
+            idle_n + names_n + 200,
+            &o.server_args,
+            &[],
+            o.server_certs.as_deref(),
+        )?,
         None => Target::running(
             o.http.unwrap_or(80),
             o.https.unwrap_or(443),
@@ -361,6 +441,7 @@ fn run(o: Opts) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    sys::clean_exit_on_signals(target::remove_temp_dirs);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let o = match parse(&args) {
         Ok(o) => o,

@@ -124,3 +124,81 @@ pub fn loadavg() -> String {
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".into())
 }
+
+/// Makes a child we spawn die with this process (SIGKILL when the bench exits for any
+/// reason, including a panic or a kill), so no server is ever left running.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (prctl, getppid, _exit).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Full path of `name` on PATH or in the sbin directories (nginx and haproxy live there,
+/// which a non-root PATH may not list).
+pub fn which(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"])
+        .filter(|d| !d.is_empty())
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found
+}
+
+/// Whether every thread of `pid` is asleep in the kernel (state S): for an event-loop
+/// server, waiting for its next event with nothing left to do.
+pub fn all_threads_sleeping(pid: u32) -> io::Result<bool> {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let stat = std::fs::read_to_string(entry?.path().join("stat"))?;
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .unwrap_or("?");
+        if state != "S" {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// On SIGINT, SIGTERM or SIGHUP, removes this run's temporary directories and exits; the
+/// servers die with this process (`die_with_parent`). Call before any other thread exists:
+/// the signals are blocked in every thread and taken by one that waits for them (children
+/// start with an empty mask: std resets it before exec).
+pub fn clean_exit_on_signals(cleanup: fn()) {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use; the masks only
+    // affect this process.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        std::thread::spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is a valid, initialised signal set.
+            if libc::sigwait(&set, &mut sig) == 0 {
+                cleanup();
+                // No atexit handlers: other threads may be inside OpenSSL.
+                libc::_exit(128 + sig);
+            }
+        });
+    }
+}

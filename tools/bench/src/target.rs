@@ -1,4 +1,5 @@
-//! The server under test: one we start (free loopback ports, own CERT_PATH) or a running one.
+//! The server under test: ours or a peer (nginx, HAProxy) that we start on free loopback
+//! ports with its own temporary directory, or a running one.
 
 use crate::sys;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -7,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Target {
+    /// "ours", "nginx", "haproxy": the column the figures go to.
+    pub label: String,
     pub http: SocketAddr,
     pub https: SocketAddr,
     pub cacert: PathBuf,
@@ -14,6 +17,14 @@ pub struct Target {
     pub pid: Option<u32>,
     child: Option<Child>,
     tmp: Option<PathBuf>,
+    /// How long a started server may take to exit on SIGTERM before it is killed.
+    grace: Duration,
+}
+
+/// What a start attempt runs: the command (not yet spawned) and the CA file to wait for.
+pub struct Spawn {
+    pub cmd: Command,
+    pub cacert: PathBuf,
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -36,81 +47,185 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+fn temp_prefix() -> String {
+    format!("pixelserv-bench-{}-", std::process::id())
+}
+
+/// Removes every temporary directory this run made (on a signal: a normal run removes each
+/// with its server).
+pub fn remove_temp_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let prefix = temp_prefix();
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// A fresh temporary directory for one started server.
+pub fn temp_dir(label: &str) -> Result<PathBuf, String> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "{}{label}-{}",
+        temp_prefix(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `cmd` with `wrapper` (e.g. valgrind and its options) in front of it.
+pub fn wrapped(wrapper: &[String], bin: &Path) -> Command {
+    match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
+}
+
+/// Copies the regular files of `from` into `to`.
+fn copy_files(from: &Path, to: &Path) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", from.display());
+    for e in std::fs::read_dir(from).map_err(err)? {
+        let e = e.map_err(err)?;
+        if e.file_type().map_err(err)?.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
 impl Target {
     pub fn running(http: u16, https: u16, cacert: PathBuf, pid: Option<u32>) -> Target {
         Target {
+            label: "ours".into(),
             http: loopback(http),
             https: loopback(https),
             cacert,
             pid,
             child: None,
             tmp: None,
+            grace: Duration::from_secs(3),
         }
     }
 
-    /// Starts `bin` and waits until both ports accept connections and the CA exists.
-    pub fn start(bin: &Path, max_conns: usize, extra: &[String]) -> Result<Target, String> {
-        let tmp = std::env::temp_dir().join(format!("pixelserv-bench-{}", std::process::id()));
+    /// Starts our server `bin` (behind `wrapper` when not empty) and waits until both ports
+    /// accept connections and the CA exists. `seed`: files copied into its CERT_PATH first
+    /// (a CA and certificates it then loads from disk instead of making them).
+    pub fn start(
+        bin: &Path,
+        max_conns: usize,
+        extra: &[String],
+        wrapper: &[String],
+        seed: Option<&Path>,
+    ) -> Result<Target, String> {
+        let tmp = temp_dir("ours")?;
+        Target::launch("ours", tmp, !wrapper.is_empty(), |dir, http, https| {
+            let certs = dir.join("certs");
+            let _ = std::fs::remove_dir_all(&certs);
+            std::fs::create_dir_all(&certs).map_err(|e| format!("{}: {e}", certs.display()))?;
+            if let Some(from) = seed {
+                copy_files(from, &certs)?;
+            }
+            let mut cmd = wrapped(wrapper, bin);
+            cmd.args(["-f", "-u", &user_name(), "-l", "1"])
+                .args(["-T", &max_conns.to_string()])
+                .args(["-p", &http.to_string(), "-k", &https.to_string()])
+                .arg("-z")
+                .arg(&certs)
+                .args(extra)
+                .arg("127.0.0.1");
+            Ok(Spawn {
+                cmd,
+                cacert: certs.join("ca.crt"),
+            })
+        })
+    }
+
+    /// Picks two free ports, asks `make` for the command to run in `tmp` (which it may
+    /// prepare), starts it with its stderr in `tmp/server.log` and waits until it serves.
+    /// Three tries: a port picked free may be taken before the server binds it.
+    pub fn launch(
+        label: &str,
+        tmp: PathBuf,
+        slow: bool,
+        mut make: impl FnMut(&Path, u16, u16) -> Result<Spawn, String>,
+    ) -> Result<Target, String> {
         let mut last = String::new();
         for _ in 0..3 {
-            let _ = std::fs::remove_dir_all(&tmp);
-            let certs = tmp.join("certs");
-            std::fs::create_dir_all(&certs).map_err(|e| format!("{}: {e}", certs.display()))?;
-            let log = std::fs::File::create(tmp.join("server.log")).map_err(|e| e.to_string())?;
-            let (http, https) = (
-                free_port().map_err(|e| e.to_string())?,
-                free_port().map_err(|e| e.to_string())?,
-            );
-            let mut args: Vec<String> = vec![
-                "-f".into(),
-                "-u".into(),
-                user_name(),
-                "-l".into(),
-                "1".into(),
-                "-T".into(),
-                max_conns.to_string(),
-                "-p".into(),
-                http.to_string(),
-                "-k".into(),
-                https.to_string(),
-                "-z".into(),
-                certs.display().to_string(),
-            ];
-            args.extend(extra.iter().cloned());
-            args.push("127.0.0.1".into());
-            let child = Command::new(bin)
-                .args(&args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .map_err(|e| format!("{}: {e}", bin.display()))?;
-            let mut t = Target {
-                http: loopback(http),
-                https: loopback(https),
-                cacert: certs.join("ca.crt"),
-                pid: Some(child.id()),
-                child: Some(child),
-                tmp: Some(tmp.clone()),
-            };
-            match t.wait_ready() {
-                Ok(()) => return Ok(t),
+            match Target::try_launch(label, &tmp, slow, &mut make) {
+                Ok(Ok(mut t)) => {
+                    t.tmp = Some(tmp);
+                    return Ok(t);
+                }
+                // Did not come up: maybe a port picked free was taken meanwhile.
+                Ok(Err(why)) => last = why,
                 Err(e) => {
-                    let log = std::fs::read_to_string(tmp.join("server.log")).unwrap_or_default();
-                    last = format!("{e}; server log:\n{log}");
-                    t.stop();
+                    last = e;
+                    break;
                 }
             }
         }
-        Err(format!("server did not start: {last}"))
+        let _ = std::fs::remove_dir_all(&tmp);
+        Err(format!("{label} did not start: {last}"))
     }
 
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(15);
+    /// One start: Err when it cannot even be tried, Ok(Err) when it did not come up.
+    fn try_launch(
+        label: &str,
+        dir: &Path,
+        slow: bool,
+        make: &mut impl FnMut(&Path, u16, u16) -> Result<Spawn, String>,
+    ) -> Result<Result<Target, String>, String> {
+        let (http, https) = (
+            free_port().map_err(|e| e.to_string())?,
+            free_port().map_err(|e| e.to_string())?,
+        );
+        let mut spawn = make(dir, http, https)?;
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        spawn
+            .cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        sys::die_with_parent(&mut spawn.cmd);
+        let child = spawn
+            .cmd
+            .spawn()
+            .map_err(|e| format!("{:?}: {e}", spawn.cmd.get_program()))?;
+        let mut t = Target {
+            label: label.into(),
+            http: loopback(http),
+            https: loopback(https),
+            cacert: spawn.cacert,
+            pid: Some(child.id()),
+            child: Some(child),
+            tmp: None,
+            // Under valgrind, startup and the final profile dump take seconds.
+            grace: Duration::from_secs(if slow { 20 } else { 3 }),
+        };
+        let ready = Duration::from_secs(if slow { 120 } else { 15 });
+        Ok(t.wait_ready(ready).map(|()| t).map_err(|e| {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            format!("{e}; log:\n{log}")
+        }))
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
-                    return Err(format!("server exited: {st}"));
+                    return Err(format!("exited: {st}"));
                 }
             }
             let up = |a: &SocketAddr| TcpStream::connect_timeout(a, Duration::from_millis(200));
@@ -118,10 +233,15 @@ impl Target {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err("not listening after 15 s".into());
+                return Err(format!("not listening after {} s", timeout.as_secs()));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The temporary directory of a server we started.
+    pub fn dir(&self) -> Option<&Path> {
+        self.tmp.as_deref()
     }
 
     pub fn cpu_us(&self) -> Option<u64> {
@@ -136,7 +256,7 @@ impl Target {
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             sys::signal(c.id(), libc::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(3);
+            let deadline = Instant::now() + self.grace;
             while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }

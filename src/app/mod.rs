@@ -1,0 +1,543 @@
+//! Process lifecycle: the startup phases in the order they run (command line, daemon,
+//! logging, CERT_PATH and the CA, the TLS context, listeners, privilege drop, workers), then
+//! the event loop until a signal ends it. In daemon mode the parent waits until all of that
+//! has succeeded or failed (`sys::daemon`).
+
+mod benchmark;
+mod cert_dir;
+mod check;
+mod chores;
+mod listen;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use mio::{Poll, Waker};
+use openssl::ssl::SslContext;
+
+use self::cert_dir::Verdict;
+use self::chores::FileChores;
+use crate::config::{self, Config, LogTo, Parsed};
+use crate::http::dispatch::Settings;
+use crate::http::service::Site;
+use crate::log::{self, CRITICAL, ERROR, NOTICE, WARNING};
+use crate::plog;
+use crate::server::conn::Timeouts;
+use crate::server::{Listener, Options, Server, Tls, WAKER};
+use crate::sys::daemon::{self, Forked, Reporter};
+use crate::sys::files::{Dir, Owners};
+use crate::sys::process::{self, User};
+use crate::sys::signals::SignalFd;
+use crate::tls::ca::{self, Access, Ca, CaStatus};
+use crate::tls::certs::Certs;
+use crate::tls::context;
+use crate::tls::context::TICKET_KEYS_LEN;
+use crate::tls::disk::DiskBudget;
+use crate::tls::names::CertName;
+use crate::tls::pending::Pending;
+use crate::tls::prefetch;
+use crate::tls::psl::Psl;
+use crate::tls::store;
+use crate::tls::workers::{Maker, Workers};
+use crate::version;
+
+/// Jobs waiting for a certificate worker before new names are refused (`cqf`).
+const CERT_QUEUE: usize = 4096;
+const PSL_FILE: &str = "public_suffix_list.dat";
+
+/// Runs the program; returns the exit status.
+pub fn main(args: &[String]) -> i32 {
+    process::tune_malloc();
+    let cfg = match config::parse_args(args) {
+        Ok(Parsed::Run(cfg)) => cfg,
+        Ok(Parsed::Help) => {
+            print!("{}", config::usage());
+            return 0;
+        }
+        Ok(Parsed::Version) => {
+            println!("{}", version::version_line());
+            return 0;
+        }
+        Err(msg) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "pixelserv-tls: {msg}");
+            // An init script's --check wants the problem, not forty lines of usage.
+            if !args.iter().any(|a| a == "--check") {
+                let _ = write!(err, "{}", config::usage());
+            }
+            return 1;
+        }
+    };
+    if let Some(file) = &cfg.benchmark {
+        return benchmark::run(&cfg, &absolute(&cfg.cert_path), file.as_deref());
+    }
+    run(cfg)
+}
+
+/// The startup phases, then the loop; returns the exit status.
+fn run(mut cfg: Config) -> i32 {
+    resolve_paths(&mut cfg);
+    log::set_level(cfg.log_level);
+    log::echo_to_stderr(true);
+    let user = match target_user(&cfg) {
+        Ok(user) => user,
+        Err(msg) => return fail(None, &msg),
+    };
+    if cfg.check {
+        return check::run(&cfg, user.as_ref());
+    }
+    // Fork before anything else: every thread must start in the child.
+    let reporter = if cfg.foreground {
+        None
+    } else {
+        match daemon::fork() {
+            Ok(Forked::Parent(Ok(()))) => return 0,
+            Ok(Forked::Parent(Err(msg))) => {
+                eprintln!("pixelserv-tls: {msg}");
+                return 1;
+            }
+            Ok(Forked::Child(reporter)) => Some(reporter),
+            Err(e) => return fail(None, &format!("failed to daemonize, exit: {e}")),
+        }
+    };
+    start_logging(&cfg, reporter.is_some());
+    let (mut server, mut chores) = match start(&cfg, user.as_ref()) {
+        Ok(started) => started,
+        Err(msg) => return fail(reporter, &msg),
+    };
+    if let Some(reporter) = reporter {
+        log::errors_to_stderr(false);
+        if let Err(e) = reporter.ready() {
+            return fail(None, &format!("failed to daemonize, exit: {e}"));
+        }
+    }
+    match server.run(&mut chores) {
+        Ok(()) => 0,
+        Err(e) => fail(None, &format!("event loop: {e}")),
+    }
+}
+
+/// A fatal error: logged, and shown where whoever started us looks.
+fn fail(reporter: Option<Reporter>, msg: &str) -> i32 {
+    plog!(CRITICAL, "{}", msg);
+    match reporter {
+        Some(reporter) => reporter.failed(msg),
+        None if !log::to_stderr() => eprintln!("pixelserv-tls: {msg}"),
+        None => {}
+    }
+    1
+}
+
+/// `--log-to`, by default syslog plus stderr with `-f`. A starting daemon also shows its
+/// ERROR lines on the stderr it still has: that is where a problem gets noticed.
+fn start_logging(cfg: &Config, daemon: bool) {
+    let to = cfg.log_to.unwrap_or(if cfg.foreground {
+        LogTo::Both
+    } else {
+        LogTo::Syslog
+    });
+    log::init(to.syslog(), to.stderr());
+    log::errors_to_stderr(daemon && !to.stderr());
+}
+
+/// Everything that can fail, in order, up to a server ready to run: after this the ports
+/// listen, the privileges are dropped and the certificate workers run.
+fn start(cfg: &Config, user: Option<&User>) -> Result<(Server, FileChores), String> {
+    let version = announce(cfg);
+    raise_fd_limit(cfg);
+    // As root, before the drop: CERT_PATH, the CA (ca.key is root's) and the ticket keys.
+    let dir = Arc::new(open_cert_dir(cfg, user)?);
+    let ca = open_ca(cfg, &dir, user)?;
+    let ticket_keys = match &cfg.ticket_keys {
+        Some(path) => Some(context::read_ticket_keys(path, &root_owners(user))?),
+        None => None,
+    };
+    // Before listening: a signal sent once the ports accept must not kill us.
+    let signals = SignalFd::new().map_err(|e| format!("signalfd: {e}"))?;
+    let (listeners, listening) = listen::bind_all(cfg)?;
+    drop_privileges(user)?;
+    // As the -u user from here: files it reads may be its own.
+    let owners = runtime_owners(user);
+    let certs = Arc::new(Mutex::new(Certs::new(cfg.cert_cache_size)));
+    let ctx = tls_context(cfg, &ca, certs.clone(), ticket_keys, &owners)?;
+    let site = Site {
+        settings: settings(cfg),
+        ca_pem: ca.pem.clone(),
+        version,
+    };
+    let disk = Arc::new(Mutex::new(disk_budget(cfg, &dir)));
+    let maker = Maker::new(
+        dir.clone(),
+        owners.clone(),
+        ca,
+        cfg.leaf_key,
+        disk.clone(),
+        certs.clone(),
+    );
+    let over = disk.lock().map(|mut d| d.over_budget()).unwrap_or_default();
+    if !over.is_empty() {
+        plog!(
+            NOTICE,
+            "removing {} certificate file(s) over --cert-files {}",
+            over.len(),
+            cfg.cert_files
+        );
+        maker.remove(&over);
+    }
+    load_prefetch(&dir, &owners, &maker, &certs);
+    let parts = Parts {
+        site,
+        ctx,
+        certs,
+        disk,
+        maker: Arc::new(maker),
+        dir,
+        signals,
+        listeners,
+    };
+    let started = build_server(cfg, parts)?;
+    // Only now: "Listening on" says that the server is ready (scripts and tests wait for it).
+    listen::announce(&listening);
+    Ok(started)
+}
+
+/// Who may own the files root reads before the drop: root or the `-u` user.
+fn root_owners(user: Option<&User>) -> Owners {
+    Owners::for_process(process::euid(), user.map(|u| u.uid))
+}
+
+/// Who may own the files read after the drop (a process still running as root trusts
+/// root's files only).
+fn runtime_owners(user: Option<&User>) -> Owners {
+    let uid = user.map_or_else(process::euid, |u| u.uid);
+    Owners::for_process(uid, None)
+}
+
+/// Paths are resolved before daemonizing, which changes to `/` (the original resolved a
+/// relative `-z` against `/`).
+fn resolve_paths(cfg: &mut Config) {
+    cfg.cert_path = absolute(&cfg.cert_path);
+    cfg.psl_file = cfg.psl_file.as_deref().map(absolute);
+    cfg.ticket_keys = cfg.ticket_keys.as_deref().map(absolute);
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        // Collecting the components drops the `.` of `./certs` from log lines.
+        std::env::current_dir()
+            .map(|d| d.join(path).components().collect())
+            .unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+/// The `-u` user, when we are root and will switch to it after binding.
+fn target_user(cfg: &Config) -> Result<Option<User>, String> {
+    if !process::is_root() {
+        return Ok(None);
+    }
+    match process::lookup_user(&cfg.user) {
+        Ok(Some(u)) => Ok(Some(u)),
+        Ok(None) => Err(format!("unknown user \"{}\" (option -u)", cfg.user)),
+        Err(e) => Err(format!("cannot look up user \"{}\": {}", cfg.user, e)),
+    }
+}
+
+/// Logs the version line and the command-line warnings; returns the version line.
+fn announce(cfg: &Config) -> String {
+    let version = version::version_string(&cfg.args_display);
+    plog!(CRITICAL, "{}", version);
+    for w in &cfg.warnings {
+        plog!(ERROR, "{}", w);
+    }
+    version
+}
+
+fn raise_fd_limit(cfg: &Config) {
+    let want = cfg.max_conns as u64 + cfg.ports.len() as u64 + 64;
+    match process::raise_nofile(want) {
+        Ok(got) if got < want => plog!(
+            WARNING,
+            "open-file limit is {} (wanted {}): fewer connections than -T {} fit",
+            got,
+            want,
+            cfg.max_conns
+        ),
+        Ok(_) => {}
+        Err(e) => plog!(ERROR, "setrlimit NOFILE failed: {}", e),
+    }
+}
+
+/// CERT_PATH, created if missing (and then given to the `-u` user, on the open directory),
+/// opened once: every file in it is reached through this descriptor.
+fn open_cert_dir(cfg: &Config, user: Option<&User>) -> Result<Dir, String> {
+    let path = &cfg.cert_path;
+    let created = !path.exists();
+    if created {
+        std::fs::create_dir_all(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    }
+    let dir = Dir::open(path).map_err(|e| format!("CERT_PATH {}: {e}", path.display()))?;
+    if let Some(u) = user.filter(|u| created && u.uid != 0) {
+        if let Err(e) = dir.chown(u.uid, u.gid) {
+            plog!(ERROR, "cannot give {} to {}: {}", path.display(), u.name, e);
+        }
+    }
+    if let Ok((_, mode)) = dir.owner_and_mode() {
+        if mode & 0o022 != 0 {
+            plog!(
+                ERROR,
+                "{} is writable by group or others (mode {:o}): they can replace the certificates it holds; run chmod go-w on it",
+                path.display(),
+                mode
+            );
+        }
+    }
+    let swept = store::sweep_temp_files(&dir);
+    if swept > 0 {
+        plog!(
+            NOTICE,
+            "removed {} unfinished temporary file(s) from {}",
+            swept,
+            path.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// The CA in CERT_PATH, loaded or created.
+fn open_ca(cfg: &Config, dir: &Dir, user: Option<&User>) -> Result<Ca, String> {
+    let access = Access {
+        owners: root_owners(user),
+        // A new ca.crt may be read by the user; ca.key stays root's.
+        crt_owner: user.filter(|u| u.uid != 0).map(|u| (u.uid, u.gid)),
+    };
+    let found = ca::load_existing(dir, &access).map_err(|e| format!("CA: {e}"))?;
+    // Before a new CA is written into it: a CERT_PATH the user cannot write fails here.
+    let can_sign = found.as_ref().is_none_or(|(ca, _)| ca.key.is_some());
+    writable_cert_path(dir, user, can_sign)?;
+    let (ca, status) = match found {
+        Some(found) => found,
+        None => ca::create(dir, cfg.leaf_key, &access).map_err(|e| format!("CA: {e}"))?,
+    };
+    for w in &ca.warnings {
+        plog!(WARNING, "{}", w);
+    }
+    let path = dir.path();
+    match &status {
+        CaStatus::Loaded => plog!(NOTICE, "CA loaded from {}", path.join("ca.crt").display()),
+        CaStatus::Created => plog!(
+            CRITICAL,
+            "created a new CA in {}: install ca.crt on your devices (it is also served at http://<this host>/ca.crt)",
+            path.display()
+        ),
+        // Said once here, at the default level, rather than once per name that then fails.
+        CaStatus::CertOnly(why) => plog!(
+            ERROR,
+            "the CA cannot sign certificates: {}; serving only certificates already in {}",
+            why,
+            path.display()
+        ),
+    }
+    Ok(ca)
+}
+
+/// CERT_PATH must be writable by the user the server runs as, at least while the CA can
+/// sign (new certificates are saved there). A root-owned directory of pixelserv's own files
+/// is fixed; anything else stops the start with the reason.
+fn writable_cert_path(dir: &Dir, user: Option<&User>, can_sign: bool) -> Result<(), String> {
+    let why = match cert_dir::verdict(dir.path(), user) {
+        Verdict::Writable => return Ok(()),
+        Verdict::Fixable(why) => match user.map(|u| cert_dir::give_to(dir, u)) {
+            Some(Ok(done)) if matches!(cert_dir::verdict(dir.path(), user), Verdict::Writable) => {
+                plog!(ERROR, "{}: {}", why, done);
+                return Ok(());
+            }
+            Some(Ok(done)) => format!("{why}, even after it was fixed ({done})"),
+            Some(Err(e)) => format!("{why}; {e}"),
+            None => why,
+        },
+        Verdict::Unwritable(why) => why,
+    };
+    if can_sign {
+        return Err(format!(
+            "{why}: new certificates could not be saved; fix the directory or choose another -z"
+        ));
+    }
+    plog!(ERROR, "{}: the prefetch list will not be saved", why);
+    Ok(())
+}
+
+/// The index of the certificate files in CERT_PATH (startup: the loop never lists it).
+fn disk_budget(cfg: &Config, dir: &Dir) -> DiskBudget {
+    let entries = dir.entries().unwrap_or_else(|e| {
+        plog!(ERROR, "cannot list {}: {}", dir.path().display(), e);
+        Vec::new()
+    });
+    DiskBudget::new(cfg.cert_files, &entries)
+}
+
+/// The server's TLS context: the CA chain, the PSL the ClientHello callback names
+/// certificates with, and shared ticket keys if configured.
+fn tls_context(
+    cfg: &Config,
+    ca: &Ca,
+    certs: Arc<Mutex<Certs>>,
+    ticket_keys: Option<[u8; TICKET_KEYS_LEN]>,
+    owners: &Owners,
+) -> Result<SslContext, String> {
+    let psl = Arc::new(load_psl(cfg, owners));
+    let ctx =
+        context::server_context(certs, psl, &ca.chain).map_err(|e| format!("TLS context: {e}"))?;
+    if let Some(keys) = ticket_keys {
+        context::set_ticket_keys(&ctx, &keys).map_err(|e| format!("session ticket keys: {e}"))?;
+    }
+    Ok(ctx)
+}
+
+fn load_psl(cfg: &Config, owners: &Owners) -> Psl {
+    let explicit = cfg.psl_file.is_some();
+    let path = cfg
+        .psl_file
+        .clone()
+        .unwrap_or_else(|| cfg.cert_path.join(PSL_FILE));
+    match Psl::load(&path, owners) {
+        Ok(Some(psl)) => {
+            plog!(NOTICE, "public suffix list loaded from {}", path.display());
+            psl
+        }
+        Ok(None) if !explicit => Psl::builtin(),
+        Ok(None) => {
+            plog!(
+                ERROR,
+                "cannot use {}: no such file; using the built-in list",
+                path.display()
+            );
+            Psl::builtin()
+        }
+        Err(e) => {
+            plog!(
+                ERROR,
+                "cannot use {}: {}; using the built-in list",
+                path.display(),
+                e
+            );
+            Psl::builtin()
+        }
+    }
+}
+
+/// Startup, before the loop: certificates listed in `prefetch` go into the cache.
+fn load_prefetch(dir: &Dir, owners: &Owners, maker: &Maker, certs: &Mutex<Certs>) {
+    let file = dir.path().join(prefetch::FILE_NAME);
+    let names = match prefetch::read(dir, owners) {
+        Ok(Some(n)) => n,
+        Ok(None) => {
+            plog!(
+                WARNING,
+                "sslctx_tbl_load: {} doesn't exist.",
+                file.display()
+            );
+            return;
+        }
+        Err(e) => {
+            plog!(ERROR, "cannot use {}: {}", file.display(), e);
+            return;
+        }
+    };
+    let mut certs = certs.lock().unwrap_or_else(|e| e.into_inner());
+    let capacity = certs.capacity();
+    for name in names {
+        if certs.len() >= capacity {
+            break;
+        }
+        let Ok(name) = CertName::from_file_name(&name) else {
+            plog!(
+                WARNING,
+                "prefetch: ignoring invalid name {}",
+                log::escape_capped(name.as_bytes())
+            );
+            continue;
+        };
+        // Missing, expiring, corrupt or foreign certificates are made on first use instead.
+        if let Ok(Some(leaf)) = maker.load(name.file_name()) {
+            certs.insert(name.file_name().to_string(), leaf);
+            plog!(NOTICE, "sslctx_tbl_load: {}", name.file_name());
+        }
+    }
+    certs.forget_loads();
+}
+
+fn drop_privileges(user: Option<&User>) -> Result<(), String> {
+    match user {
+        Some(u) if u.uid != 0 => process::drop_privileges(u)
+            .map_err(|e| format!("cannot switch to user \"{}\": {}", u.name, e)),
+        _ => Ok(()),
+    }
+}
+
+fn settings(cfg: &Config) -> Settings {
+    Settings {
+        disable_204: cfg.disable_204,
+        redirect: cfg.redirect,
+        stats_html_url: cfg.stats_html_url.clone(),
+        stats_text_url: cfg.stats_text_url.clone(),
+    }
+}
+
+fn options(cfg: &Config) -> Options {
+    let secs = Duration::from_secs;
+    Options {
+        timeouts: Timeouts {
+            handshake: secs(cfg.handshake_timeout_secs),
+            keepalive: secs(cfg.keepalive_secs),
+            header: secs(cfg.header_timeout_secs),
+            write: secs(cfg.write_timeout_secs),
+        },
+        admin_restricted: cfg.admin_port.is_some(),
+        max_conns: cfg.max_conns,
+    }
+}
+
+/// What the loop is built from.
+struct Parts {
+    site: Site,
+    ctx: SslContext,
+    certs: Arc<Mutex<Certs>>,
+    disk: Arc<Mutex<DiskBudget>>,
+    maker: Arc<Maker>,
+    dir: Arc<Dir>,
+    signals: SignalFd,
+    listeners: Vec<Listener>,
+}
+
+/// The last phase: certificate workers and the loop around the listeners, with the file
+/// work signals ask for.
+fn build_server(cfg: &Config, p: Parts) -> Result<(Server, FileChores), String> {
+    let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
+    let workers = Workers::start(cfg.cert_workers, CERT_QUEUE, p.maker, waker.clone())
+        .map_err(|e| format!("workers: {e}"))?;
+    let (keys_tx, ticket_keys) = mpsc::channel();
+    let tls = Tls {
+        ctx: p.ctx,
+        certs: p.certs,
+        workers,
+        ticket_keys,
+        pending: Pending::default(),
+        disk: p.disk,
+    };
+    let server = Server::new(poll, p.listeners, p.signals, tls, p.site, options(cfg))
+        .map_err(|e| format!("event loop: {e}"))?;
+    let chores = FileChores {
+        dir: p.dir,
+        ticket_keys: cfg.ticket_keys.clone(),
+        owners: runtime_owners(None),
+        keys_tx,
+        waker,
+    };
+    Ok((server, chores))
+}

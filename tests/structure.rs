@@ -1,0 +1,394 @@
+//! The shape of `src/` that the module map in `src/lib.rs` promises: no import cycle between
+//! files, no import from a lower layer up to a higher one, and no long function outside
+//! tests. Reads the sources; builds nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Longest non-test function, in lines from `fn` to its closing brace.
+const MAX_FN_LINES: usize = 80;
+
+/// Layers, lowest first: a file may import from its own layer or a lower one. Within a
+/// layer only the cycle rule applies.
+const LAYERS: &[&[&str]] = &[
+    &["log", "sys", "topk", "version", "x509"],
+    &["stats", "config", "top_names"],
+    &["http", "tls", "stats_render", "metrics"],
+    &["server"],
+    &["app", "main", "lib"],
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// `src/tls/hello.rs` → `tls::hello`; `src/tls/mod.rs` → `tls`; `src/lib.rs` → `lib`.
+fn module_of(path: &Path) -> String {
+    let rel = path.strip_prefix(src()).unwrap().with_extension("");
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts.join("::")
+}
+
+/// The source with comments, string and char literals blanked (lengths kept), so braces
+/// and `crate::` inside them are not seen.
+fn strip(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    let blank = |out: &mut Vec<u8>, s: &[u8]| {
+        out.extend(s.iter().map(|&c| if c == b'\n' { b'\n' } else { b' ' }))
+    };
+    while i < b.len() {
+        let rest = &b[i..];
+        if rest.starts_with(b"//") {
+            let end = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+            blank(&mut out, &rest[..end]);
+            i += end;
+        } else if rest.starts_with(b"/*") {
+            let end = find(rest, b"*/").map_or(rest.len(), |e| e + 2);
+            blank(&mut out, &rest[..end]);
+            i += end;
+        } else if rest.starts_with(b"r#\"") || rest.starts_with(b"r\"") || rest.starts_with(b"br\"")
+        {
+            let hashes = rest
+                .iter()
+                .skip_while(|&&c| c != b'#' && c != b'"')
+                .take_while(|&&c| c == b'#')
+                .count();
+            let open = rest.iter().position(|&c| c == b'"').unwrap() + 1;
+            let mut close = vec![b'"'];
+            close.extend(std::iter::repeat_n(b'#', hashes));
+            let end = find(&rest[open..], &close).map_or(rest.len(), |e| open + e + close.len());
+            blank(&mut out, &rest[..end]);
+            i += end;
+        } else if rest[0] == b'"' {
+            let mut j = 1;
+            while j < rest.len() && rest[j] != b'"' {
+                j += if rest[j] == b'\\' { 2 } else { 1 };
+            }
+            let end = (j + 1).min(rest.len());
+            blank(&mut out, &rest[..end]);
+            i += end;
+        } else if rest[0] == b'\'' {
+            // A char literal ('x', '\n', '\u{1F}') or a lifetime ('a): blank only literals.
+            let lit = if rest.get(1) == Some(&b'\\') {
+                rest.iter().skip(2).position(|&c| c == b'\'').map(|p| p + 3)
+            } else if rest.get(2) == Some(&b'\'') {
+                Some(3)
+            } else {
+                std::str::from_utf8(&rest[1..rest.len().min(6)])
+                    .ok()
+                    .and_then(|s| s.chars().next())
+                    .filter(|c| !c.is_ascii())
+                    .and_then(|c| {
+                        (rest.get(1 + c.len_utf8()) == Some(&b'\'')).then_some(2 + c.len_utf8())
+                    })
+            };
+            match lit {
+                Some(n) => {
+                    blank(&mut out, &rest[..n]);
+                    i += n;
+                }
+                None => {
+                    out.push(b'\'');
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(rest[0]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The source up to its `#[cfg(test)]` module (tests live at the end of each file).
+fn non_test(stripped: &str) -> &str {
+    [
+        "#[cfg(test)]\nmod tests",
+        "#[cfg(test)]\npub(crate) mod tests",
+    ]
+    .iter()
+    .filter_map(|m| stripped.find(m))
+    .min()
+    .map_or(stripped, |at| &stripped[..at])
+}
+
+fn ident_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// Every path that starts with `crate::`, `super::` or `self::`, with one level of `{..}`
+/// groups expanded, as module paths relative to the crate root.
+fn referenced_paths(module: &str, is_mod_rs: bool, code: &str) -> Vec<Vec<String>> {
+    let b = code.as_bytes();
+    let mut out = Vec::new();
+    let here: Vec<String> = if module == "lib" || module == "main" {
+        Vec::new()
+    } else {
+        module.split("::").map(str::to_string).collect()
+    };
+    for start in ["crate::", "super::", "self::"] {
+        let mut from = 0;
+        while let Some(at) = code[from..].find(start) {
+            let at = from + at;
+            from = at + start.len();
+            if at > 0 && (ident_char(b[at - 1]) || b[at - 1] == b':') {
+                continue;
+            }
+            let base: Vec<String> = match start {
+                "crate::" => Vec::new(),
+                // `super` of tls/hello.rs is tls; of tls/mod.rs it is the crate.
+                "super::" => {
+                    let mut h = here.clone();
+                    if is_mod_rs {
+                        h.pop();
+                    }
+                    h.pop();
+                    h
+                }
+                _ => {
+                    let mut h = here.clone();
+                    if !is_mod_rs {
+                        h.pop();
+                    }
+                    h
+                }
+            };
+            for tail in expand(&code[from..]) {
+                let mut p = base.clone();
+                p.extend(tail);
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// `a::b::{c, d::e}` → [[a,b,c], [a,b,d,e]]; `a::b(` → [[a,b]].
+fn expand(s: &str) -> Vec<Vec<String>> {
+    let mut segs = Vec::new();
+    let mut rest = s;
+    loop {
+        let n = rest.bytes().take_while(|&c| ident_char(c)).count();
+        if n == 0 {
+            break;
+        }
+        segs.push(rest[..n].to_string());
+        rest = &rest[n..];
+        if let Some(r) = rest.strip_prefix("::") {
+            rest = r;
+        } else {
+            return vec![segs];
+        }
+    }
+    if let Some(group) = rest.strip_prefix('{') {
+        let end = group.find('}').unwrap_or(group.len());
+        return group[..end]
+            .split(',')
+            .map(|item| {
+                let mut p = segs.clone();
+                p.extend(expand(item.trim()).into_iter().next().unwrap_or_default());
+                p
+            })
+            .collect();
+    }
+    vec![segs]
+}
+
+/// The file-level module a path lands in: its longest prefix that is a module of ours.
+fn resolve(path: &[String], modules: &BTreeSet<String>) -> Option<String> {
+    (1..=path.len())
+        .rev()
+        .map(|n| path[..n].join("::"))
+        .find(|m| modules.contains(m))
+}
+
+fn layer(module: &str) -> usize {
+    let top = module.split("::").next().unwrap();
+    LAYERS
+        .iter()
+        .position(|l| l.contains(&top))
+        .unwrap_or_else(|| panic!("module {module} is in no layer of tests/structure.rs"))
+}
+
+struct Source {
+    module: String,
+    code: String,
+}
+
+fn sources() -> Vec<Source> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    files.sort();
+    files
+        .iter()
+        .map(|p| Source {
+            module: module_of(p),
+            code: strip(&std::fs::read_to_string(p).unwrap()),
+        })
+        .collect()
+}
+
+fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let srcs = sources();
+    let modules: BTreeSet<String> = srcs.iter().map(|s| s.module.clone()).collect();
+    let mut graph = BTreeMap::new();
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    files.sort();
+    for (s, path) in srcs.iter().zip(&files) {
+        let is_mod_rs = path
+            .file_name()
+            .is_some_and(|n| n == "mod.rs" || n == "lib.rs");
+        let deps: BTreeSet<String> = referenced_paths(&s.module, is_mod_rs, non_test(&s.code))
+            .iter()
+            .filter_map(|p| resolve(p, &modules))
+            // A parent module declaring or re-exporting its children is not an import.
+            .filter(|d| *d != s.module && !d.starts_with(&format!("{}::", s.module)))
+            .filter(|d| s.module != "lib" || d.contains("::"))
+            .collect();
+        graph.insert(s.module.clone(), deps);
+    }
+    graph
+}
+
+#[test]
+fn no_import_cycle_between_files() {
+    let graph = import_graph();
+    assert!(graph.contains_key("server::conn") && graph.contains_key("tls::hello"));
+    // Depth-first search; a back edge is a cycle.
+    fn visit(
+        m: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<String, u8>,
+        stack: &mut Vec<String>,
+        cycles: &mut Vec<String>,
+    ) {
+        state.insert(m.to_string(), 1);
+        stack.push(m.to_string());
+        for d in graph.get(m).into_iter().flatten() {
+            match state.get(d.as_str()).copied().unwrap_or(0) {
+                0 => visit(d, graph, state, stack, cycles),
+                1 => {
+                    let from = stack.iter().position(|s| s == d).unwrap();
+                    cycles.push(format!("{} -> {}", stack[from..].join(" -> "), d));
+                }
+                _ => {}
+            }
+        }
+        stack.pop();
+        state.insert(m.to_string(), 2);
+    }
+    let mut state = BTreeMap::new();
+    let mut cycles = Vec::new();
+    for m in graph.keys() {
+        if !state.contains_key(m.as_str()) {
+            visit(m, &graph, &mut state, &mut Vec::new(), &mut cycles);
+        }
+    }
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn no_import_from_a_higher_layer() {
+    let mut bad = Vec::new();
+    for (m, deps) in import_graph() {
+        for d in deps {
+            if layer(&d) > layer(&m) {
+                bad.push(format!("{m} imports {d}"));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "imports against the layers:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn no_long_functions() {
+    let mut long = Vec::new();
+    for s in sources() {
+        let code = non_test(&s.code);
+        let lines: Vec<&str> = code.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let t = line.trim_start();
+            let t = t
+                .strip_prefix("pub(crate) ")
+                .or_else(|| t.strip_prefix("pub "))
+                .unwrap_or(t);
+            let t = t.strip_prefix("const ").unwrap_or(t);
+            let t = t.strip_prefix("unsafe ").unwrap_or(t);
+            if !t.starts_with("fn ") {
+                continue;
+            }
+            // The body runs from the first `{` after the signature to its matching `}`;
+            // a declaration ending in `;` (trait method) has none.
+            let mut depth = 0i32;
+            let mut opened = false;
+            let mut end = i;
+            'scan: for (j, l) in lines.iter().enumerate().skip(i) {
+                for c in l.chars() {
+                    match c {
+                        ';' if !opened && depth == 0 => break 'scan,
+                        '{' => {
+                            depth += 1;
+                            opened = true;
+                        }
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    if opened && depth == 0 {
+                        end = j;
+                        break 'scan;
+                    }
+                }
+            }
+            let n = end + 1 - i;
+            if opened && n > MAX_FN_LINES {
+                long.push(format!("{}:{} {} lines: {}", s.module, i + 1, n, t));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_checker_sees_what_it_checks() {
+    let code = strip("fn a() { let s = \"crate::x {\"; let c = '{'; } // crate::y\nuse crate::tls::{ca, certs::Leaf};");
+    assert!(!code.contains("crate::x") && !code.contains("crate::y"));
+    assert_eq!(code.matches('{').count(), 2);
+    let paths = referenced_paths("server::conn", false, &code);
+    assert_eq!(paths, vec![vec!["tls", "ca"], vec!["tls", "certs", "Leaf"]]);
+    let sup = referenced_paths("tls::hello", false, "use super::names;");
+    assert_eq!(sup, vec![vec!["tls", "names"]]);
+    let sup = referenced_paths("tls", true, "use super::stats;");
+    assert_eq!(sup, vec![vec!["stats"]]);
+}
