@@ -18,6 +18,8 @@
 # works with CARGO_FLAGS="--locked --offline".
 
 CARGO       ?= cargo
+NIGHTLY     ?= nightly
+CARGO_HOME_DIR ?= $(or $(CARGO_HOME),$(HOME)/.cargo)
 CARGO_FLAGS ?= --locked
 # release: opt-level 3. release-small (Cargo.toml) is opt-level "s"; see the comment there.
 PROFILE     ?= release-small
@@ -33,7 +35,9 @@ TOOLS       ?= $(CURDIR)/target/xc-tools
 # What the server needs: TLS 1.0-1.3; ECDHE X25519/P-256/P-384; AES-GCM, AES-CBC,
 # ChaCha20-Poly1305; RSA, ECDSA and Ed25519/Ed448 keys (CA and leaves); SHA-1/256/384 and
 # MD5 (TLS 1.0/1.1 PRF); DES and AES for encrypted ca.key files (PEM and PKCS#8/PBKDF2);
-# error strings for the log. Everything else goes. openssl-src has no hook for extra
+# error strings for the log. Everything else goes, also the legacy provider (single DES,
+# PBKDF1: nothing the server loads), TLS's deprecated curves, the integrity-only TLS 1.3
+# suites and the thread pool (Argon2's, gone too). openssl-src has no hook for extra
 # Configure options, so xc/openssl-perl (given as PERL) appends them.
 OPENSSL_NO := no-engine no-dso no-srp no-psk no-gost no-idea no-seed no-camellia no-aria \
 	no-sm2 no-sm2-precomp no-sm3 no-sm4 no-whirlpool no-rmd160 no-mdc2 no-md4 no-rc2 no-rc4 \
@@ -41,7 +45,7 @@ OPENSSL_NO := no-engine no-dso no-srp no-psk no-gost no-idea no-seed no-camellia
 	no-siv no-cms no-ts no-ocsp no-ct no-cmp no-http no-rfc3779 no-srtp no-sctp no-dtls \
 	no-ssl3 no-comp no-ec2m no-quic no-ml-kem no-ml-dsa no-slh-dsa no-ssl-trace \
 	no-ui-console no-autoload-config no-padlockeng no-afalgeng no-uplink no-filenames \
-	no-docs no-apps
+	no-docs no-apps no-legacy no-tls-deprecated-ec no-integrity-only-ciphers no-thread-pool
 OPENSSL_CFLAGS := -Os -fno-asynchronous-unwind-tables -fno-unwind-tables
 export XC_OPENSSL_OPTS := $(OPENSSL_NO) $(OPENSSL_CFLAGS)
 export XC_NO_AVX512_GCM := 1
@@ -50,8 +54,13 @@ export XC_SSL_MAX_PIPELINES := 1
 export PERL := $(CURDIR)/xc/openssl-perl
 unexport OPENSSL_SRC_PERL OPENSSL_DIR OPENSSL_NO_VENDOR
 
-# panic=abort makes unwind tables dead weight for our own code.
-RUSTFLAGS_COMMON := -C force-unwind-tables=no
+# panic=abort makes unwind tables dead weight for our own code. Source paths in panic
+# locations are shortened (std's rust-src, the crate registry, this tree): shorter strings,
+# and no build machine's paths in the binary.
+RUSTFLAGS_COMMON := -C force-unwind-tables=no \
+	--remap-path-prefix=$(CURDIR)=. \
+	--remap-path-prefix=$(shell rustc +$(NIGHTLY) --print sysroot 2>/dev/null)/lib/rustlib/src/rust=/rust \
+	--remap-path-prefix=$(CARGO_HOME_DIR)/registry/src=/crates
 # Non-PIE: a static-pie carries ~440 KB of relocations; nothing here needs ASLR of the image.
 RUSTFLAGS_STATIC := -C target-feature=+crt-static -C relocation-model=static $(RUSTFLAGS_COMMON)
 
@@ -97,7 +106,6 @@ static:
 # reports NEON at run time.
 #
 # Router builds default CERT_PATH to Entware's /opt/var/cache/pixelserv (build.rs).
-NIGHTLY        ?= nightly
 ZIG_VERSION    := 0.15.2
 ZIG            ?= $(TOOLS)/pip/ziglang/zig
 ROUTER_CERT_PATH := /opt/var/cache/pixelserv
