@@ -1,18 +1,25 @@
 # Static and cross builds of pixelserv-tls (router builds). See include-docs/BUILD-ROUTER.md.
 #
 #   make -f Makefile.xc static        x86-64 fully static, vendored minimal OpenSSL
-#   make -f Makefile.xc armv7-smoke   armv7 gnueabihf via Debian's rustc-web 1.85 (apt only),
-#                                     then a short HTTP + HTTPS test under qemu-arm
-#   make -f Makefile.xc setup         rustup targets + musl cross compilers (needs network)
+#   make -f Makefile.xc setup         nightly rust-src (rustup), Zig (PyPI), qemu-user (apt)
 #   make -f Makefile.xc armv7 aarch64 mipsel   static musl router builds (after setup)
-#   make -f Makefile.xc size          size of every binary in dist/
+#   make -f Makefile.xc smoke-armv7   (-aarch64, -mipsel) HTTP + HTTPS test under qemu-user
+#   make -f Makefile.xc ipk ipk-test  Entware packages; install each into a scratch root, run
+#   make -f Makefile.xc release       dist/: binaries, .ipk, tarballs, SHA256SUMS
+#   make -f Makefile.xc release-check release + every test + size + docker-test + measure
+#   make -f Makefile.xc msrv-check    cargo check with Debian's rustc 1.85 (apt only)
+#   make -f Makefile.xc armv7-smoke   armv7 gnueabihf via Debian's rustc 1.85, qemu test
+#   make -f Makefile.xc size          size of every binary in dist/ (router budgets)
 #   make -f Makefile.xc install       PREFIX=/usr/local DESTDIR=
 #
-# Every build leaves a stripped binary dist/pixelserv-tls-<name>. Only crates.io is needed
-# for sources (OpenSSL comes from the openssl-src crate), so after `cargo fetch` the
-# `static` target also works with CARGO_FLAGS="--locked --offline".
+# Every build leaves a stripped binary dist/pixelserv-tls-<name>. Only registries are
+# needed: crates.io for sources (OpenSSL comes from the openssl-src crate), PyPI for Zig,
+# rustup for nightly's rust-src, apt for qemu. After `cargo fetch` the `static` target also
+# works with CARGO_FLAGS="--locked --offline".
 
 CARGO       ?= cargo
+NIGHTLY     ?= nightly
+CARGO_HOME_DIR ?= $(or $(CARGO_HOME),$(HOME)/.cargo)
 CARGO_FLAGS ?= --locked
 # release: opt-level 3. release-small (Cargo.toml) is opt-level "s"; see the comment there.
 PROFILE     ?= release-small
@@ -21,30 +28,39 @@ DESTDIR     ?=
 BIN         := pixelserv-tls
 DIST        := dist
 XCDIR       := $(CURDIR)/target/xc
-# Toolchains that are not ours (cross gcc from musl.cc, Debian rustc-web) live here.
+# Toolchains that are not ours (Zig from PyPI, Debian rustc-web) live here.
 TOOLS       ?= $(CURDIR)/target/xc-tools
 
 # --- Minimal OpenSSL --------------------------------------------------------------------
 # What the server needs: TLS 1.0-1.3; ECDHE X25519/P-256/P-384; AES-GCM, AES-CBC,
 # ChaCha20-Poly1305; RSA, ECDSA and Ed25519/Ed448 keys (CA and leaves); SHA-1/256/384 and
 # MD5 (TLS 1.0/1.1 PRF); DES and AES for encrypted ca.key files (PEM and PKCS#8/PBKDF2);
-# error strings for the log. Everything else goes. openssl-src has no hook for extra
+# error strings for the log. Everything else goes, also the legacy provider (single DES,
+# PBKDF1: nothing the server loads), TLS's deprecated curves, the integrity-only TLS 1.3
+# suites and the thread pool (Argon2's, gone too). openssl-src has no hook for extra
 # Configure options, so xc/openssl-perl (given as PERL) appends them.
 OPENSSL_NO := no-engine no-dso no-srp no-psk no-gost no-idea no-seed no-camellia no-aria \
 	no-sm2 no-sm2-precomp no-sm3 no-sm4 no-whirlpool no-rmd160 no-mdc2 no-md4 no-rc2 no-rc4 \
 	no-bf no-cast no-dsa no-dh no-siphash no-scrypt no-argon2 no-blake2 no-cmac no-ocb \
 	no-siv no-cms no-ts no-ocsp no-ct no-cmp no-http no-rfc3779 no-srtp no-sctp no-dtls \
-	no-ssl3 no-comp no-ec2m no-quic no-ml-kem no-ml-dsa no-slh-dsa no-lms no-ssl-trace \
+	no-ssl3 no-comp no-ec2m no-quic no-ml-kem no-ml-dsa no-slh-dsa no-ssl-trace \
 	no-ui-console no-autoload-config no-padlockeng no-afalgeng no-uplink no-filenames \
-	no-docs no-apps
+	no-docs no-apps no-legacy no-tls-deprecated-ec no-integrity-only-ciphers no-thread-pool
 OPENSSL_CFLAGS := -Os -fno-asynchronous-unwind-tables -fno-unwind-tables
 export XC_OPENSSL_OPTS := $(OPENSSL_NO) $(OPENSSL_CFLAGS)
 export XC_NO_AVX512_GCM := 1
+# Per-connection memory: see xc/openssl-perl.
+export XC_SSL_MAX_PIPELINES := 1
 export PERL := $(CURDIR)/xc/openssl-perl
 unexport OPENSSL_SRC_PERL OPENSSL_DIR OPENSSL_NO_VENDOR
 
-# panic=abort makes unwind tables dead weight for our own code.
-RUSTFLAGS_COMMON := -C force-unwind-tables=no
+# panic=abort makes unwind tables dead weight for our own code. Source paths in panic
+# locations are shortened (std's rust-src, the crate registry, this tree): shorter strings,
+# and no build machine's paths in the binary.
+RUSTFLAGS_COMMON := -C force-unwind-tables=no \
+	--remap-path-prefix=$(CURDIR)=. \
+	--remap-path-prefix=$(shell rustc +$(NIGHTLY) --print sysroot 2>/dev/null)/lib/rustlib/src/rust=/rust \
+	--remap-path-prefix=$(CARGO_HOME_DIR)/registry/src=/crates
 # Non-PIE: a static-pie carries ~440 KB of relocations; nothing here needs ASLR of the image.
 RUSTFLAGS_STATIC := -C target-feature=+crt-static -C relocation-model=static $(RUSTFLAGS_COMMON)
 
@@ -61,7 +77,8 @@ define xbuild
 	cp $(XCDIR)/$(1)/$(PROFILE)/$(BIN) $(DIST)/$(BIN)-$(2)
 endef
 
-.PHONY: all static armv7 aarch64 mipsel setup setup-apt armv7-smoke size install clean
+.PHONY: all static armv7 aarch64 mipsel routers setup setup-apt armv7-smoke msrv-check size install clean \
+	ipk ipk-test release release-check measure docker-test
 
 all: static
 
@@ -69,66 +86,105 @@ static:
 	$(call xbuild,$(X86_TARGET),x86_64-static,,)
 	@file $(DIST)/$(BIN)-x86_64-static
 
-# --- Router builds: static musl (need `setup`, i.e. rustup and network) -----------------
-# Soft-float EABI on purpose: Broadcom ARM router kernels (Asuswrt, Cortex-A9 without NEON)
-# are built without VFP support, so hard-float code would die with SIGILL there; it is
-# also what Entware's armv7sf userland uses. NEON is off; OpenSSL's own NEON code is only
-# used when the CPU reports it at run time.
+# --- Router builds: static musl, registries only ----------------------------------------
+# Rust: nightly with rust-src builds std for the target (-Z build-std), so no prebuilt
+# rust-std download is needed and tier-3 mipsel works the same way as the others.
+# C compiler and linker: Zig from PyPI (`ziglang`), which carries musl 1.2.5 and builds
+# it for each target itself; xc/zig-tool adapts the command lines (see there).
+#
+# Musl >= 1.2 has a 64-bit time_t on 32-bit CPUs, and Rust's libc crate assumes the old
+# 32-bit one unless built with --cfg libc_unstable_musl_v1_2. Without it every time_t that
+# crosses into OpenSSL (ASN1_TIME_set, X509_time_adj) is read as garbage and making the
+# CA fails with "ASN1_TIME_adj: error getting time". The cfg is a RUSTFLAG, not libc's
+# old RUST_LIBC_UNSTABLE_MUSL_V1_2_3 variable, whose change cargo never noticed
+# (libc's build script did not ask to be re-run for it).
+#
+# Soft-float on armv7 and mipsel on purpose: Broadcom ARM router kernels (Asuswrt,
+# Cortex-A9 without NEON) are built without VFP support, so code with VFP or NEON
+# instructions would die with SIGILL there (Entware's armv7sf userland is soft-float too);
+# MIPS router CPUs (24Kc/74Kc) have no FPU. OpenSSL's NEON code is only used on a CPU that
+# reports NEON at run time.
+#
+# Router builds default CERT_PATH to Entware's /opt/var/cache/pixelserv (build.rs).
+ZIG_VERSION    := 0.15.2
+ZIG            ?= $(TOOLS)/pip/ziglang/zig
+ROUTER_CERT_PATH := /opt/var/cache/pixelserv
 ARMV7_TARGET   := armv7-unknown-linux-musleabi
 AARCH64_TARGET := aarch64-unknown-linux-musl
 MIPSEL_TARGET  := mipsel-unknown-linux-musl
-MUSLCC_URL     ?= https://musl.cc
-XPATH = PATH="$(TOOLS)/arm-linux-musleabi-cross/bin:$(TOOLS)/aarch64-linux-musl-cross/bin:$(TOOLS)/mipsel-linux-muslsf-cross/bin:$$PATH"
+ROUTER_RUSTFLAGS := -C link-self-contained=no --cfg libc_unstable_musl_v1_2
+# std without its default "backtrace" feature (symbolizing a backtrace needs addr2line,
+# gimli, object and miniz_oxide, and with panic=abort a panic message is all a daemon's
+# log gets anyway) and with "optimize_for_size" (smaller sort and formatting code).
+ROUTER_BUILD_STD := -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
+
+# $(call router,TRIPLE,TRIPLE_IN_UPPER_CASE,ZIG-TARGET,ZIG-CPU-FLAGS,DIST-NAME,RUSTFLAGS)
+define router
+	[ -x "$(ZIG)" ] || { echo "no zig at $(ZIG): run make -f Makefile.xc setup" >&2; exit 1; }
+	ZIG="$(ZIG)" \
+	XC_ZIG_TARGET=$(3) XC_ZIG_CFLAGS="$(4)" XC_OPENSSL_EXTRA="$(OPENSSL_EXTRA_$(1))" \
+	CC_$(subst -,_,$(1))=$(CURDIR)/xc/zig-cc AR_$(subst -,_,$(1))=$(CURDIR)/xc/zig-ar \
+	RANLIB_$(subst -,_,$(1))=$(CURDIR)/xc/zig-ranlib \
+	CARGO_TARGET_$(2)_LINKER=$(CURDIR)/xc/zig-cc \
+	PIXELSERV_DEFAULT_CERT_PATH=$(ROUTER_CERT_PATH) \
+	$(MAKE) -f Makefile.xc xc-one T=$(1) N=$(5) XCARGO="+$(NIGHTLY)" \
+		XBUILDSTD="$(ROUTER_BUILD_STD)" XRUSTFLAGS="$(ROUTER_RUSTFLAGS) $(6)"
+endef
 
 armv7:
-	$(XPATH) CC_armv7_unknown_linux_musleabi=arm-linux-musleabi-gcc \
-	AR_armv7_unknown_linux_musleabi=arm-linux-musleabi-ar \
-	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABI_LINKER=arm-linux-musleabi-gcc \
-	$(MAKE) -f Makefile.xc xc-one T=$(ARMV7_TARGET) N=armv7-static \
-		XRUSTFLAGS="-C target-cpu=cortex-a9 -C target-feature=-neon"
+	$(call router,$(ARMV7_TARGET),ARMV7_UNKNOWN_LINUX_MUSLEABI,arm-linux-musleabi,\
+		-mcpu=cortex_a9+soft_float-neon-vfp2sp-fpregs,armv7-static,\
+		-C target-cpu=cortex-a9 -C target-feature=-neon)
 
 aarch64:
-	$(XPATH) CC_aarch64_unknown_linux_musl=aarch64-linux-musl-gcc \
-	AR_aarch64_unknown_linux_musl=aarch64-linux-musl-ar \
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-musl-gcc \
-	$(MAKE) -f Makefile.xc xc-one T=$(AARCH64_TARGET) N=aarch64-static
+	$(call router,$(AARCH64_TARGET),AARCH64_UNKNOWN_LINUX_MUSL,aarch64-linux-musl,,aarch64-static,)
 
-# Tier 3: no prebuilt std, so nightly builds std itself (-Z build-std).
+# Tier 3 in Rust; the target is soft-float mips32r2 already. 32-bit MIPS has no 64-bit
+# atomic instructions, and OpenSSL's lock-free atomics then call __atomic_is_lock_free from
+# libatomic, which Zig does not ship: BROKEN_CLANG_ATOMICS makes OpenSSL use its
+# mutex-based fallback (a few reference counts and flags, never on a hot path here).
+# OpenSSL's MIPS assembly, put through clang's integrated assembler (Zig has no GNU as),
+# crashed at the first hash (a load past its input under qemu-mipsel), so OpenSSL is
+# built with no-asm there: its C code.
+OPENSSL_EXTRA_$(MIPSEL_TARGET) := no-asm
 mipsel:
-	$(XPATH) CC_mipsel_unknown_linux_musl=mipsel-linux-muslsf-gcc \
-	AR_mipsel_unknown_linux_musl=mipsel-linux-muslsf-ar \
-	CARGO_TARGET_MIPSEL_UNKNOWN_LINUX_MUSL_LINKER=mipsel-linux-muslsf-gcc \
-	$(MAKE) -f Makefile.xc xc-one T=$(MIPSEL_TARGET) N=mipsel-static \
-		XCARGO="+nightly" XBUILDSTD="-Z build-std=std,panic_abort"
+	$(call router,$(MIPSEL_TARGET),MIPSEL_UNKNOWN_LINUX_MUSL,mipsel-linux-musleabi,\
+		-mcpu=mips32r2+soft_float -DBROKEN_CLANG_ATOMICS,mipsel-static,)
 
 xc-one:
 	$(call xbuild,$(T),$(N),$(XRUSTFLAGS),$(XCARGO))
 	@file $(DIST)/$(BIN)-$(N)
-# build-std is a `build` flag, so it rides in CARGO_FLAGS for the mipsel case.
+# build-std is a `build` flag, so it rides in CARGO_FLAGS.
 xc-one: CARGO_FLAGS += $(XBUILDSTD)
 
+# Everything from the registries: rust-src for nightly (rustup), Zig (PyPI, into
+# $(TOOLS)/pip, nothing system-wide), qemu-user and file (Debian) for the tests.
 setup:
-	rustup target add $(ARMV7_TARGET) $(AARCH64_TARGET)
-	rustup toolchain install nightly --component rust-src
-	mkdir -p $(TOOLS)
-	for t in arm-linux-musleabi aarch64-linux-musl mipsel-linux-muslsf; do \
-		[ -x $(TOOLS)/$$t-cross/bin/$$t-gcc ] || \
-		curl -fsSL $(MUSLCC_URL)/$$t-cross.tgz | tar -xz -C $(TOOLS) || exit 1; \
-	done
+	rustup component add rust-src --toolchain $(NIGHTLY) 2>/dev/null || \
+		rustup toolchain install $(NIGHTLY) --profile minimal --component rust-src
+	command -v qemu-arm >/dev/null && command -v file >/dev/null && \
+		python3 -m pip --version >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+			qemu-user file python3-pip; }
+	[ -x "$(ZIG)" ] || python3 -m pip install -q --disable-pip-version-check \
+		--target $(TOOLS)/pip ziglang==$(ZIG_VERSION)
+	"$(ZIG)" version
 
-# --- armv7 with Debian packages only (no rustup targets needed) -------------------------
-# Debian bookworm's rustc-web 1.85 and its armhf std, unpacked under $(DEB) with dpkg -x
-# (the system toolchain is untouched); gcc-arm-linux-gnueabihf links, qemu-user runs.
-# Hard-float glibc here (that is the std Debian ships): a test build, not a router build.
+# --- Debian's rustc 1.85 (the MSRV), and armv7 with Debian packages only ------------------
+# Debian bookworm's rustc-web 1.85, unpacked under $(DEB) with dpkg -x (the system
+# toolchain is untouched), fetched with the machine's own apt sources.
+#  - msrv-check: `cargo check --all-targets` of the crate with that rustc (system OpenSSL).
+#  - armv7-smoke: also its armhf std; gcc-arm-linux-gnueabihf links, qemu-user runs.
+#    Hard-float glibc (the std Debian ships): a test build, not a router build.
 DEB      := $(CURDIR)/target/xc-deb
 DEB_RUST := 1.85.0+dfsg3-1~deb12u3
-DEB_APT   = apt-get -q -o APT::Architectures::=amd64 -o APT::Architectures::=armhf \
-	-o Dir::State::Lists=$(DEB)/lists -o Dir::Cache=$(DEB) \
-	-o Dir::Etc::SourceList=$(DEB)/sources.list -o Dir::Etc::SourceParts=/nonexistent
 DEB_PKGS := rustc-web=$(DEB_RUST) cargo-web=$(DEB_RUST) libstd-rust-web-1.85=$(DEB_RUST) \
-	libstd-rust-web-dev=$(DEB_RUST) libstd-rust-web-1.85:armhf=$(DEB_RUST) \
-	libstd-rust-web-dev:armhf=$(DEB_RUST) libllvm19 libgit2-1.5 libssh2-1 libhttp-parser2.9 \
+	libstd-rust-web-dev=$(DEB_RUST) libllvm19 libgit2-1.5 libssh2-1 libhttp-parser2.9 \
 	libpcre3 libmbedtls14 libmbedx509-1 libmbedcrypto7
+DEB_ARMHF_PKGS := libstd-rust-web-1.85:armhf=$(DEB_RUST) libstd-rust-web-dev:armhf=$(DEB_RUST)
+# armhf indexes without `dpkg --add-architecture`: a private apt state, the system's sources.
+DEB_APT_ARMHF = apt-get -q -o APT::Architectures::=amd64 -o APT::Architectures::=armhf \
+	-o Dir::State::Lists=$(DEB)/lists -o Dir::Cache=$(DEB)
 DEB_ENV   = PATH="$(DEB)/root/usr/bin:$$PATH" \
 	LD_LIBRARY_PATH="$(DEB)/root/usr/lib/x86_64-linux-gnu:$(DEB)/root/lib/x86_64-linux-gnu"
 GNUEABIHF := armv7-unknown-linux-gnueabihf
@@ -139,14 +195,23 @@ setup-apt:
 		qemu-user curl file
 
 $(DEB)/root/usr/bin/rustc:
-	mkdir -p $(DEB)/lists/partial $(DEB)/archives/partial $(DEB)/root
-	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main" \
-		> $(DEB)/sources.list
-	$(DEB_APT) update
-	cd $(DEB)/archives && $(DEB_APT) download $(DEB_PKGS)
+	mkdir -p $(DEB)/archives $(DEB)/root
+	apt-cache show rustc-web=$(DEB_RUST) >/dev/null 2>&1 || apt-get update -qq
+	cd $(DEB)/archives && apt-get download -q $(DEB_PKGS)
 	for f in $(DEB)/archives/*.deb; do dpkg -x "$$f" $(DEB)/root || exit 1; done
 
-armv7-gnueabihf: $(DEB)/root/usr/bin/rustc
+$(DEB)/armhf.stamp: $(DEB)/root/usr/bin/rustc
+	mkdir -p $(DEB)/lists/partial $(DEB)/armhf/partial
+	$(DEB_APT_ARMHF) update
+	cd $(DEB)/armhf && $(DEB_APT_ARMHF) download $(DEB_ARMHF_PKGS)
+	for f in $(DEB)/armhf/*.deb; do dpkg -x "$$f" $(DEB)/root || exit 1; done
+	touch $@
+
+msrv-check: $(DEB)/root/usr/bin/rustc
+	$(DEB_ENV) rustc -V
+	$(DEB_ENV) cargo check --locked --all-targets --target-dir $(CURDIR)/target/msrv
+
+armv7-gnueabihf: $(DEB)/armhf.stamp
 	$(DEB_ENV) CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc \
 	AR_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-ar \
 	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
@@ -157,10 +222,76 @@ armv7-smoke: armv7-gnueabihf
 	QEMU_LD_PREFIX=/usr/arm-linux-gnueabihf sh .ci/static-check.sh --no-build \
 		--run "qemu-arm -cpu cortex-a9" $(DIST)/$(BIN)-armv7-gnueabihf-static
 
+# --- Router tests, packages, release files -----------------------------------------------
+ROUTERS        := armv7 aarch64 mipsel
+VERSION        := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+IPK_ARCH_armv7   := armv7-3.2
+IPK_ARCH_aarch64 := aarch64-3.10
+IPK_ARCH_mipsel  := mipsel-3.4
+QEMU_armv7     := qemu-arm -cpu cortex-a9
+QEMU_aarch64   := qemu-aarch64
+QEMU_mipsel    := qemu-mipsel -cpu 24Kc
+IPK             = $(DIST)/$(BIN)_$(VERSION)-1_$(IPK_ARCH_$(1)).ipk
+# The packaging scripts date their archives by the last commit (SOURCE_DATE_EPOCH); it is not
+# exported to the builds, where cc (for OpenSSL) would rebuild on every new value.
+
+routers: $(ROUTERS)
+
+# HTTP GIF and an HTTPS first visit verified against the CA the binary made, under qemu.
+# (A pattern rule: not in .PHONY, where make would skip it.)
+smoke-%:
+	sh .ci/static-check.sh --no-build --run "$(QEMU_$*)" $(DIST)/$(BIN)-$*-static
+
+ipk: routers
+	$(foreach r,$(ROUTERS),sh xc/ipk.sh $(IPK_ARCH_$(r)) $(DIST)/$(BIN)-$(r)-static $(DIST) &&) true
+
+# Installs each package into a scratch root and starts it from there under qemu (root).
+ipk-test: ipk
+	sh xc/ipk-test.sh $(foreach r,$(ROUTERS),$(call IPK,$(r)))
+
+# Per CPU: pixelserv-tls-VERSION-CPU.tar.gz (binary, man page, init scripts, LICENSE,
+# README), the .ipk files, the bare binaries, SHA256SUMS over all of them.
+release: ipk
+	$(foreach r,$(ROUTERS),sh xc/tarball.sh $(r) $(DIST)/$(BIN)-$(r)-static $(DIST) &&) true
+	cd $(DIST) && sha256sum $(BIN)-*-static $(BIN)_*.ipk $(BIN)-$(VERSION)-*.tar.gz > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
+
+# Everything a release needs to have passed, longer than CI allows for all three CPUs.
+release-check: release
+	$(foreach r,$(ROUTERS),$(MAKE) -f Makefile.xc smoke-$(r) &&) true
+	sh xc/ipk-test.sh $(foreach r,$(ROUTERS),$(call IPK,$(r)))
+	$(MAKE) -f Makefile.xc size docker-test measure
+
+# The Dockerfile's image built with buildah and its entrypoint run as a container would
+# (xc/docker-test.sh; no container engine needed). DOCKER_CPU: a router CPU or x86_64.
+DOCKER_CPU ?= aarch64
+QEMU_x86_64 :=
+docker-test:
+	command -v buildah >/dev/null || apt-get install -y -qq --no-install-recommends buildah
+	sh xc/docker-test.sh $(DIST)/$(BIN)-$(DOCKER_CPU)-static "$(QEMU_$(DOCKER_CPU))"
+
+# Idle RSS and kB per idle TLS connection of each router binary, guest view (tools/xc-mem.py).
+MEASURE_CONNS ?= 1000
+measure:
+	ulimit -n 8192 && $(foreach r,$(ROUTERS),python3 tools/xc-mem.py --qemu "$(QEMU_$(r))" \
+		--conns $(MEASURE_CONNS) $(DIST)/$(BIN)-$(r)-static &&) true
+
 # --- misc --------------------------------------------------------------------------------
+# Router budgets (issue 11): armv7 2.5 MB, aarch64 2.8 MB, mipsel 3.4 MB (10^6 bytes).
+BUDGET_armv7-static   := 2500000
+BUDGET_aarch64-static := 2800000
+BUDGET_mipsel-static  := 3400000
 size:
-	@for f in $(DIST)/$(BIN)-*; do \
-		[ -f "$$f" ] && printf '%10d  %s\n' "$$(wc -c < "$$f")" "$$f"; \
+	@for f in $(DIST)/$(BIN)-*-static; do \
+		[ -f "$$f" ] || continue; n=$$(wc -c < "$$f"); b=; \
+		case $$f in \
+		*-armv7-static) b=$(BUDGET_armv7-static) ;; \
+		*-aarch64-static) b=$(BUDGET_aarch64-static) ;; \
+		*-mipsel-static) b=$(BUDGET_mipsel-static) ;; \
+		esac; \
+		if [ -z "$$b" ]; then printf '%10d  %s\n' $$n "$$f"; \
+		elif [ $$n -le $$b ]; then printf '%10d  %s  (budget %d: ok)\n' $$n "$$f" $$b; \
+		else printf '%10d  %s  (budget %d: OVER)\n' $$n "$$f" $$b; fi; \
 	done; true
 
 install:

@@ -3,18 +3,22 @@
 # then runs it on loopback: one GIF over HTTP, one over HTTPS for a new name verified
 # against the CA it created. Non-zero exit on any failure.
 #
-#   .ci/static-check.sh [--no-build] [--run "WRAPPER ARGS"] [BINARY]
-#     --no-build  test BINARY as it is (default dist/pixelserv-tls-x86_64-static)
-#     --run       prefix for running the binary, e.g. "qemu-arm -cpu cortex-a9"
+#   .ci/static-check.sh [--no-build] [--run "WRAPPER ARGS"] [--default-certs DIR] [BINARY]
+#     --no-build       test BINARY as it is (default dist/pixelserv-tls-x86_64-static)
+#     --run            prefix for running the binary, e.g. "qemu-arm -cpu cortex-a9"
+#     --default-certs  start without -z: DIR is where the binary's default CERT_PATH is
+#                      seen from here (xc/ipk-test.sh mounts a scratch root's /opt)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 build=1
 run=""
+certs=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--no-build) build=0 ;;
 	--run) shift; run=${1:-} ;;
+	--default-certs) shift; certs=${1:-} ;;
 	-*) echo "unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -63,10 +67,16 @@ for _ in 1 2 3 4 5 6 7 8; do
 done
 [ $p != 0 ] || die "no free port pair"
 
-mkdir -p "$dir/certs"
+if [ -n "$certs" ]; then
+	set --
+else
+	certs=$dir/certs
+	mkdir -p "$certs"
+	set -- -z "$certs"
+fi
 t=$(now)
 # shellcheck disable=SC2086 # $run is a command prefix
-$run "$bin" -f -u "$(id -un)" -l 4 -p "$p" -k "$k" -z "$dir/certs" 127.0.0.1 \
+$run "$bin" -f -u "$(id -un)" -l 4 -p "$p" -k "$k" "$@" 127.0.0.1 \
 	>"$dir/out.log" 2>&1 &
 pid=$!
 
@@ -80,17 +90,17 @@ while [ $i -lt 300 ]; do
 	i=$((i + 1))
 done
 [ "$code" = 200 ] || die "HTTP not answering on port $p (last code '$code')"
-echo "startup until HTTP answers: $(since "$t") s (ports $p/$k, CA created in $dir/certs)"
+echo "startup until HTTP answers: $(since "$t") s (ports $p/$k, CA in $certs)"
 n=$(wc -c < "$dir/http.gif")
 [ "$n" = 42 ] || die "HTTP GIF is $n bytes"
 echo "ok   HTTP  GET /x.gif -> 200, $n bytes"
 
-[ -s "$dir/certs/ca.crt" ] || die "no ca.crt created"
+[ -s "$certs/ca.crt" ] || die "no ca.crt in $certs"
 t=$(now)
 tries=0
 while :; do
 	tries=$((tries + 1))
-	out=$(curl -sS -m 20 --cacert "$dir/certs/ca.crt" \
+	out=$(curl -sS -m 20 --cacert "$certs/ca.crt" \
 		--resolve "a.example.com:$k:127.0.0.1" -o "$dir/https.gif" \
 		-w '%{http_code} %{ssl_verify_result}' "https://a.example.com:$k/x.gif" 2>&1) && break
 	[ $tries -lt 3 ] || { echo "$out"; die "HTTPS fetch failed"; }

@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 pub const CRITICAL: u8 = 0;
@@ -216,10 +216,12 @@ pub fn escape_capped(bytes: &[u8]) -> String {
 /// Lines that may repeat for every name a client asks for. Each kind lets `BURST` lines
 /// through per `WINDOW_SECS`; the others are counted, and the count goes with the next line
 /// that gets through, so a flood of new names cannot flood syslog.
+/// 32-bit counters: 32-bit MIPS (the mipsel router build) has no 64-bit atomics, and the
+/// window (minutes since 1970) fits until the year 10136.
 pub struct Limiter {
-    window: AtomicU64,
-    sent: AtomicU64,
-    suppressed: AtomicU64,
+    window: AtomicU32,
+    sent: AtomicU32,
+    suppressed: AtomicU32,
 }
 
 const BURST: u64 = 10;
@@ -228,20 +230,20 @@ const WINDOW_SECS: u64 = 60;
 impl Limiter {
     pub const fn new() -> Limiter {
         Limiter {
-            window: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
-            suppressed: AtomicU64::new(0),
+            window: AtomicU32::new(0),
+            sent: AtomicU32::new(0),
+            suppressed: AtomicU32::new(0),
         }
     }
 
     /// Some(lines suppressed since the last one sent) when this line may go out.
     fn admit(&self, now_secs: u64) -> Option<u64> {
-        let window = now_secs / WINDOW_SECS;
+        let window = (now_secs / WINDOW_SECS) as u32;
         if self.window.swap(window, Ordering::Relaxed) != window {
             self.sent.store(0, Ordering::Relaxed);
         }
-        if self.sent.fetch_add(1, Ordering::Relaxed) < BURST {
-            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        if u64::from(self.sent.fetch_add(1, Ordering::Relaxed)) < BURST {
+            Some(u64::from(self.suppressed.swap(0, Ordering::Relaxed)))
         } else {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
             None

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Idle memory of a pixelserv-tls binary, natively or under qemu-user (guest view).
+
+    tools/xc-mem.py [--qemu "qemu-arm -cpu cortex-a9"] [--conns N] BINARY
+
+Starts BINARY on free loopback ports with its own CERT_PATH, makes one certificate
+(an HTTPS first visit), then prints
+  - idle RSS: the server's resident memory, idle, after that first visit;
+  - kB per idle TLS connection: N keep-alive TLS 1.3 connections, each after one answered
+    request (as tools/bench's idle figure does), held open: (RSS with them - idle) / N.
+
+Under qemu-user the process's VmRSS is mostly qemu's own (its translated-code cache and
+heap, ~20 MB). The guest view counts only pages inside the guest's address space: qemu is
+started with its guest base at 0x100000000000 (QEMU_GUEST_BASE), so the guest's pages are
+the mappings whose addresses start there (/proc/PID/smaps). Natively VmRSS is used.
+"""
+
+import argparse
+import os
+import shlex
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+GUEST_BASE = 0x100000000000
+GUEST_SPAN = 1 << 40  # more than any guest here maps
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kb(pid, guest):
+    if not guest:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+    total, inside = 0, False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split(" ", 1)[0]
+            if "-" in head and not head.endswith(":"):
+                start = int(head.split("-")[0], 16)
+                inside = GUEST_BASE <= start < GUEST_BASE + GUEST_SPAN
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1])
+    return total
+
+
+def settled_rss(pid, guest):
+    """RSS once it stops moving (the loop may still be freeing after the last reply)."""
+    last = rss_kb(pid, guest)
+    for _ in range(20):
+        time.sleep(0.25)
+        now = rss_kb(pid, guest)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def get(sock, host):
+    sock.sendall(f"GET /x.gif HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise RuntimeError("closed before the response")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v)
+    while len(body) < length:
+        body += sock.recv(4096)
+    status = int(head.split(b" ")[1])
+    if status != 200:
+        raise RuntimeError(f"HTTP {status}")
+
+
+def tls_conn(ctx, port, name):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s = ctx.wrap_socket(raw, server_hostname=name)
+    get(s, name)
+    return s
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("binary")
+    ap.add_argument("--qemu", default="", help="qemu-user command prefix")
+    ap.add_argument("--conns", type=int, default=1000, help="idle TLS connections (1000)")
+    a = ap.parse_args()
+
+    qemu = shlex.split(a.qemu)
+    env = dict(os.environ)
+    if qemu:
+        env["QEMU_GUEST_BASE"] = hex(GUEST_BASE)
+    http, https = free_port(), free_port()
+    certs = tempfile.mkdtemp(prefix="xc-mem-")
+    user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
+    cmd = qemu + [a.binary, "-f", "-u", user, "-l", "1", "-T", str(a.conns + 100),
+                  "-p", str(http), "-k", str(https), "-z", certs, "127.0.0.1"]
+    log = open(os.path.join(certs, "server.log"), "w")
+    srv = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    conns = []
+    try:
+        for _ in range(600):
+            if srv.poll() is not None:
+                raise RuntimeError("server exited at startup")
+            try:
+                with socket.create_connection(("127.0.0.1", http), timeout=5) as s:
+                    get(s, "ready.example.com")
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("HTTP never answered")
+
+        ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.crt"))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        names = [f"www.ka{i}-bench.com" for i in range(8)]
+        for n in names:  # certificates made, code paths warm
+            tls_conn(ctx, https, n).close()
+        time.sleep(0.5)
+        idle = settled_rss(srv.pid, bool(qemu))
+
+        t = time.monotonic()
+        for i in range(a.conns):
+            conns.append(tls_conn(ctx, https, names[i % len(names)]))
+        opened = time.monotonic() - t
+        held = settled_rss(srv.pid, bool(qemu))
+        for c in conns:  # still alive, not only held by the kernel
+            get(c, "idle.bench")
+        view = "guest view" if qemu else "VmRSS"
+        print(f"binary: {a.binary}" + (f" under {a.qemu}" if qemu else ""))
+        print(f"idle RSS ({view}): {idle} kB")
+        print(f"{a.conns} idle TLS connections: {held} kB, "
+              f"{(held - idle) / a.conns:.1f} kB each (opened in {opened:.1f} s, all answered again)")
+    finally:
+        for c in conns:
+            c.close()
+        srv.terminate()
+        srv.wait()
+        log.close()
+        subprocess.run(["rm", "-rf", certs], check=False)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (RuntimeError, OSError) as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        sys.exit(1)
