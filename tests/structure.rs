@@ -392,3 +392,15 @@ fn the_checker_sees_what_it_checks() {
     let sup = referenced_paths("tls", true, "use super::stats;");
     assert_eq!(sup, vec![vec!["stats"]]);
 }
+
+/// 32-bit MIPS (the mipsel router build) has no 64-bit atomics; only `make -f Makefile.xc
+/// mipsel` would notice one, so this does.
+#[test]
+fn no_64_bit_atomics() {
+    let found: Vec<String> = sources()
+        .iter()
+        .filter(|s| s.code.contains("AtomicU64") || s.code.contains("AtomicI64"))
+        .map(|s| s.module.clone())
+        .collect();
+    assert!(found.is_empty(), "64-bit atomics in {found:?}");
+}
