@@ -365,67 +365,44 @@ impl Server {
 
 /// Runs a command with `input` on stdin; kills it after `timeout`. Returns stdout + stderr.
 pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> String {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-        // Dropping stdin sends EOF.
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let r_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let r_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = writer.join();
-    let mut text = String::from_utf8_lossy(&r_out.join().unwrap()).into_owned();
-    text.push_str(&String::from_utf8_lossy(&r_err.join().unwrap()));
-    text
+    run_child(cmd.stdin(Stdio::piped()), Some(input), timeout).1
 }
 
 /// Runs the server binary with `args` until it exits or `timeout` passes (then it is
 /// killed): its exit code (None if killed) and everything it printed.
 pub fn run_to_exit(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
+    run_child(
+        Command::new(BIN).args(args).stdin(Stdio::null()),
+        None,
+        timeout,
+    )
+}
+
+/// Spawns `cmd`, feeds it `input` (then EOF), waits at most `timeout` (then kills it): its
+/// exit code (None if killed) and its stdout then stderr.
+fn run_child(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> (Option<i32>, String) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let r_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
+    let writer = input.map(|input| {
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        // Dropping stdin at the end sends EOF.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        })
     });
-    let r_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let r_out = drain(Box::new(child.stdout.take().unwrap()));
+    let r_err = drain(Box::new(child.stderr.take().unwrap()));
     let end = Instant::now() + timeout;
     let mut code = None;
     while Instant::now() < end {
@@ -439,6 +416,9 @@ pub fn run_to_exit(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
         let _ = child.kill();
     }
     let _ = child.wait();
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     let mut text = String::from_utf8_lossy(&r_out.join().unwrap()).into_owned();
     text.push_str(&String::from_utf8_lossy(&r_err.join().unwrap()));
     (code, text)
