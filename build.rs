@@ -44,7 +44,35 @@ fn one_line(name: &str, value: String) -> String {
     value
 }
 
+/// The server makes certificates on worker threads while the loop runs handshakes, so the
+/// OpenSSL it links must have been configured with threads. One that was not (OpenSSL's
+/// Configure turns threads off when it sees `-static`: issue 22, see xc/openssl-perl) has no
+/// locks and one error queue and DRBG for all threads, and corrupts its heap under load.
+/// `DEP_OPENSSL_INCLUDE` comes from openssl-sys; a system OpenSSL keeps its configuration.h
+/// in a multiarch directory that is not checked here (distributions build with threads).
+fn require_threaded_openssl() {
+    println!("cargo:rerun-if-env-changed=DEP_OPENSSL_INCLUDE");
+    let Some(inc) = std::env::var_os("DEP_OPENSSL_INCLUDE") else {
+        return;
+    };
+    let conf = std::path::Path::new(&inc).join("openssl/configuration.h");
+    let Ok(text) = std::fs::read_to_string(&conf) else {
+        return;
+    };
+    let threaded = text
+        .lines()
+        .any(|l| l.trim_start_matches(['#', ' ']).trim() == "define OPENSSL_THREADS");
+    if !threaded {
+        panic!(
+            "{} has no OPENSSL_THREADS: this OpenSSL was configured without threads \
+             (a -static in its Configure flags?); the server would corrupt its heap",
+            conf.display()
+        );
+    }
+}
+
 fn main() {
+    require_threaded_openssl();
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     println!("cargo:rerun-if-env-changed=PIXELSERV_DEFAULT_CERT_PATH");
     println!("cargo:rerun-if-changed=build.rs");

@@ -7,6 +7,7 @@ mod figures;
 mod nonoise;
 mod peers;
 mod soak;
+mod stress;
 mod sys;
 mod target;
 mod wire;
@@ -54,6 +55,12 @@ usage: pixelserv-bench (--server PATH | --http PORT --https PORT --cacert FILE [
                        server RSS/fds/threads/stats a minute, then a summary (started server
                        gets -O 5 unless a --server-arg -O is given)
   --soak-rate R        soak requests per second in total (default 300)
+  --first-visits N     stress mode instead of figures (needs --server): N never-seen names,
+                       each visited once and verified against the CA by one of --clients
+                       concurrent clients; fails unless all verify and the server survives
+  --clients C          concurrent clients for --first-visits (default 24)
+  --server-wrapper CMD run the started server behind CMD (words split on spaces), e.g.
+                       'qemu-arm -cpu cortex-a9'
 
 side by side (needs --server; makes its own servers):
   --peer NAME          nginx or haproxy (repeatable, or a comma list; installs Debian's
@@ -89,6 +96,9 @@ struct Opts {
     pin: bool,
     soak: Option<f64>,
     soak_rate: f64,
+    first_visits: Option<usize>,
+    clients: usize,
+    wrapper: Vec<String>,
     /// Side-by-side mode: the peers (possibly none: ours alone in that table).
     peers: Option<Vec<peers::Peer>>,
     keep: Option<PathBuf>,
@@ -117,6 +127,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         pin: true,
         soak: None,
         soak_rate: 300.0,
+        first_visits: None,
+        clients: 24,
+        wrapper: Vec::new(),
         peers: None,
         keep: None,
     };
@@ -162,6 +175,11 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--no-pin" => o.pin = false,
             "--soak" => o.soak = Some(num(a, val()?)?),
             "--soak-rate" => o.soak_rate = num(a, val()?)?,
+            "--first-visits" => o.first_visits = Some(num::<usize>(a, val()?)?.max(1)),
+            "--clients" => o.clients = num::<usize>(a, val()?)?.max(1),
+            "--server-wrapper" => {
+                o.wrapper = val()?.split_whitespace().map(str::to_string).collect();
+            }
             "-h" | "--help" => return Err(String::new()),
             _ => return Err(format!("unknown argument {a}")),
         }
@@ -181,6 +199,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         .find(|f| !known.contains(&f.as_str()))
     {
         return Err(format!("--only: unknown figure '{bad}'"));
+    }
+    if o.first_visits.is_some() && o.server.is_none() {
+        return Err("--first-visits needs --server".into());
     }
     if o.peers.is_some() && o.server.is_none() {
         return Err("--peer needs --server (the peers serve our server's certificates)".into());
@@ -305,6 +326,15 @@ fn run_compare(o: Opts, peers: Vec<peers::Peer>) -> Result<(), String> {
 fn run(mut o: Opts) -> Result<(), String> {
     if let Some(minutes) = o.soak {
         return run_soak(&o, minutes);
+    }
+    if let (Some(visits), Some(server)) = (o.first_visits, &o.server) {
+        return stress::run(&stress::Opts {
+            server,
+            server_args: &o.server_args,
+            wrapper: &o.wrapper,
+            visits,
+            clients: o.clients,
+        });
     }
     if let Some(peers) = o.peers.take() {
         return run_compare(o, peers);

@@ -239,6 +239,23 @@ impl Target {
         }
     }
 
+    /// Ok while a server we started still runs (a running one we did not start: always Ok).
+    pub fn alive(&mut self) -> Result<(), String> {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(st))) => Err(format!("exited: {st}")),
+            Some(Err(e)) => Err(e.to_string()),
+            _ => Ok(()),
+        }
+    }
+
+    /// What a server we started wrote to its stderr so far.
+    pub fn log(&self) -> String {
+        self.tmp
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("server.log")).ok())
+            .unwrap_or_default()
+    }
+
     /// The temporary directory of a server we started.
     pub fn dir(&self) -> Option<&Path> {
         self.tmp.as_deref()
