@@ -23,9 +23,9 @@ use crate::http::response;
 use crate::http::service::{self, Capture, Request, Site};
 use crate::log;
 use crate::plog;
+use crate::stats::top_names::{self, Source};
 use crate::stats::{CloseReason, Counter, Ended, HandshakeFailure, Snapshot, Stats, TlsVersion};
 use crate::tls::hello;
-use crate::top_names::{self, Source};
 
 /// Stop turning pipelined requests into responses while this much is unsent: memory per
 /// connection stays bounded however many requests a client pipelines.
@@ -677,7 +677,7 @@ impl Conn {
                 rx.consume(rx.data().len());
                 self.ensure_tx(env.pool, env.now);
                 response::write_error(e.status(), &mut self.tx);
-                env.stats.bump(Counter::Bad);
+                env.stats.bump(Counter::BadRequest);
                 self.enter(State::Closing, env.now);
                 false
             }
@@ -687,7 +687,7 @@ impl Conn {
     /// Answers a request that cannot be served with `status` and closes after it.
     fn refuse(&mut self, env: &mut Env, status: u16, bytes: u64) -> bool {
         response::write_error(status, &mut self.tx);
-        self.count(env, Counter::Bad, bytes);
+        self.count(env, Counter::BadRequest, bytes);
         self.enter(State::Closing, env.now);
         false
     }
