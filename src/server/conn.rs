@@ -220,17 +220,32 @@ impl Conn {
         }
     }
 
-    /// When this connection times out, derived from its state. Until its first request
-    /// arrives a connection gets the header timeout, not the keep-alive time; bodies and
-    /// responses have a total limit besides the one for progress.
+    /// Not a byte from the client yet: a plain connection with no request begun, a TLS one
+    /// before its ClientHello.
+    fn silent(&self) -> bool {
+        match self.ssl() {
+            Some(ssl) => !hello::seen(ssl),
+            None => matches!(self.state, State::Idle) && self.requests == 0 && self.is_idle(),
+        }
+    }
+
+    /// When this connection times out, derived from its state. Until its first byte a
+    /// connection gets the shorter of the keep-alive time (-O) and the header or handshake
+    /// timeout, as users who lower -O expect (COMPATIBILITY.md, "Timeouts"); until its first
+    /// request, the header timeout; bodies and responses have a total limit besides the one
+    /// for progress.
     fn deadline(&self, t: &Timeouts) -> Instant {
         match &self.state {
+            State::EarlyData(_) | State::Handshake(_) if self.silent() => {
+                self.since + t.handshake.min(t.keepalive)
+            }
             State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => {
                 self.since + t.handshake
             }
             _ if self.tx_pending() => {
                 (self.since + t.write).min(self.tx_since + t.write * TOTAL_FACTOR)
             }
+            State::Idle if self.silent() => self.since + t.header.min(t.keepalive),
             State::Idle if self.requests == 0 => self.since + t.header,
             State::Idle => self.since + t.keepalive,
             State::Head => self.since + t.header,
