@@ -155,8 +155,10 @@ pub fn emit(level: u8, args: fmt::Arguments<'_>) {
     }
     let error_echo = level == ERROR && ERRORS_TO_STDERR.load(Ordering::Relaxed);
     if STDERR.load(Ordering::Relaxed) || error_echo {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "pixelserv-tls[{}]: {}", std::process::id(), text);
+        // One write per line: the monitor, the signer and the network process share this
+        // stderr, and a line written in pieces could be cut by another's.
+        let line = format!("pixelserv-tls[{}]: {}\n", std::process::id(), text);
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
     if let Some(sink) = SYSLOG.get() {
         send_syslog(sink, level, &text);

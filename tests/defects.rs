@@ -159,19 +159,22 @@ fn privileges_are_dropped_completely() {
     let srv = Server::start(&["-u", "nobody"]);
     // Serving means the switch (after binding, before the loop) is done.
     assert_eq!(srv.get("/x.gif").body.len(), 42);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
-    let field = |name: &str| -> Vec<String> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or("")
-            .split_whitespace()
-            .map(String::from)
-            .collect()
-    };
-    assert_eq!(field("Uid:"), vec![uid.to_string(); 4], "{status}");
-    assert_eq!(field("Gid:"), vec![gid.to_string(); 4], "{status}");
-    assert!(!field("Groups:").contains(&"0".to_string()), "{status}");
+    // The monitor, the network process and the signer alike.
+    for pid in [srv.pid(), srv.network_pid(), srv.signer_pid()] {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| -> Vec<String> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or("")
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(field("Uid:"), vec![uid.to_string(); 4], "{status}");
+        assert_eq!(field("Gid:"), vec![gid.to_string(); 4], "{status}");
+        assert!(!field("Groups:").contains(&"0".to_string()), "{status}");
+    }
     assert_eq!(srv.get("/x.gif").body.len(), 42);
 }
 

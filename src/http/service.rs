@@ -14,6 +14,7 @@ use crate::stats::pages;
 use crate::stats::{Counter, Snapshot, TlsVersion};
 
 /// What the service needs that does not change while the server runs.
+#[derive(Clone)]
 pub struct Site {
     pub settings: Settings,
     /// `/ca.crt` body: the CA chain re-encoded from the certificates parsed at startup.

@@ -6,7 +6,7 @@
 //! `deadline`), and the loop only ever asks for them.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token};
@@ -164,11 +164,6 @@ impl Conn {
     /// The TLS connection, for the certificate handover (`tls::hello`).
     pub fn ssl(&self) -> Option<&SslRef> {
         self.transport.ssl()
-    }
-
-    /// The address the client connected to (a no-SNI client gets a certificate for it).
-    pub fn local_ip(&self) -> io::Result<IpAddr> {
-        Ok(self.transport.tcp_ref().local_addr()?.ip().to_canonical())
     }
 
     /// Nothing in flight: safe to close at shutdown.
