@@ -1,6 +1,6 @@
 //! The shape of `src/` that the module map in `src/lib.rs` promises: no import cycle between
 //! files, no import from a lower layer up to a higher one, and no long function outside
-//! tests. Reads the sources; builds nothing.
+//! tests, in `src/` and in `tools/`. Reads the sources; builds nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -333,10 +333,33 @@ fn no_import_from_a_higher_layer() {
     );
 }
 
+/// The Rust sources of `tools/` (each tool is a crate of its own), as `Source`s named by
+/// their path; build output is skipped.
+fn tool_sources() -> Vec<Source> {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&tools).unwrap() {
+        let src = entry.unwrap().path().join("src");
+        if src.is_dir() {
+            rust_files(&src, &mut files);
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|p| Source {
+            module: p.strip_prefix(&tools).unwrap().display().to_string(),
+            code: strip(&std::fs::read_to_string(p).unwrap()),
+        })
+        .collect()
+}
+
 #[test]
 fn no_long_functions() {
     let mut long = Vec::new();
-    for s in sources() {
+    let tools = tool_sources();
+    assert!(tools.iter().any(|s| s.module == "bench/src/main.rs"));
+    for s in sources().into_iter().chain(tools) {
         let code = non_test(&s.code);
         let lines: Vec<&str> = code.lines().collect();
         for (i, line) in lines.iter().enumerate() {
