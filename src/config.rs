@@ -1,11 +1,12 @@
-//! Command line → `Config` (reference §2), with the original's option letters, defaults and
-//! port-list rules, and clear one-line errors instead of the original's silent usage dump.
+//! Command line → `Config` (COMPATIBILITY.md §2), with the original's option letters,
+//! defaults and port-list rules, and clear one-line errors instead of the original's silent
+//! usage dump.
 
 use std::path::PathBuf;
 
 use crate::x509::KeyType;
 
-/// One listening socket to open, in command-line order (§2.3).
+/// One listening socket to open, in command-line order (COMPATIBILITY.md §2.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenPort {
     pub port: u16,
@@ -19,7 +20,7 @@ pub struct ListenPort {
 pub struct Config {
     /// Positional `ip_addr`/`hostname`; `None` = all addresses (dual-stack `::`).
     pub listen_addr: Option<String>,
-    /// Listening sockets in order, after the default-port rules of §2.3.
+    /// Listening sockets in order, after the default-port rules of COMPATIBILITY.md §2.3.
     pub ports: Vec<ListenPort>,
     /// `-A`: admin URIs only on this port.
     pub admin_port: Option<u16>,
@@ -110,7 +111,7 @@ pub const DEFAULT_HEADER_TIMEOUT: u64 = 10;
 pub const DEFAULT_WRITE_TIMEOUT: u64 = 10;
 pub const DEFAULT_CERT_WORKERS: usize = 2;
 pub const DEFAULT_CERT_FILES: usize = 2000;
-/// One listening socket per slot of the original's port array (fixes its overflow, #26).
+/// One listening socket per slot of the original's port array (fixes its overflow, DEFECTS.md #26).
 pub const MAX_PORTS: usize = 10;
 pub const MAX_TLS_PORTS: usize = 9;
 const MAX_TIMEOUT_SECS: u64 = 3600;
@@ -232,8 +233,8 @@ fn port(opt: &str, value: &str) -> Result<u16, String> {
     })
 }
 
-/// §2.3: `-p`/`-k`/`-A` in command-line order, then the default ports; each entry keeps
-/// where it came from for error messages.
+/// COMPATIBILITY.md §2.3: `-p`/`-k`/`-A` in command-line order, then the default ports; each
+/// entry keeps where it came from for error messages.
 fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), String> {
     let mut given: Vec<(usize, &str, String)> = Vec::new();
     for opt in ["p", "k", "A"] {
@@ -269,7 +270,7 @@ fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), 
     Ok((ports.into_iter().map(|(p, _)| p).collect(), admin_port))
 }
 
-/// §2.3: the default ports the original adds, depending on what was given.
+/// COMPATIBILITY.md §2.3: the default ports the original adds, depending on what was given.
 fn add_default_ports(ports: &mut Vec<(ListenPort, String)>, admin: bool) {
     let https = || {
         (
@@ -355,7 +356,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         log_to: log_to(&m)?,
         log_level: log_level(&m)?,
         iface: iface(&m)?,
-        // A week at most: the original overflowed 1000 × -O in 32 bits (#32).
+        // A week at most: the original overflowed 1000 × -O in 32 bits (DEFECTS.md #32).
         keepalive_secs: last_number(&m, "O", 1, 86_400 * 7)?.unwrap_or(DEFAULT_KEEPALIVE_SECS),
         redirect: m.opt_present("R"),
         stats_html_url: last_text(&m, "s")?.unwrap_or_else(|| "/servstats".to_string()),
@@ -459,7 +460,7 @@ fn deprecation_warnings(m: &getopts::Matches) -> Vec<String> {
     warnings
 }
 
-/// Every argument preceded by one space, or " <none>" (§11.1).
+/// Every argument preceded by one space, or " <none>" (COMPATIBILITY.md §11.1).
 pub fn args_display(args: &[String]) -> String {
     if args.is_empty() {
         return " <none>".to_string();
@@ -467,7 +468,7 @@ pub fn args_display(args: &[String]) -> String {
     args.iter().map(|a| format!(" {a}")).collect()
 }
 
-/// The usage text (§2.4 layout, with our options).
+/// The usage text (COMPATIBILITY.md §2.4 layout, with our options).
 pub fn usage() -> String {
     let lines = [
         "\tip_addr/hostname\t(default: all addresses)".to_string(),

@@ -175,7 +175,7 @@ macro_rules! plog {
     };
 }
 
-/// The access log's second line for a POST body (reference §9.2): the body in brackets, or
+/// The access log's second line for a POST body (COMPATIBILITY.md §9.2): the body in brackets, or
 /// a note when it holds bytes that do not belong in a log line: control bytes other than
 /// 0x0A-0x0D (so a tab counts), or anything non-ASCII, as the original judged it. Unlike the
 /// original, CR and LF are shown escaped: raw, they would let a body forge log lines.

@@ -1,4 +1,4 @@
-//! `-B [CERT_FILE]`: times certificate generation and loading, then exits (reference §7.9).
+//! `-B [CERT_FILE]`: times certificate generation and loading, then exits (COMPATIBILITY.md §7.9).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

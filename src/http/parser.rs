@@ -155,7 +155,8 @@ impl<'a> Fields<'a> {
 
     fn framing(&self, version: Version) -> Result<BodyFraming, ParseError> {
         if self.te.seen {
-            // CL+TE is the classic smuggling vector; HTTP/1.0 has no chunked framing (§6.1).
+            // CL+TE is the classic smuggling vector; HTTP/1.0 has no chunked framing
+            // (RFC 9112 §6.1).
             if self.content_length.is_some() || version == Version::Http10 || self.te.codings == 0 {
                 return Err(ParseError::Malformed);
             }

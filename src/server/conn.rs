@@ -226,7 +226,7 @@ impl Conn {
 
     /// When this connection times out, derived from its state. Until its first byte a
     /// connection gets the shorter of the keep-alive time (-O) and the header or handshake
-    /// timeout, as users who lower -O expect (COMPATIBILITY.md, "Timeouts"); until its first
+    /// timeout, as users who lower -O expect (COMPATIBILITY.md §4.2); until its first
     /// request, the header timeout; bodies and responses have a total limit besides the one
     /// for progress.
     fn deadline(&self, t: &Timeouts) -> Instant {

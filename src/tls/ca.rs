@@ -1,4 +1,4 @@
-//! The signing CA (reference §7.1): `CERT_PATH/ca.crt` + `ca.key` (+ `ca.key.passphrase`),
+//! The signing CA (COMPATIBILITY.md §7.1): `CERT_PATH/ca.crt` + `ca.key` (+ `ca.key.passphrase`),
 //! created on first start when neither exists. Unlike the original, the key must match the
 //! certificate and the certificate must be a CA; without a usable key the server still runs
 //! and serves existing certificates only. The files are read with `sys::files` checks (no
@@ -295,7 +295,7 @@ fn parse_key(pem: &[u8], passphrase: Option<Vec<u8>>) -> Result<PKey<Private>, S
 }
 
 /// The passphrase file without its line ending; the original dropped the last byte
-/// unconditionally (§12 #14).
+/// unconditionally (DEFECTS.md #14).
 fn strip_newline(mut bytes: Vec<u8>) -> Vec<u8> {
     if bytes.ends_with(b"\r\n") {
         bytes.truncate(bytes.len() - 2);

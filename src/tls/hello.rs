@@ -312,7 +312,7 @@ pub fn server_name(ssl: &SslRef) -> String {
     with(ssl, |h| h.sni.clone()).unwrap_or_default()
 }
 
-/// Classifies a failed handshake as reference §6.5.
+/// Classifies a failed handshake as COMPATIBILITY.md §6.5 describes.
 pub fn classify_failure(ssl: &SslRef, e: &openssl::ssl::Error) -> HandshakeFailure {
     let served = match with(ssl, |h| match h.phase {
         Phase::Refuse(why) => Err(why),
