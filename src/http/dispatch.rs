@@ -39,6 +39,9 @@ pub enum Reply {
     Stats(StatsPage),
     /// Admin `/log=N`: set the log level, then answer like `Text`.
     SetLogLevel(u8),
+    /// The setup page (`http::setup`): `service` turns a `Text` for `/` at the server's own
+    /// address into this; `dispatch` never answers it.
+    Setup,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +175,11 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
         };
     }
     by_extension(path)
+}
+
+/// The target is `/` (also in absolute form, `http://host/`).
+pub fn is_root(target: &[u8]) -> bool {
+    *origin_form(target) == *b"/"
 }
 
 /// The path and query of an absolute-form target (`http://host/p?q` → `/p?q`, RFC 9112

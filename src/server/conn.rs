@@ -586,12 +586,15 @@ impl Conn {
                 return self.refuse(env, e.status(), bytes);
             }
         };
+        let transport = &self.transport;
+        let local = || Some(transport.tcp_ref().local_addr().ok()?.ip().to_canonical());
         let req = Request {
             head: &head,
             admin: self.admin,
             tls: self.transport.tls_version(),
             peer: self.peer.ip(),
             early_data: self.early > 0,
+            local: &local,
         };
         let decision = req.decide(env.site);
         let snapshot = decision.reply.needs_snapshot().then(|| Snapshot {
