@@ -214,4 +214,21 @@ fn setup_host_and_the_admin_port() {
         let r = page(&srv, host, IPHONE);
         assert_eq!(r.header("Content-Length"), Some("0"), "{host}");
     }
+    // The live check from http://pixelserv.lan/ sends the name as SNI: an exact
+    // certificate for it (a single-label suffix is public), verified by curl.
+    let ca = ca_file(&srv);
+    let resolve = format!("pixelserv.lan:{}:127.0.0.1", srv.https);
+    let url = format!(
+        "https://pixelserv.lan:{}/pixelserv-check.gif?17x",
+        srv.https
+    );
+    let (code, gif) = curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        &url,
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(gif.len(), 42);
 }
