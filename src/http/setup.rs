@@ -91,10 +91,20 @@ impl SetupPage {
     /// `ca`: the certificate `/ca.crt` serves first; `https_port`: where the live check
     /// connects; `hosts`: `--setup-host` values (checked by `config`).
     pub fn new(ca: &X509Ref, https_port: u16, hosts: &[String]) -> SetupPage {
+        Self::with_ca_details(&ca_name(ca), &fingerprint(ca), https_port, hosts)
+    }
+
+    /// The page for a CA named `name` with this fingerprint (text, escaped here).
+    pub fn with_ca_details(
+        name: &str,
+        fingerprint: &str,
+        https_port: u16,
+        hosts: &[String],
+    ) -> SetupPage {
         let (frame_top, bottom) = FRAME.split_once("{{steps}}").unwrap_or((FRAME, ""));
         let top = frame_top
-            .replace("{{name}}", &escape(&ca_name(ca)))
-            .replace("{{fingerprint}}", &fingerprint(ca))
+            .replace("{{name}}", &escape(name))
+            .replace("{{fingerprint}}", &escape(fingerprint))
             .replace("{{port}}", &https_port.to_string());
         let mut steps = [""; 6];
         for (slot, piece) in steps.iter_mut().zip(STEPS.split_inclusive("</details>\n")) {
