@@ -177,11 +177,6 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
     by_extension(path)
 }
 
-/// The target is `/` (also in absolute form, `http://host/`).
-pub fn is_root(target: &[u8]) -> bool {
-    *origin_form(target) == *b"/"
-}
-
 /// The path and query of an absolute-form target (`http://host/p?q` → `/p?q`, RFC 9112
 /// §3.2.2, an empty path being `/`); other targets unchanged.
 fn origin_form(target: &[u8]) -> Cow<'_, [u8]> {

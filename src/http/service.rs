@@ -58,12 +58,14 @@ impl Request<'_> {
     }
 
     /// A GET or HEAD of `/` at the server's own address, which would get the empty answer.
-    /// An absolute-form target names the host itself (RFC 9112 §3.2.2).
+    /// Browsers send `/` as it is; an absolute-form target (a proxy's, naming its host
+    /// itself) never gets the page.
     fn wants_setup(&self, site: &Site) -> bool {
         matches!(self.head.method, b"GET" | b"HEAD")
-            && super::dispatch::is_root(self.head.target)
-            && authority(self.head.target)
-                .or(self.head.host)
+            && self.head.target == b"/"
+            && self
+                .head
+                .host
                 .is_some_and(|host| site.setup.serves(host, self.local))
     }
 
@@ -283,13 +285,6 @@ mod tests {
         );
         assert_eq!(decide("GET / HTTP/1.0\r\nHost: setup.lan", true), setup);
         assert_eq!(
-            decide(
-                "GET http://192.168.1.2/ HTTP/1.1\r\nHost: 192.168.1.2",
-                true
-            ),
-            setup
-        );
-        assert_eq!(
             decide("HEAD / HTTP/1.1\r\nHost: 192.168.1.2", true),
             (Reply::Setup, Some(Counter::Hed))
         );
@@ -301,6 +296,7 @@ mod tests {
             "GET /?x HTTP/1.1\r\nHost: 192.168.1.2",
             "GET /a HTTP/1.1\r\nHost: 192.168.1.2",
             "GET http://ads.example.com/ HTTP/1.1\r\nHost: 192.168.1.2",
+            "GET http://192.168.1.2/ HTTP/1.1\r\nHost: 192.168.1.2",
         ] {
             assert_eq!(decide(raw, true), text, "{raw}");
         }

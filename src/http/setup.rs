@@ -76,10 +76,9 @@ impl Platform {
 
 /// Where `/` shows the page, and the page's pre-rendered pieces.
 pub struct SetupPage {
-    /// `--setup-host` names, lower case, without a final dot.
+    /// `--setup-host` values (`config` made them lower case, without a final dot),
+    /// compared as text: names, or addresses as typed in a browser.
     names: Vec<String>,
-    /// `--setup-host` addresses (a NAT or container address the server does not see).
-    addrs: Vec<IpAddr>,
     /// The page up to its steps, CA and port filled in.
     top: String,
     steps: [&'static str; 6],
@@ -101,21 +100,43 @@ impl SetupPage {
         https_port: u16,
         hosts: &[String],
     ) -> SetupPage {
-        let (frame_top, bottom) = FRAME.split_once("{{steps}}").unwrap_or((FRAME, ""));
-        let top = frame_top
-            .replace("{{name}}", &escape(name))
-            .replace("{{fingerprint}}", &escape(fingerprint))
-            .replace("{{port}}", &https_port.to_string());
+        // The frame alternates text and `@mark@`; the text after `@steps@` is the bottom.
+        let mut top = String::with_capacity(FRAME.len());
+        let mut rest = FRAME;
+        let bottom = loop {
+            let Some((text, after)) = rest.split_once('@') else {
+                top.push_str(rest);
+                break "";
+            };
+            top.push_str(text);
+            let Some((mark, after)) = after.split_once('@') else {
+                break "";
+            };
+            rest = after;
+            match mark {
+                "name" => escape_into(&mut top, name),
+                "fingerprint" => escape_into(&mut top, fingerprint),
+                "port" => top.push_str(&https_port.to_string()),
+                _ => break after,
+            }
+        };
+        // Each platform's steps start on a line of their own with `<details`.
         let mut steps = [""; 6];
-        for (slot, piece) in steps.iter_mut().zip(STEPS.split_inclusive("</details>\n")) {
-            *slot = piece;
+        let (mut n, mut start, mut at) = (0, 0, 0);
+        for line in STEPS.split_inclusive('\n') {
+            if line.starts_with(DETAILS) && at > 0 {
+                if let Some(slot) = steps.get_mut(n) {
+                    *slot = STEPS.get(start..at).unwrap_or_default();
+                }
+                (n, start) = (n + 1, at);
+            }
+            at += line.len();
         }
-        let (addrs, names) = hosts
-            .iter()
-            .partition::<Vec<_>, _>(|h| host_ip(h).is_some());
+        if let Some(slot) = steps.get_mut(n) {
+            *slot = STEPS.get(start..).unwrap_or_default();
+        }
         SetupPage {
-            names: names.iter().map(|h| normal_name(h)).collect(),
-            addrs: addrs.iter().filter_map(|h| host_ip(h)).collect(),
+            names: hosts.to_vec(),
             top,
             steps,
             bottom,
@@ -125,17 +146,17 @@ impl SetupPage {
     /// Whether a request with this `Host` is for the page. `local` gives the address the
     /// client connected to; it is asked only for an IP-literal Host (one system call).
     pub fn serves(&self, host: &[u8], local: &dyn Fn() -> Option<IpAddr>) -> bool {
-        let Some(name) = std::str::from_utf8(host.trim_ascii())
-            .ok()
-            .map(without_port)
-        else {
+        let Ok(host) = std::str::from_utf8(host.trim_ascii()) else {
             return false;
         };
-        if let Some(ip) = host_ip(name) {
-            return self.addrs.contains(&ip) || local() == Some(ip);
+        let name = without_port(host);
+        let bare = name.strip_suffix('.').unwrap_or(name);
+        if self.names.iter().any(|n| n.eq_ignore_ascii_case(bare)) {
+            return true;
         }
-        let name = name.strip_suffix('.').unwrap_or(name);
-        self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        // IPv4-mapped IPv6 as IPv4, as `local` gives it.
+        name.parse::<IpAddr>()
+            .is_ok_and(|ip| local() == Some(ip.to_canonical()))
     }
 
     /// The whole response: this User-Agent's steps first.
@@ -180,56 +201,48 @@ fn without_port(host: &str) -> &str {
     }
 }
 
-/// The address of an IP literal, IPv4-mapped IPv6 as IPv4 (as `local` gives it).
-fn host_ip(name: &str) -> Option<IpAddr> {
-    name.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
-}
-
-fn normal_name(name: &str) -> String {
-    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
-}
-
-/// The common name, else the whole subject (a CA of one's own may have no CN).
+/// The common name (a CA of one's own may have none).
 fn ca_name(ca: &X509Ref) -> String {
-    let subject = ca.subject_name();
-    let cn = subject
+    ca.subject_name()
         .entries_by_nid(Nid::COMMONNAME)
         .next()
-        .map(|e| String::from_utf8_lossy(e.data().as_slice()).into_owned());
-    cn.unwrap_or_else(|| {
-        subject
-            .entries()
-            .map(|e| String::from_utf8_lossy(e.data().as_slice()).into_owned())
-            .collect::<Vec<_>>()
-            .join(", ")
-    })
+        .map_or_else(
+            || "(no common name)".to_string(),
+            |e| String::from_utf8_lossy(e.data().as_slice()).into_owned(),
+        )
 }
 
 /// SHA-256 of the DER certificate as `openssl x509 -fingerprint -sha256` prints it.
 fn fingerprint(ca: &X509Ref) -> String {
-    let digest = ca.digest(MessageDigest::sha256()).map(|d| d.to_vec());
-    digest
-        .unwrap_or_default()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => out.push('\u{fffd}'),
-            c => out.push(c),
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let digest = ca.digest(MessageDigest::sha256());
+    let mut out = String::with_capacity(95);
+    for (i, b) in digest.iter().flat_map(|d| d.iter()).enumerate() {
+        if i > 0 {
+            out.push(':');
         }
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
     }
     out
+}
+
+fn escape_into(out: &mut String, text: &str) {
+    let mut plain = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let entity = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => continue,
+        };
+        // ASCII bytes are char boundaries.
+        out.push_str(text.get(plain..i).unwrap_or_default());
+        out.push_str(entity);
+        plain = i + 1;
+    }
+    out.push_str(text.get(plain..).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -270,9 +283,11 @@ mod tests {
 
     #[test]
     fn template_has_every_piece() {
-        for mark in ["{{name}}", "{{fingerprint}}", "{{port}}", "{{steps}}"] {
+        for mark in ["@name@", "@fingerprint@", "@port@", "@steps@"] {
             assert_eq!(FRAME.matches(mark).count(), 1, "{mark}");
         }
+        assert_eq!(FRAME.matches('@').count(), 8);
+        assert!(!STEPS.contains('@'));
         let pieces: Vec<&str> = STEPS.split_inclusive("</details>\n").collect();
         let ids = ["ios", "android", "windows", "macos", "firefox", "linux"];
         assert_eq!(pieces.len(), ids.len());
@@ -291,7 +306,7 @@ mod tests {
         let (_dir, ca) = ca();
         let p = SetupPage::new(&ca.cert, 443, &[]);
         let b = body(&p, None);
-        assert!(!b.contains("{{"));
+        assert!(!b.contains('@'));
         let fp = fingerprint(&ca.cert);
         assert_eq!(fp.len(), 32 * 3 - 1);
         assert!(b.contains(&format!("<code id=fp>{fp}</code>")));
@@ -357,7 +372,7 @@ mod tests {
 
     #[test]
     fn hosts_of_ours() {
-        let p = page(&["Setup.LAN.", "192.168.1.2"]);
+        let p = page(&["setup.lan", "192.168.1.2", "fd00::2"]);
         let local4 = || Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
         let local6 = || Some(IpAddr::V6(Ipv6Addr::LOCALHOST));
         let asked = std::cell::Cell::new(0);
@@ -381,7 +396,7 @@ mod tests {
         ] {
             assert!(p.serves(host.as_bytes(), &local4), "{host}");
         }
-        for host in ["[::1]", "[::1]:8443"] {
+        for host in ["[::1]", "[::1]:8443", "[fd00::2]:80"] {
             assert!(p.serves(host.as_bytes(), &local6), "{host}");
         }
         for host in [
@@ -407,9 +422,11 @@ mod tests {
 
     #[test]
     fn names_are_escaped() {
-        assert_eq!(
-            escape("<a href=\"x\">&'\n"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;\u{fffd}"
-        );
+        let p = SetupPage::with_ca_details("<a href=\"x\">&é", "AB", 1, &[]);
+        assert!(p.top.contains("<b>&lt;a href=&quot;x&quot;&gt;&amp;é</b>"));
+        assert!(p.top.contains("<code id=fp>AB</code>"));
+        assert!(p.top.contains("data-port=\"1\""));
+        assert!(p.bottom.starts_with("\n<script>"));
+        assert!(p.steps.iter().all(|s| s.starts_with("<details id=")));
     }
 }

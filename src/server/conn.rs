@@ -168,7 +168,7 @@ impl Conn {
 
     /// The address the client connected to (a no-SNI client gets a certificate for it).
     pub fn local_ip(&self) -> io::Result<IpAddr> {
-        Ok(self.transport.tcp_ref().local_addr()?.ip().to_canonical())
+        local_ip(&self.transport)
     }
 
     /// Nothing in flight: safe to close at shutdown.
@@ -587,7 +587,7 @@ impl Conn {
             }
         };
         let transport = &self.transport;
-        let local = || Some(transport.tcp_ref().local_addr().ok()?.ip().to_canonical());
+        let local = || local_ip(transport).ok();
         let req = Request {
             head: &head,
             admin: self.admin,
@@ -824,4 +824,8 @@ impl Conn {
         self.tx_pos = 0;
         Step::Close
     }
+}
+/// The address the client connected to, IPv4-mapped IPv6 as IPv4.
+fn local_ip(transport: &Transport) -> io::Result<IpAddr> {
+    Ok(transport.tcp_ref().local_addr()?.ip().to_canonical())
 }
