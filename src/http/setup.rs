@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 
+use memchr::memmem;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::x509::X509Ref;
@@ -50,8 +51,7 @@ impl Platform {
     /// says Mac OS X, and Firefox follows its system's store everywhere but on Linux. An
     /// iPad that asks for desktop pages says Macintosh; the page's script opens its steps.
     pub fn from_user_agent(ua: &[u8]) -> Option<Platform> {
-        // A plain scan: a User-Agent is short, and memmem's searcher per needle costs kB.
-        let has = |needle: &[u8]| ua.windows(needle.len()).any(|w| w == needle);
+        let has = |needle: &[u8]| memmem::find(ua, needle).is_some();
         if has(b"iPhone") || has(b"iPad") || has(b"iPod") {
             Some(Platform::Ios)
         } else if has(b"Android") {
