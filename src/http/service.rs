@@ -275,7 +275,7 @@ mod tests {
             let d = req.decide(&site);
             (d.reply, d.counter)
         };
-        let setup = (Reply::Setup, Some(Counter::Nfe));
+        let setup = (Reply::Setup, Some(Counter::NoExtension));
         for admin in [false, true] {
             assert_eq!(decide("GET / HTTP/1.1\r\nHost: 192.168.1.2", admin), setup);
         }
@@ -286,9 +286,9 @@ mod tests {
         assert_eq!(decide("GET / HTTP/1.0\r\nHost: setup.lan", true), setup);
         assert_eq!(
             decide("HEAD / HTTP/1.1\r\nHost: 192.168.1.2", true),
-            (Reply::Setup, Some(Counter::Hed))
+            (Reply::Setup, Some(Counter::Head))
         );
-        let text = (Reply::Text, Some(Counter::Nfe));
+        let text = (Reply::Text, Some(Counter::NoExtension));
         for raw in [
             "GET / HTTP/1.1\r\nHost: ads.example.com",
             "GET / HTTP/1.1\r\nHost: 192.168.1.3",
@@ -302,7 +302,7 @@ mod tests {
         }
         assert_eq!(
             decide("POST / HTTP/1.1\r\nHost: 192.168.1.2", true),
-            (Reply::Text, Some(Counter::Pst))
+            (Reply::Text, Some(Counter::Post))
         );
     }
 
