@@ -69,6 +69,9 @@ pub struct Config {
     pub cert_workers: usize,
     /// `--cert-files N`: certificate files kept in CERT_PATH (default 2000, 0 = none).
     pub cert_files: usize,
+    /// `--setup-host HOST` (repeatable): names or addresses at which `/` shows the setup
+    /// page, besides the address a client connected to. Lower case, no final dot.
+    pub setup_hosts: Vec<String>,
     /// The arguments as given, each preceded by a space, or " <none>" (version string).
     pub args_display: String,
     /// Warnings to log once logging is up (deprecated `-o`, `-r`).
@@ -114,6 +117,7 @@ pub const DEFAULT_CERT_FILES: usize = 2000;
 /// One listening socket per slot of the original's port array (fixes its overflow, DEFECTS.md #26).
 pub const MAX_PORTS: usize = 10;
 pub const MAX_TLS_PORTS: usize = 9;
+pub const MAX_SETUP_HOSTS: usize = 8;
 const MAX_TIMEOUT_SECS: u64 = 3600;
 /// Linux IFNAMSIZ minus the terminating NUL.
 const MAX_IFACE_LEN: usize = 15;
@@ -157,6 +161,7 @@ fn options() -> getopts::Options {
         "cert-workers",
         "cert-files",
         "log-to",
+        "setup-host",
     ] {
         o.optmulti("", long, "", "");
     }
@@ -376,6 +381,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
             .map_or(DEFAULT_CERT_FILES, |n| n as usize),
         cert_workers: last_number(&m, "cert-workers", 1, 64)?
             .map_or(DEFAULT_CERT_WORKERS, |n| n as usize),
+        setup_hosts: setup_hosts(&m)?,
         args_display: args_display(args),
         warnings: deprecation_warnings(&m),
     };
@@ -449,6 +455,36 @@ fn leaf_key(m: &getopts::Matches) -> Result<KeyType, String> {
     }
 }
 
+/// Every `--setup-host`, lower case without a final dot: a host name or IP address, as far
+/// as its characters go (anything else could never match a Host).
+fn setup_hosts(m: &getopts::Matches) -> Result<Vec<String>, String> {
+    let hosts = m.opt_strs("setup-host");
+    if hosts.len() > MAX_SETUP_HOSTS {
+        return Err(format!(
+            "option --setup-host: given {} times (at most {MAX_SETUP_HOSTS})",
+            hosts.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(hosts.len());
+    for h in hosts {
+        let name = h.strip_suffix('.').unwrap_or(&h).to_ascii_lowercase();
+        let ok = name.len() <= 253
+            && !name.is_empty()
+            && !name.starts_with(['.', '-'])
+            && !name.as_bytes().windows(2).any(|w| w == b"..")
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'));
+        if !ok {
+            return Err(format!(
+                "option --setup-host: '{h}' is not a host name or IP address"
+            ));
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
 fn deprecation_warnings(m: &getopts::Matches) -> Vec<String> {
     let mut warnings = Vec::new();
     if m.opt_present("o") {
@@ -501,6 +537,7 @@ pub fn usage() -> String {
         format!("\t--cert-workers N\t(certificate generator threads 1..64; default: {DEFAULT_CERT_WORKERS})"),
         format!("\t--cert-files N\t\t(certificate files kept in CERT_PATH, least recently used removed; 0: none; default: {DEFAULT_CERT_FILES})"),
         "\t--log-to syslog|stderr|both\t(default: syslog, and stderr too with -f)".to_string(),
+        format!("\t--setup-host HOST\t(name or address that also shows the setup page at /; up to {MAX_SETUP_HOSTS})"),
         "\t--check\t\t\t(check the configuration, print a summary and exit 0 or 1)".to_string(),
     ];
     let mut out = format!(
@@ -804,6 +841,22 @@ mod tests {
     }
 
     #[test]
+    fn setup_hosts() {
+        assert!(run("").setup_hosts.is_empty());
+        assert_eq!(
+            run("--setup-host Pixelserv.LAN. --setup-host 192.168.1.2 --setup-host fd00::2")
+                .setup_hosts,
+            ["pixelserv.lan", "192.168.1.2", "fd00::2"]
+        );
+        for bad in ["a..b", "-a.b", "a_b.lan", "a/b", "[::1]", "http://a", "."] {
+            let e = err(&format!("--setup-host {bad}"));
+            assert!(e.contains("is not a host name or IP address"), "{bad}: {e}");
+        }
+        let nine = "--setup-host a ".repeat(MAX_SETUP_HOSTS + 1);
+        assert!(err(&nine).contains("at most 8"));
+    }
+
+    #[test]
     fn usage_text() {
         let u = usage();
         let lines: Vec<&str> = u.lines().collect();
@@ -844,6 +897,7 @@ mod tests {
             "--write-timeout",
             "--cert-workers",
             "--log-to",
+            "--setup-host",
             "--check",
         ] {
             assert!(

@@ -24,6 +24,7 @@ use self::monitor::{Monitor, NetworkParts};
 use crate::config::{self, Config, LogTo, Parsed};
 use crate::http::dispatch::Settings;
 use crate::http::service::Site;
+use crate::http::setup::SetupPage;
 use crate::log::{self, CRITICAL, ERROR, NOTICE, WARNING};
 use crate::plog;
 use crate::server::conn::Timeouts;
@@ -179,6 +180,7 @@ fn start(
         settings: settings(cfg),
         ca_pem: ca.pem.clone(),
         version,
+        setup: SetupPage::new(&ca.cert, check_port(cfg), &cfg.setup_hosts),
     };
     let signer = signer::Setup {
         dir,
@@ -465,6 +467,14 @@ fn drop_privileges(user: Option<&User>) -> Result<(), String> {
             .map_err(|e| format!("cannot switch to user \"{}\": {}", u.name, e)),
         _ => Ok(()),
     }
+}
+
+/// The HTTPS port the setup page's live check connects to: the first that is not `-A`'s.
+fn check_port(cfg: &Config) -> u16 {
+    cfg.ports
+        .iter()
+        .find(|p| p.tls && !p.admin)
+        .map_or(443, |p| p.port)
 }
 
 fn settings(cfg: &Config) -> Settings {

@@ -39,6 +39,9 @@ pub enum Reply {
     Stats(StatsPage),
     /// Admin `/log=N`: set the log level, then answer like `Text`.
     SetLogLevel(u8),
+    /// The setup page (`http::setup`): `service` turns a `Text` for `/` at the server's own
+    /// address into this; `dispatch` never answers it.
+    Setup,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

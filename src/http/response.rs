@@ -180,6 +180,35 @@ pub fn write_ca_cert(cert: &[u8], mode: Mode, out: &mut Vec<u8>) {
     );
 }
 
+/// The head of the setup page (`http::setup`): never cached, since it differs by
+/// User-Agent and shows the current CA; inline style and script only, images from HTTPS.
+const PAGE: Pair = head!(
+    "200 OK",
+    [
+        "Content-Type: text/html; charset=utf-8",
+        "Cache-Control: no-store",
+        "Content-Security-Policy: default-src 'none'; img-src 'self' https:; \
+         style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+        "X-Content-Type-Options: nosniff"
+    ],
+    []
+);
+
+/// The setup page: its head with `Content-Length: len`, then `body`'s pieces (unless HEAD).
+pub fn write_page(body: &[&[u8]], mode: Mode, out: &mut Vec<u8>) {
+    let len: usize = body.iter().map(|p| p.len()).sum();
+    let head = pick(PAGE, mode);
+    // The head without its empty line, then the length, then the empty line.
+    out.extend_from_slice(&head[..head.len() - 2]);
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "Content-Length: {len}\r\n\r\n");
+    if !mode.head_only {
+        for piece in body {
+            out.extend_from_slice(piece);
+        }
+    }
+}
+
 /// A request the server will not serve; the connection closes after it. 400, 408, 413,
 /// 431, 500 and 501 are known; anything else is sent as 400.
 pub fn write_error(status: u16, out: &mut Vec<u8>) {

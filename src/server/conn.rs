@@ -6,7 +6,7 @@
 //! `deadline`), and the loop only ever asks for them.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token};
@@ -599,12 +599,15 @@ impl Conn {
                 return self.refuse(env, e.status(), bytes);
             }
         };
+        let transport = &self.transport;
+        let local = || local_ip(transport).ok();
         let req = Request {
             head: &head,
             admin: self.admin,
             tls: self.transport.tls_version(),
             peer: self.peer.ip(),
             early_data: self.early > 0,
+            local: &local,
         };
         let decision = req.decide(env.site);
         let snapshot = decision.reply.needs_snapshot().then(|| Snapshot {
@@ -836,4 +839,9 @@ impl Conn {
         self.tx_pos = 0;
         Step::Close
     }
+}
+
+/// The address the client connected to, IPv4-mapped IPv6 as IPv4.
+fn local_ip(transport: &Transport) -> io::Result<IpAddr> {
+    Ok(transport.tcp_ref().local_addr()?.ip().to_canonical())
 }
