@@ -72,7 +72,7 @@ define xbuild
 	cp $(XCDIR)/$(1)/$(PROFILE)/$(BIN) $(DIST)/$(BIN)-$(2)
 endef
 
-.PHONY: all static armv7 aarch64 mipsel routers setup setup-apt armv7-smoke msrv-check size install clean \
+.PHONY: all static armv7 aarch64 mipsel mips routers setup setup-apt armv7-smoke msrv-check size install clean \
 	ipk ipk-test release release-check measure docker-test
 
 all: static
@@ -104,6 +104,7 @@ FHS_CERT_PATH    := /var/cache/pixelserv
 ARMV7_TARGET   := armv7-unknown-linux-musleabi
 AARCH64_TARGET := aarch64-unknown-linux-musl
 MIPSEL_TARGET  := mipsel-unknown-linux-musl
+MIPS_TARGET    := mips-unknown-linux-musl
 X86_64_TARGET  := x86_64-unknown-linux-musl
 ROUTER_RUSTFLAGS := -C link-self-contained=no --cfg libc_unstable_musl_v1_2
 # std without its default "backtrace" feature (symbolizing a backtrace needs addr2line,
@@ -150,6 +151,14 @@ OPENSSL_EXTRA_$(MIPSEL_TARGET) := no-asm
 mipsel:
 	$(call router,$(MIPSEL_TARGET),MIPSEL_UNKNOWN_LINUX_MUSL,mipsel-linux-musleabi,\
 		-mcpu=mips32r2+soft_float -DBROKEN_CLANG_ATOMICS,mipsel-static,)
+
+# Big-endian MIPS (Entware mips-3.4, OpenWrt mips_24kc: Atheros/QCA ath79): the same as
+# mipsel in the other byte order, for the same reasons (tier 3, soft-float mips32r2, no
+# 64-bit atomics, OpenSSL's C code).
+OPENSSL_EXTRA_$(MIPS_TARGET) := no-asm
+mips:
+	$(call router,$(MIPS_TARGET),MIPS_UNKNOWN_LINUX_MUSL,mips-linux-musleabi,\
+		-mcpu=mips32r2+soft_float -DBROKEN_CLANG_ATOMICS,mips-static,)
 
 xc-one:
 	$(call xbuild,$(T),$(N),$(XRUSTFLAGS),$(XCARGO))

@@ -148,8 +148,13 @@ fn start(cfg: &Config, user: Option<&User>) -> Result<(Server, FileChores), Stri
     let version = announce(cfg);
     raise_fd_limit(cfg);
     // As root, before the drop: CERT_PATH, the CA (ca.key is root's) and the ticket keys.
-    let dir = Arc::new(open_cert_dir(cfg, user)?);
-    let ca = open_ca(cfg, &dir, user)?;
+    // `dir` is where certificates are made: CERT_PATH, or --leaf-dir (the CA stays put).
+    let ca_dir = Arc::new(open_cert_dir("CERT_PATH", &cfg.cert_path, user)?);
+    let dir = match cfg.separate_leaf_dir() {
+        true => Arc::new(open_cert_dir("--leaf-dir", cfg.leaf_path(), user)?),
+        false => ca_dir.clone(),
+    };
+    let ca = open_ca(cfg, &ca_dir, &dir, user)?;
     let ticket_keys = match &cfg.ticket_keys {
         Some(path) => Some(context::read_ticket_keys(path, &root_owners(user))?),
         None => None,
@@ -219,6 +224,7 @@ fn runtime_owners(user: Option<&User>) -> Owners {
 /// relative `-z` against `/`).
 fn resolve_paths(cfg: &mut Config) {
     cfg.cert_path = absolute(&cfg.cert_path);
+    cfg.leaf_dir = cfg.leaf_dir.as_deref().map(absolute);
     cfg.psl_file = cfg.psl_file.as_deref().map(absolute);
     cfg.ticket_keys = cfg.ticket_keys.as_deref().map(absolute);
 }
@@ -271,16 +277,15 @@ fn raise_fd_limit(cfg: &Config) {
     }
 }
 
-/// CERT_PATH, created if missing (and then given to the `-u` user, on the open directory),
-/// opened once: every file in it is reached through this descriptor.
-fn open_cert_dir(cfg: &Config, user: Option<&User>) -> Result<Dir, String> {
-    let path = &cfg.cert_path;
+/// CERT_PATH or --leaf-dir (`what`), created if missing (and then given to the `-u` user,
+/// on the open directory), opened once: every file in it is reached through this descriptor.
+fn open_cert_dir(what: &str, path: &Path, user: Option<&User>) -> Result<Dir, String> {
     let created = !path.exists();
     if created {
         std::fs::create_dir_all(path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     }
-    let dir = Dir::open(path).map_err(|e| format!("CERT_PATH {}: {e}", path.display()))?;
+    let dir = Dir::open(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
     if let Some(u) = user.filter(|u| created && u.uid != 0) {
         if let Err(e) = dir.chown(u.uid, u.gid) {
             plog!(ERROR, "cannot give {} to {}: {}", path.display(), u.name, e);
@@ -308,17 +313,17 @@ fn open_cert_dir(cfg: &Config, user: Option<&User>) -> Result<Dir, String> {
     Ok(dir)
 }
 
-/// The CA in CERT_PATH, loaded or created.
-fn open_ca(cfg: &Config, dir: &Dir, user: Option<&User>) -> Result<Ca, String> {
+/// The CA in CERT_PATH (`dir`), loaded or created; `leaves` is where certificates go.
+fn open_ca(cfg: &Config, dir: &Dir, leaves: &Dir, user: Option<&User>) -> Result<Ca, String> {
     let access = Access {
         owners: root_owners(user),
         // A new ca.crt may be read by the user; ca.key stays root's.
         crt_owner: user.filter(|u| u.uid != 0).map(|u| (u.uid, u.gid)),
     };
     let found = ca::load_existing(dir, &access).map_err(|e| format!("CA: {e}"))?;
-    // Before a new CA is written into it: a CERT_PATH the user cannot write fails here.
+    // Before a new CA is written: a leaf directory the user cannot write fails here.
     let can_sign = found.as_ref().is_none_or(|(ca, _)| ca.key.is_some());
-    writable_cert_path(dir, user, can_sign)?;
+    writable_cert_path(cfg, leaves, user, can_sign)?;
     let (ca, status) = match found {
         Some(found) => found,
         None => ca::create(dir, cfg.leaf_key, &access).map_err(|e| format!("CA: {e}"))?,
@@ -339,20 +344,27 @@ fn open_ca(cfg: &Config, dir: &Dir, user: Option<&User>) -> Result<Ca, String> {
             ERROR,
             "the CA cannot sign certificates: {}; serving only certificates already in {}",
             why,
-            path.display()
+            leaves.path().display()
         ),
     }
     Ok(ca)
 }
 
-/// CERT_PATH must be writable by the user the server runs as, at least while the CA can
-/// sign (new certificates are saved there). A root-owned directory of pixelserv's own files
-/// is fixed; anything else stops the start with the reason.
-fn writable_cert_path(dir: &Dir, user: Option<&User>, can_sign: bool) -> Result<(), String> {
-    let why = match cert_dir::verdict(dir.path(), user) {
+/// The leaf directory (CERT_PATH or --leaf-dir) must be writable by the user the server runs
+/// as, at least while the CA can sign (new certificates are saved there). A root-owned
+/// directory of pixelserv's own files is fixed; anything else stops the start with the reason.
+fn writable_cert_path(
+    cfg: &Config,
+    dir: &Dir,
+    user: Option<&User>,
+    can_sign: bool,
+) -> Result<(), String> {
+    let (what, option) = leaf_dir_names(cfg);
+    let writable = || matches!(cert_dir::verdict(what, dir.path(), user), Verdict::Writable);
+    let why = match cert_dir::verdict(what, dir.path(), user) {
         Verdict::Writable => return Ok(()),
         Verdict::Fixable(why) => match user.map(|u| cert_dir::give_to(dir, u)) {
-            Some(Ok(done)) if matches!(cert_dir::verdict(dir.path(), user), Verdict::Writable) => {
+            Some(Ok(done)) if writable() => {
                 plog!(ERROR, "{}: {}", why, done);
                 return Ok(());
             }
@@ -364,14 +376,22 @@ fn writable_cert_path(dir: &Dir, user: Option<&User>, can_sign: bool) -> Result<
     };
     if can_sign {
         return Err(format!(
-            "{why}: new certificates could not be saved; fix the directory or choose another -z"
+            "{why}: new certificates could not be saved; fix the directory or choose another {option}"
         ));
     }
     plog!(ERROR, "{}: the prefetch list will not be saved", why);
     Ok(())
 }
 
-/// The index of the certificate files in CERT_PATH (startup: the loop never lists it).
+/// The leaf directory's name in messages, and the option that chooses it.
+pub(super) fn leaf_dir_names(cfg: &Config) -> (&'static str, &'static str) {
+    match cfg.separate_leaf_dir() {
+        true => ("--leaf-dir", "--leaf-dir"),
+        false => ("CERT_PATH", "-z"),
+    }
+}
+
+/// The index of the certificate files in the leaf directory (startup: the loop never lists it).
 fn disk_budget(cfg: &Config, dir: &Dir) -> DiskBudget {
     let entries = dir.entries().unwrap_or_else(|e| {
         plog!(ERROR, "cannot list {}: {}", dir.path().display(), e);
