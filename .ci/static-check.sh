@@ -8,17 +8,20 @@
 #     --run            prefix for running the binary, e.g. "qemu-arm -cpu cortex-a9"
 #     --default-certs  start without -z: DIR is where the binary's default CERT_PATH is
 #                      seen from here (xc/ipk-test.sh mounts a scratch root's /opt)
+#     --cert-path Z    with --default-certs: start with -z Z (as the binary sees it)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 build=1
 run=""
 certs=""
+zpath=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--no-build) build=0 ;;
 	--run) shift; run=${1:-} ;;
 	--default-certs) shift; certs=${1:-} ;;
+	--cert-path) shift; zpath=${1:-} ;;
 	-*) echo "unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -68,7 +71,7 @@ done
 [ $p != 0 ] || die "no free port pair"
 
 if [ -n "$certs" ]; then
-	set --
+	set -- ${zpath:+-z "$zpath"}
 else
 	certs=$dir/certs
 	mkdir -p "$certs"
