@@ -23,9 +23,9 @@ use crate::http::response;
 use crate::http::service::{self, Capture, Request, Site};
 use crate::log;
 use crate::plog;
+use crate::stats::top_names::{self, Source};
 use crate::stats::{CloseReason, Counter, Ended, HandshakeFailure, Snapshot, Stats, TlsVersion};
 use crate::tls::hello;
-use crate::top_names::{self, Source};
 
 /// Stop turning pipelined requests into responses while this much is unsent: memory per
 /// connection stays bounded however many requests a client pipelines.
@@ -220,17 +220,32 @@ impl Conn {
         }
     }
 
-    /// When this connection times out, derived from its state. Until its first request
-    /// arrives a connection gets the header timeout, not the keep-alive time; bodies and
-    /// responses have a total limit besides the one for progress.
+    /// Not a byte from the client yet: a plain connection with no request begun, a TLS one
+    /// before its ClientHello.
+    fn silent(&self) -> bool {
+        match self.ssl() {
+            Some(ssl) => !hello::seen(ssl),
+            None => matches!(self.state, State::Idle) && self.requests == 0 && self.is_idle(),
+        }
+    }
+
+    /// When this connection times out, derived from its state. Until its first byte a
+    /// connection gets the shorter of the keep-alive time (-O) and the header or handshake
+    /// timeout, as users who lower -O expect (COMPATIBILITY.md, "Timeouts"); until its first
+    /// request, the header timeout; bodies and responses have a total limit besides the one
+    /// for progress.
     fn deadline(&self, t: &Timeouts) -> Instant {
         match &self.state {
+            State::EarlyData(_) | State::Handshake(_) if self.silent() => {
+                self.since + t.handshake.min(t.keepalive)
+            }
             State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => {
                 self.since + t.handshake
             }
             _ if self.tx_pending() => {
                 (self.since + t.write).min(self.tx_since + t.write * TOTAL_FACTOR)
             }
+            State::Idle if self.silent() => self.since + t.header.min(t.keepalive),
             State::Idle if self.requests == 0 => self.since + t.header,
             State::Idle => self.since + t.keepalive,
             State::Head => self.since + t.header,
@@ -677,7 +692,7 @@ impl Conn {
                 rx.consume(rx.data().len());
                 self.ensure_tx(env.pool, env.now);
                 response::write_error(e.status(), &mut self.tx);
-                env.stats.bump(Counter::Bad);
+                env.stats.bump(Counter::BadRequest);
                 self.enter(State::Closing, env.now);
                 false
             }
@@ -687,7 +702,7 @@ impl Conn {
     /// Answers a request that cannot be served with `status` and closes after it.
     fn refuse(&mut self, env: &mut Env, status: u16, bytes: u64) -> bool {
         response::write_error(status, &mut self.tx);
-        self.count(env, Counter::Bad, bytes);
+        self.count(env, Counter::BadRequest, bytes);
         self.enter(State::Closing, env.now);
         false
     }

@@ -546,7 +546,7 @@ impl Server {
                 &log::QUEUE_FULL,
                 format_args!("certificate queue full: refusing {file}"),
             );
-            self.stats.bump(Counter::Cqf);
+            self.stats.bump(Counter::CertQueueFull);
             self.finish_waiters(file, None, now);
         }
     }
@@ -570,10 +570,10 @@ impl Server {
                 replaced,
             } = done;
             if replaced {
-                self.stats.bump(Counter::Sle);
+                self.stats.bump(Counter::HttpsCertificateUnusable);
             }
             if generated {
-                self.stats.bump(Counter::Cgn);
+                self.stats.bump(Counter::CertsGenerated);
             }
             match outcome {
                 Outcome::Ready(leaf) => {
@@ -597,7 +597,7 @@ impl Server {
                         &log::CERT_FAILED,
                         format_args!("certificate for {name} failed: {why}"),
                     );
-                    self.stats.bump(Counter::Cgf);
+                    self.stats.bump(Counter::CertJobsFailed);
                     self.finish_waiters(&name, None, now);
                 }
                 Outcome::Abandoned => {
@@ -727,7 +727,7 @@ impl Server {
         plog!(
             log::CRITICAL,
             "{}",
-            crate::stats_render::stats_line(&snapshot)
+            crate::stats::pages::stats_line(&snapshot)
         );
     }
 }

@@ -26,8 +26,8 @@ use super::certs::{Certs, Leaf};
 use super::names::{self, CertName};
 use super::psl::Psl;
 use super::sni;
+use crate::stats::top_names::{self, Observed};
 use crate::stats::HandshakeFailure;
-use crate::top_names::{self, Observed};
 
 /// Names in log lines are cut like the original's (64 bytes).
 const LOG_NAME_MAX: usize = 64;
