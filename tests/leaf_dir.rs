@@ -172,7 +172,7 @@ fn leaf_dir_files_get_the_same_trust_rules() {
 
 /// `--check` names both directories; a leaf directory the user cannot write stops the start
 /// (as root, with `-u nobody`, a directory of another user), and the CA directory need not
-/// be the user's.
+/// be the user's (one the server makes stays root's).
 #[test]
 fn check_and_start_judge_the_leaf_dir() {
     let (_root, ca, leaves) = openwrt_layout();
@@ -233,6 +233,10 @@ fn check_and_start_judge_the_leaf_dir() {
     assert!(ready, "{}", srv.output());
     let key = std::fs::metadata(ca.join("ca.key")).unwrap();
     assert_eq!((key.uid(), key.mode() & 0o777), (0, 0o600));
+    // The CA directory it made stays root's: only the leaf directory is the user's.
+    let ca_meta = std::fs::metadata(&ca).unwrap();
+    assert_eq!((ca_meta.uid(), ca_meta.mode() & 0o022), (0, 0));
+    assert_eq!(std::fs::metadata(&leaves).unwrap().uid(), 65534);
     srv.stop();
 }
 

@@ -1,5 +1,5 @@
-//! CERT_PATH (or `--leaf-dir`) for the `-u` user. Certificates are written after the privilege drop, so the
-//! user must be able to write the directory. Checked before the drop (and by `--check`);
+//! CERT_PATH (or `--leaf-dir`) for the `-u` user. Certificates are written after the
+//! privilege drop, so the user must be able to write the directory. Checked before the drop (and by `--check`);
 //! a root-owned directory that holds nothing but pixelserv's files is given to the user
 //! (fchown on the opened directory), any other is left alone and the problem named.
 

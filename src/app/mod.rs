@@ -148,8 +148,10 @@ fn start(cfg: &Config, user: Option<&User>) -> Result<(Server, FileChores), Stri
     let version = announce(cfg);
     raise_fd_limit(cfg);
     // As root, before the drop: CERT_PATH, the CA (ca.key is root's) and the ticket keys.
-    // `dir` is where certificates are made: CERT_PATH, or --leaf-dir (the CA stays put).
-    let ca_dir = Arc::new(open_cert_dir("CERT_PATH", &cfg.cert_path, user)?);
+    // `dir` is where certificates are made: CERT_PATH, or --leaf-dir (the CA stays put, in a
+    // CERT_PATH that is then root's alone).
+    let ca_owner = user.filter(|_| !cfg.separate_leaf_dir());
+    let ca_dir = Arc::new(open_cert_dir("CERT_PATH", &cfg.cert_path, ca_owner)?);
     let dir = match cfg.separate_leaf_dir() {
         true => Arc::new(open_cert_dir("--leaf-dir", cfg.leaf_path(), user)?),
         false => ca_dir.clone(),
@@ -277,8 +279,8 @@ fn raise_fd_limit(cfg: &Config) {
     }
 }
 
-/// CERT_PATH or --leaf-dir (`what`), created if missing (and then given to the `-u` user,
-/// on the open directory), opened once: every file in it is reached through this descriptor.
+/// CERT_PATH or --leaf-dir (`what`), created if missing (and then given to `user`, on the
+/// open directory), opened once: every file in it is reached through this descriptor.
 fn open_cert_dir(what: &str, path: &Path, user: Option<&User>) -> Result<Dir, String> {
     let created = !path.exists();
     if created {
