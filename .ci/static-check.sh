@@ -63,7 +63,9 @@ free() {
 }
 p=0
 for _ in 1 2 3 4 5 6 7 8; do
-	p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000 ))
+	# Below the kernel's ephemeral range (32768-60999 by default): a port there may be bound by
+	# some client's connection, which the probe cannot see, and the bind then fails.
+	p=$(( 10000 + $(od -An -N2 -tu2 /dev/urandom) % 22000 ))
 	k=$(( p + 1 ))
 	free $p && free $k && break
 	p=0
