@@ -224,6 +224,12 @@ fn metrics_parse_and_move() {
     assert_eq!(m.get("pixelserv_connection_requests_count"), 5.0);
     assert_eq!(m.get("pixelserv_request_size_bytes_count"), 4.0);
     assert!(m.get("pixelserv_request_size_bytes_sum") >= 4.0 * 16.0);
+    // Measured when each response was ready, not on the loop's once-per-wake-up clock:
+    // however fast, four requests take more than 0 µs.
+    assert!(
+        m.get("pixelserv_request_duration_seconds_sum") > 0.0,
+        "{text}"
+    );
     assert_eq!(m.get("pixelserv_log_level"), 4.0);
 
     let now = SystemTime::now()

@@ -205,7 +205,7 @@ fn requests(m: &mut Exposition, s: &Snapshot) {
     );
     m.summary(
         "pixelserv_request_duration_seconds",
-        "Time from the first byte of a request to its response being ready to send, on the event loop's clock, which is read once per wake-up: a request that arrives whole and is answered at once counts 0 (servstats tav averages these, in ms).",
+        "Time from the event-loop wake-up that read the first byte of a request to its response being ready to send (servstats tav averages these, in ms).",
         d.request_micros,
         1e-6,
     );

@@ -92,8 +92,7 @@ pub fn release(ssl: &SslRef) {
 }
 
 fn state(ssl: &SslRef) -> Option<MutexGuard<'_, Hello>> {
-    ssl.ex_data(index())
-        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    ssl.ex_data(index()).map(crate::sys::lock)
 }
 
 fn with<R>(ssl: &SslRef, f: impl FnOnce(&mut Hello) -> R) -> Option<R> {
@@ -199,7 +198,7 @@ fn choose_certificate(ssl: &mut SslRef, certs: &Mutex<Certs>) -> libc::c_int {
     let leaf = match phase {
         Phase::Install(leaf) => leaf,
         Phase::Named(Some(name)) => {
-            let cached = certs.lock().ok().and_then(|mut c| c.get(name.file_name()));
+            let cached = crate::sys::lock(certs).get(name.file_name());
             match cached {
                 Some(leaf) => leaf,
                 None => {
