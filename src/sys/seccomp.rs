@@ -132,6 +132,9 @@ fn allowed() -> Vec<libc::c_long> {
         libc::SYS_pread64,
         libc::SYS_getdents64,
         libc::SYS_prlimit64,
+        // The syslog socket, connected again when syslogd restarted (`log::send_syslog`);
+        // the process cannot make a socket to connect elsewhere.
+        libc::SYS_connect,
         // Signals (the signalfd is read with `read`), log lines' pid, and the way out,
         // an abort included.
         libc::SYS_rt_sigprocmask,
