@@ -1,6 +1,7 @@
 //! HTTPS: certificate names, the CA, certificate making and storage, the in-memory cache,
 //! the worker pool and the TLS contexts with their ClientHello callback.
 
+pub mod backend;
 pub mod ca;
 pub mod cache;
 pub mod certgen;
