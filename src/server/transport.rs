@@ -219,6 +219,14 @@ impl Transport {
         }
     }
 
+    /// An unencrypted alert the peer ended its last bytes with.
+    pub fn raw_alert(&self) -> Option<u8> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls(s) => s.get_ref().raw_alert(),
+        }
+    }
+
     /// The TLS connection, for the ClientHello state kept on it.
     pub fn ssl(&self) -> Option<&SslRef> {
         match self {

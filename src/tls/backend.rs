@@ -101,7 +101,8 @@ where
 }
 
 /// The certificate callback's C signature.
-pub type CertCallback = unsafe extern "C" fn(*mut openssl_sys::SSL, *mut libc::c_void) -> libc::c_int;
+pub type CertCallback =
+    unsafe extern "C" fn(*mut openssl_sys::SSL, *mut libc::c_void) -> libc::c_int;
 
 #[cfg(not(feature = "aws-lc"))]
 extern "C" {
@@ -144,6 +145,18 @@ pub fn resumption_expected(_ssl: &SslRef) -> bool {
 #[cfg(feature = "aws-lc")]
 pub fn resumption_expected(ssl: &SslRef) -> bool {
     awslc::resumption_expected(ssl)
+}
+
+/// Whether the library refused the ClientHello's server_name before our callback saw it
+/// (`queue_empty`: the failure left no error of the library's). OpenSSL calls the callback
+/// first; AWS-LC checks the extension itself.
+#[cfg(not(feature = "aws-lc"))]
+pub fn refused_sni(_ssl: &SslRef, _queue_empty: bool) -> bool {
+    false
+}
+#[cfg(feature = "aws-lc")]
+pub fn refused_sni(ssl: &SslRef, queue_empty: bool) -> bool {
+    awslc::refused_sni(ssl, queue_empty)
 }
 
 /// Serves a leaf on this connection in one call (certificate and key compared once).
@@ -273,6 +286,24 @@ pub const R_UNEXPECTED_EOF: Option<i32> = None;
 /// differently, and the alert reasons (1000 + alert) are what is compared.
 pub fn reason_code(e: &openssl::error::Error) -> i32 {
     e.reason_code()
+}
+
+/// A TLS 1.3 client that rejects our certificate may send its alert unencrypted (OpenSSL's
+/// client does, before it writes with handshake keys). OpenSSL reads it and reports the
+/// alert; AWS-LC fails to decrypt it (DECRYPTION_FAILED_OR_BAD_RECORD_MAC), so there the
+/// alert is read from the raw bytes and given OpenSSL's reason (1000 + its description).
+#[cfg(not(feature = "aws-lc"))]
+pub fn reason_with_raw_alert(reason: Option<i32>, _raw_alert: Option<u8>) -> Option<i32> {
+    reason
+}
+#[cfg(feature = "aws-lc")]
+pub fn reason_with_raw_alert(reason: Option<i32>, raw_alert: Option<u8>) -> Option<i32> {
+    /// SSL_R_BAD_PACKET_LENGTH and SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC in AWS-LC.
+    const UNREADABLE: [i32; 2] = [112, 139];
+    match (reason, raw_alert) {
+        (Some(r), Some(d)) if UNREADABLE.contains(&r) => Some(1000 + i32::from(d)),
+        _ => reason,
+    }
 }
 
 /// The digest an EdDSA key signs a certificate with: none. OpenSSL takes EVP_md_null()

@@ -145,7 +145,7 @@ mod tests {
                 let ca_public = ca.cert.public_key().unwrap();
                 assert!(cert.verify(&ca_public).unwrap());
                 assert!(cert.public_key().unwrap().public_eq(&key));
-                assert_eq!(cert.version(), 2);
+                assert_eq!(backend::x509_version(&cert), 2);
                 assert_eq!(
                     cert.issuer_name().to_der().unwrap(),
                     ca.cert.subject_name().to_der().unwrap()

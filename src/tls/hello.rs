@@ -262,7 +262,12 @@ pub fn server_name(ssl: &SslRef) -> String {
 }
 
 /// Classifies a failed handshake as reference §6.5.
-pub fn classify_failure(ssl: &SslRef, e: &openssl::ssl::Error) -> HandshakeFailure {
+/// `raw_alert`: an unencrypted alert the client's last bytes ended with.
+pub fn classify_failure(
+    ssl: &SslRef,
+    e: &openssl::ssl::Error,
+    raw_alert: Option<u8>,
+) -> HandshakeFailure {
     let served = match with(ssl, |h| match h.phase {
         Phase::Refuse(why) => Err(why),
         Phase::Invalid => Err(HandshakeFailure::InvalidSni),
@@ -277,7 +282,9 @@ pub fn classify_failure(ssl: &SslRef, e: &openssl::ssl::Error) -> HandshakeFailu
         .ssl_error()
         .and_then(|s| s.errors().first())
         .map(backend::reason_code);
+    let reason = backend::reason_with_raw_alert(reason, raw_alert);
     match reason {
+        None if !seen(ssl) && backend::refused_sni(ssl, true) => HandshakeFailure::InvalidSni,
         Some(SSL_R_TLSV1_ALERT_UNKNOWN_CA) => HandshakeFailure::UnknownCa,
         Some(SSL_R_SSLV3_ALERT_BAD_CERTIFICATE) => HandshakeFailure::BadCertificate,
         Some(SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN) => HandshakeFailure::CertificateUnknown,

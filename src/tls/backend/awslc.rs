@@ -8,13 +8,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
 use openssl::ssl::{ErrorCode, SslAlert, SslContext, SslContextBuilder, SslContextRef, SslRef};
-use openssl::ssl::SslStream;
+use openssl::ssl::{Ssl, SslStream};
 use openssl_sys as ffi;
 
 use super::{SessionCounters, TICKET_KEYS_LEN};
 
-type HelloFn =
-    dyn Fn(&mut SslRef, &mut SslAlert) -> Result<(), ErrorStack> + Send + Sync + 'static;
+type HelloFn = dyn Fn(&mut SslRef, &mut SslAlert) -> Result<(), ErrorStack> + Send + Sync + 'static;
 type Keys = Mutex<[u8; TICKET_KEYS_LEN]>;
 
 fn hello_index() -> Index<SslContext, Arc<HelloFn>> {
@@ -127,10 +126,62 @@ unsafe extern "C" fn ticket_key_cb(
     }
 }
 
+/// Our ClientHello callback, then the suite choice (which needs the client's suites, given
+/// only to the select-certificate callback), and the alert watcher for `refused_sni`.
 pub fn set_client_hello_callback(b: &mut SslContextBuilder, f: Arc<HelloFn>) {
     b.set_ex_data(hello_index(), f);
-    // SAFETY: the builder's live `SSL_CTX*`; the trampoline has AWS-LC's signature.
-    unsafe { ffi::SSL_CTX_set_client_hello_cb(b.as_ptr(), Some(hello_trampoline), std::ptr::null_mut()) };
+    // SAFETY: the builder's live `SSL_CTX*`; the callbacks have AWS-LC's signatures.
+    unsafe {
+        ffi::SSL_CTX_set_client_hello_cb(b.as_ptr(), Some(hello_trampoline), std::ptr::null_mut());
+        ffi::SSL_CTX_set_select_certificate_cb(b.as_ptr(), Some(select_certificate));
+        ffi::SSL_CTX_set_info_callback(b.as_ptr(), Some(info_callback));
+    }
+}
+
+/// SSL_CB_WRITE_ALERT: AWS-LC sent an alert (value: level << 8 | description).
+const CB_WRITE_ALERT: libc::c_int = 0x4008;
+
+fn alert_index() -> Index<Ssl, u8> {
+    static I: OnceLock<Index<Ssl, u8>> = OnceLock::new();
+    *I.get_or_init(|| Ssl::new_ex_index().expect("ex_data index"))
+}
+
+/// Keeps the first alert AWS-LC sends on a connection.
+unsafe extern "C" fn info_callback(ssl: *const ffi::SSL, kind: libc::c_int, value: libc::c_int) {
+    if kind & CB_WRITE_ALERT != CB_WRITE_ALERT {
+        return;
+    }
+    // SAFETY: the live SSL AWS-LC is running the callback for; nothing else holds it now.
+    let ssl = unsafe { ssl_ref(ssl as *mut ffi::SSL) };
+    if ssl.ex_data(alert_index()).is_none() {
+        ssl.set_ex_data(alert_index(), (value & 0xff) as u8);
+    }
+}
+
+/// AWS-LC checks the server_name extension itself before any callback (one host name of at
+/// most 255 bytes, no NUL): a ClientHello it refuses that way ends with decode_error or
+/// unrecognized_name and no error of its own on the queue.
+pub fn refused_sni(ssl: &SslRef, queue_empty: bool) -> bool {
+    let alert = ssl.ex_data(alert_index()).copied();
+    queue_empty
+        && (alert == Some(ffi::SSL_AD_DECODE_ERROR as u8)
+            || alert == Some(ffi::SSL_AD_UNRECOGNIZED_NAME as u8))
+}
+
+unsafe extern "C" fn select_certificate(
+    hello: *const ffi::SSL_CLIENT_HELLO,
+) -> ffi::ssl_select_cert_result_t {
+    // SAFETY: AWS-LC passes the parsed ClientHello of a live SSL, its suites `len` bytes.
+    unsafe {
+        let h = &*hello;
+        let suites = if h.cipher_suites.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(h.cipher_suites, h.cipher_suites_len)
+        };
+        choose_suites(ssl_ref(h.ssl), suites);
+    }
+    ffi::ssl_select_cert_result_t_ssl_select_cert_success
 }
 
 /// The alert a failed ClientHello callback asked for (the crate keeps `SslAlert`'s value
@@ -157,10 +208,7 @@ unsafe extern "C" fn hello_trampoline(
     };
     let mut alert = SslAlert::INTERNAL_ERROR;
     match f(ssl, &mut alert) {
-        Ok(()) => {
-            choose_suites(ssl);
-            1
-        }
+        Ok(()) => 1,
         Err(_) => {
             // SAFETY: see above.
             unsafe { *al = alert_value(alert) };
@@ -186,7 +234,8 @@ const TLS13_ORDER_CHACHA: [(u16, &std::ffi::CStr); 3] = [
 ];
 /// TLS 1.2 for a ChaCha-first client: the ChaCha suites move to the front (the rest of the
 /// list is the context's, and naming a suite twice keeps its first place).
-const TLS12_CHACHA_FIRST: &std::ffi::CStr = c"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
+const TLS12_CHACHA_FIRST: &std::ffi::CStr =
+    c"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
 ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
 ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
 ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:\
@@ -197,17 +246,7 @@ fn is_grease(c: u16) -> bool {
 }
 
 /// The client's cipher suites, in its order.
-fn client_suites(ssl: &SslRef) -> Vec<u16> {
-    let mut p: *const u8 = std::ptr::null();
-    // SAFETY: called inside the ClientHello callback; AWS-LC returns a pointer into the
-    // ClientHello it keeps for the callback, `n` bytes long.
-    let bytes = unsafe {
-        let n = ffi::SSL_client_hello_get0_ciphers(ssl as *const SslRef as *mut ffi::SSL, &mut p);
-        if p.is_null() {
-            return Vec::new();
-        }
-        std::slice::from_raw_parts(p, n)
-    };
+fn client_suites(bytes: &[u8]) -> Vec<u16> {
     bytes
         .chunks_exact(2)
         .map(|c| u16::from_be_bytes([c[0], c[1]]))
@@ -218,10 +257,14 @@ fn client_suites(ssl: &SslRef) -> Vec<u16> {
 /// What OpenSSL does with CIPHER_SERVER_PREFERENCE and PRIORITIZE_CHACHA, for AWS-LC, which
 /// takes TLS 1.3 suites in the client's order: the suite is chosen here and set on the
 /// connection, unless AWS-LC would pick the same one itself.
-fn choose_suites(ssl: &mut SslRef) {
-    let client = client_suites(ssl);
+fn choose_suites(ssl: &mut SslRef, suites: &[u8]) {
+    let client = client_suites(suites);
     let chacha_first = matches!(client.first(), Some(&(TLS13_CHACHA | 0xcca8 | 0xcca9)));
-    let order = if chacha_first { &TLS13_ORDER_CHACHA } else { &TLS13_ORDER };
+    let order = if chacha_first {
+        &TLS13_ORDER_CHACHA
+    } else {
+        &TLS13_ORDER
+    };
     let raw = ssl as *mut SslRef as *mut ffi::SSL;
     if let Some((id, name)) = order.iter().find(|(id, _)| client.contains(id)) {
         // SAFETY: a query of the CPU's features.
@@ -296,4 +339,3 @@ pub fn session_counters(ctx: &SslContextRef) -> SessionCounters {
         }
     }
 }
-
