@@ -220,31 +220,11 @@ fn last_optional(m: &getopts::Matches, opt: &str) -> Option<Option<String>> {
     )
 }
 
-/// Port of a TCP service name from the services database (`-p http`).
-fn service_port(name: &str) -> Option<u16> {
-    let name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: both arguments are valid NUL-terminated strings that outlive the call; the
-    // returned entry lives in libc's static storage and is read at once, during
-    // single-threaded startup, before any other netdb call can overwrite it.
-    let port = unsafe {
-        let entry = libc::getservbyname(name.as_ptr(), c"tcp".as_ptr());
-        if entry.is_null() {
-            return None;
-        }
-        (*entry).s_port
-    };
-    // s_port holds the 16-bit port in network byte order.
-    match u16::from_be(port as u16) {
-        0 => None,
-        p => Some(p),
-    }
-}
-
 fn port(opt: &str, value: &str) -> Result<u16, String> {
     if value.bytes().all(|b| b.is_ascii_digit()) {
         return number(opt, value, 1, 65_535).map(|p| p as u16);
     }
-    service_port(value).ok_or_else(|| {
+    crate::sys::ports::service_port(value).ok_or_else(|| {
         format!(
             "option {}: '{value}' is not a port or a TCP service name",
             dashed(opt)

@@ -8,9 +8,9 @@
 //!
 //! | layer | modules | what they hold |
 //! |---|---|---|
-//! | base | `log`, `sys`, `topk`, `version`, `x509` | syslog/stderr lines; libc wrappers (daemon and its startup report, privilege drop, access as another user, signalfd, who holds a port, `/proc/self` figures); the space-saving top-k; the version line; time, serial, key and renewal helpers |
-//! | words | `stats`, `config`, `top_names` | counters and the outcomes that move them (`CloseReason`, `HandshakeFailure`, `TlsVersion`); the command line; the most requested names, normalised |
-//! | services | `http/`, `tls/`, `stats_render`, `metrics` | HTTP framing, dispatch and response bytes; names, CA, certificates, caches, workers and the ClientHello callback; the stats pages; `/metrics` |
+//! | base | `log`, `sys`, `stats::topk`, `version`, `x509` | syslog/stderr lines; libc wrappers (daemon and its startup report, privilege drop, access as another user, signalfd, who holds a port, `/proc/self` figures); the space-saving top-k; the version line; time, serial, key and renewal helpers |
+//! | words | `stats` (with `stats::counter`, `stats::outcome`, `stats::top_names`), `config` | counters and the outcomes that move them (`CloseReason`, `HandshakeFailure`, `TlsVersion`); the most requested names, normalised; the command line |
+//! | services | `http/`, `tls/`, `stats::pages`, `stats::metrics` | HTTP framing, dispatch and response bytes; names, CA, certificates, caches, workers and the ClientHello callback; the stats pages; `/metrics` |
 //! | loop | `server/` | the `mio` loop, connection state machines, transports, timers, listeners |
 //! | process | `app/`, `main` | startup phases (listeners and their error hints, CERT_PATH for the `-u` user), `--check`, signal chores, `-B` |
 //!
@@ -22,11 +22,11 @@
 //! 3. `http/parser.rs` frames the head (limits in `http/limits.rs`); `http/body.rs` discards
 //!    any body afterwards.
 //! 4. `http/service.rs` asks `http/dispatch.rs` what to answer, renders it with
-//!    `http/response.rs` (assets from `http/assets.rs`, stats pages from `stats_render.rs`
-//!    and `metrics.rs` with a `stats::Snapshot`), applies `/log=N` and writes the access log
+//!    `http/response.rs` (assets from `http/assets.rs`, stats pages from `stats/pages.rs`
+//!    and `stats/metrics.rs` with a `stats::Snapshot`), applies `/log=N` and writes the access log
 //!    (`log.rs`).
-//! 5. `server/conn.rs` counts the request (`stats.rs`; over plain HTTP its `Host` in
-//!    `top_names.rs`), writes the bytes, and its state says
+//! 5. `server/conn.rs` counts the request (`stats/`; over plain HTTP its `Host` in
+//!    `stats/top_names.rs`), writes the bytes, and its state says
 //!    what readiness and deadline to wait for next (`server/timer.rs`). When it ends, its
 //!    `CloseReason` goes to `Stats::closed`.
 //!
@@ -53,13 +53,9 @@ pub mod app;
 pub mod config;
 pub mod http;
 pub mod log;
-pub mod metrics;
 pub mod server;
 pub mod stats;
-pub mod stats_render;
 pub mod sys;
 pub mod tls;
-pub mod top_names;
-pub mod topk;
 pub mod version;
 pub mod x509;

@@ -631,6 +631,37 @@ fn idle_keepalive_and_never_used_connections_time_out() {
     assert_eq!(stat_in(&st, "cls"), 1);
 }
 
+/// How long the server keeps a connection that never sends a byte, plain or TLS.
+fn silent_lifetime(port: u16) -> Duration {
+    let mut c = common::tls::tcp(port);
+    let t = Instant::now();
+    assert!(closed_within(&mut c, Duration::from_secs(15)));
+    t.elapsed()
+}
+
+#[test]
+fn silent_connections_go_at_the_keepalive_time_when_it_is_shorter() {
+    // The header (and handshake) deadline is 10 s; -O 2 must close a silent socket first.
+    let srv = Server::start(&["-O", "2"]);
+    for port in [srv.http, srv.https] {
+        let life = silent_lifetime(port);
+        assert!(
+            life >= Duration::from_millis(1900) && life < Duration::from_millis(3500),
+            "port {port}: {life:?}"
+        );
+    }
+}
+
+#[test]
+fn silent_connections_get_the_header_deadline_when_keepalive_is_longer() {
+    let srv = Server::start(&["-O", "30", "--header-timeout", "2"]);
+    let life = silent_lifetime(srv.http);
+    assert!(
+        life >= Duration::from_millis(1900) && life < Duration::from_millis(3500),
+        "{life:?}"
+    );
+}
+
 #[test]
 fn slowloris_is_cut_at_the_header_deadline() {
     let srv = Server::start(&["--header-timeout", "1"]);

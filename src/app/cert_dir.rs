@@ -23,8 +23,7 @@ pub enum Verdict {
 pub fn who(user: Option<&User>) -> String {
     match user.filter(|u| u.uid != 0) {
         Some(u) => format!("user {}", u.name),
-        // SAFETY: geteuid never fails.
-        None => format!("uid {}", unsafe { libc::geteuid() }),
+        None => format!("uid {}", process::euid()),
     }
 }
 

@@ -26,6 +26,7 @@ use crate::log::{self, CRITICAL, ERROR, NOTICE, WARNING};
 use crate::plog;
 use crate::server::conn::Timeouts;
 use crate::server::{Listener, Options, Server, Tls, WAKER};
+use crate::sys;
 use crate::sys::daemon::{self, Forked, Reporter};
 use crate::sys::files::{Dir, Owners};
 use crate::sys::process::{self, User};
@@ -176,7 +177,7 @@ fn start(cfg: &Config, user: Option<&User>) -> Result<(Server, FileChores), Stri
         disk.clone(),
         certs.clone(),
     );
-    let over = disk.lock().map(|mut d| d.over_budget()).unwrap_or_default();
+    let over = sys::lock(&disk).over_budget();
     if !over.is_empty() {
         plog!(
             NOTICE,
@@ -448,7 +449,7 @@ fn load_prefetch(dir: &Dir, owners: &Owners, maker: &Maker, certs: &Mutex<Certs>
             return;
         }
     };
-    let mut certs = certs.lock().unwrap_or_else(|e| e.into_inner());
+    let mut certs = sys::lock(certs);
     let capacity = certs.capacity();
     for name in names {
         if certs.len() >= capacity {

@@ -10,8 +10,8 @@ use super::parser::Head;
 use super::response::{self, Mode};
 use crate::log::{self, INFO};
 use crate::plog;
+use crate::stats::pages;
 use crate::stats::{Counter, Snapshot, TlsVersion};
-use crate::stats_render;
 
 /// What the service needs that does not change while the server runs.
 pub struct Site {
@@ -145,11 +145,11 @@ pub fn render(
 
 fn write_stats(page: StatsPage, version: &str, s: &Snapshot, mode: Mode, out: &mut Vec<u8>) {
     let (body, content_type) = match page {
-        StatsPage::Html => (stats_render::html_page(version, s), "text/html"),
-        StatsPage::Text => (stats_render::text_page(version, s), "text/plain"),
-        StatsPage::Json => (stats_render::json(version, s), "application/json"),
-        StatsPage::Metrics => (crate::metrics::page(s), "text/plain; version=0.0.4"),
-        StatsPage::TopNames => (stats_render::top_names_page(version, s), "text/html"),
+        StatsPage::Html => (pages::html_page(version, s), "text/html"),
+        StatsPage::Text => (pages::text_page(version, s), "text/plain"),
+        StatsPage::Json => (pages::json(version, s), "application/json"),
+        StatsPage::Metrics => (crate::stats::metrics::page(s), "text/plain; version=0.0.4"),
+        StatsPage::TopNames => (pages::top_names_page(version, s), "text/html"),
     };
     response::write_body("200 OK", content_type, body.as_bytes(), mode, out);
 }

@@ -33,6 +33,7 @@ use crate::http::service::Site;
 use crate::log::{self, NOTICE};
 use crate::plog;
 use crate::stats::{CloseReason, Counter, Gauges, HandshakeFailure, Snapshot, Stats};
+use crate::sys;
 use crate::sys::signals::{Signal, SignalFd};
 use crate::tls::certs::{Certs, Leaf};
 use crate::tls::context::{self, TICKET_KEYS_LEN};
@@ -93,10 +94,9 @@ impl Tls {
             log_level: log::level(),
             ..Gauges::default()
         };
-        if let Ok(c) = self.certs.lock() {
-            c.fill_gauges(&mut g);
-        }
-        if let Ok(d) = self.disk.lock() {
+        sys::lock(&self.certs).fill_gauges(&mut g);
+        {
+            let d = sys::lock(&self.disk);
             g.cert_files = d.files() as u64;
             g.cert_files_max = d.max_files() as u64;
             g.cert_files_removed = d.evicted();
@@ -513,12 +513,7 @@ impl Server {
             Some(Lookup::NoSni) => match conn.local_ip() {
                 Ok(ip) => {
                     let name = names::cert_name_for_ip(ip);
-                    let cached = self
-                        .tls
-                        .certs
-                        .lock()
-                        .ok()
-                        .and_then(|mut c| c.get(name.file_name()));
+                    let cached = sys::lock(&self.tls.certs).get(name.file_name());
                     if let Some(leaf) = cached {
                         hello::install(ssl, leaf);
                         return self.drive(slot, now);
@@ -546,7 +541,7 @@ impl Server {
                 &log::QUEUE_FULL,
                 format_args!("certificate queue full: refusing {file}"),
             );
-            self.stats.bump(Counter::Cqf);
+            self.stats.bump(Counter::CertQueueFull);
             self.finish_waiters(file, None, now);
         }
     }
@@ -570,19 +565,17 @@ impl Server {
                 replaced,
             } = done;
             if replaced {
-                self.stats.bump(Counter::Sle);
+                self.stats.bump(Counter::HttpsCertificateUnusable);
             }
             if generated {
-                self.stats.bump(Counter::Cgn);
+                self.stats.bump(Counter::CertsGenerated);
             }
             match outcome {
                 Outcome::Ready(leaf) => {
                     if !generated {
                         self.stats.cert_loaded();
                     }
-                    if let Ok(mut certs) = self.tls.certs.lock() {
-                        certs.insert(name.clone(), leaf.clone());
-                    }
+                    sys::lock(&self.tls.certs).insert(name.clone(), leaf.clone());
                     self.finish_waiters(&name, Some(leaf), now);
                 }
                 Outcome::Failed(why) => {
@@ -597,7 +590,7 @@ impl Server {
                         &log::CERT_FAILED,
                         format_args!("certificate for {name} failed: {why}"),
                     );
-                    self.stats.bump(Counter::Cgf);
+                    self.stats.bump(Counter::CertJobsFailed);
                     self.finish_waiters(&name, None, now);
                 }
                 Outcome::Abandoned => {
@@ -709,10 +702,7 @@ impl Server {
 
     /// The prefetch entries, copied so that the file can be written off the loop.
     fn prefetch_entries(&self) -> Vec<(String, u64)> {
-        let Ok(certs) = self.tls.certs.lock() else {
-            return Vec::new();
-        };
-        certs
+        sys::lock(&self.tls.certs)
             .by_reuse()
             .into_iter()
             .map(|(n, c)| (n.to_string(), c))
@@ -727,7 +717,7 @@ impl Server {
         plog!(
             log::CRITICAL,
             "{}",
-            crate::stats_render::stats_line(&snapshot)
+            crate::stats::pages::stats_line(&snapshot)
         );
     }
 }

@@ -81,6 +81,26 @@ fn holders(inodes: &[u64]) -> Vec<Holder> {
     out
 }
 
+/// Port of a TCP service name from the services database (`-p http`).
+pub fn service_port(name: &str) -> Option<u16> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: both arguments are valid NUL-terminated strings that outlive the call; the
+    // returned entry lives in libc's static storage and is read at once, during
+    // single-threaded startup, before any other netdb call can overwrite it.
+    let port = unsafe {
+        let entry = libc::getservbyname(name.as_ptr(), c"tcp".as_ptr());
+        if entry.is_null() {
+            return None;
+        }
+        (*entry).s_port
+    };
+    // s_port holds the 16-bit port in network byte order.
+    match u16::from_be(port as u16) {
+        0 => None,
+        p => Some(p),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,8 +25,8 @@ use super::certs::{Certs, Leaf};
 use super::names::{self, CertName};
 use super::psl::Psl;
 use super::sni;
+use crate::stats::top_names::{self, Observed};
 use crate::stats::HandshakeFailure;
-use crate::top_names::{self, Observed};
 
 /// Names in log lines are cut like the original's (64 bytes).
 const LOG_NAME_MAX: usize = 64;
@@ -90,8 +90,7 @@ pub fn release(ssl: &SslRef) {
 }
 
 fn state(ssl: &SslRef) -> Option<MutexGuard<'_, Hello>> {
-    ssl.ex_data(index())
-        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    ssl.ex_data(index()).map(crate::sys::lock)
 }
 
 fn with<R>(ssl: &SslRef, f: impl FnOnce(&mut Hello) -> R) -> Option<R> {
@@ -185,7 +184,7 @@ fn choose_certificate(ssl: &mut SslRef, certs: &Mutex<Certs>) -> libc::c_int {
     let leaf = match phase {
         Phase::Install(leaf) => leaf,
         Phase::Named(Some(name)) => {
-            let cached = certs.lock().ok().and_then(|mut c| c.get(name.file_name()));
+            let cached = crate::sys::lock(certs).get(name.file_name());
             match cached {
                 Some(leaf) => leaf,
                 None => {

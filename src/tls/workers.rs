@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::{io, thread};
 
 use mio::Waker;
@@ -21,6 +21,7 @@ use super::store::{self, StoreError};
 use crate::log;
 use crate::plog;
 use crate::sys::files::{Dir, Owners};
+use crate::sys::lock;
 use crate::x509::{self, KeyType};
 
 /// How a job ended.
@@ -63,10 +64,6 @@ pub struct Maker {
     /// The memory cache, consulted only to spare its names when the budget removes files.
     certs: Arc<Mutex<Certs>>,
     disk_warned: AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Maker {
@@ -275,7 +272,7 @@ impl Workers {
                 .name(format!("cert-{i}"))
                 .stack_size(256 * 1024)
                 .spawn(move || loop {
-                    let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let job = lock(&job_rx).recv();
                     let Ok(job) = job else { return };
                     if done_tx.send(maker.obtain(&job)).is_err() {
                         return;
