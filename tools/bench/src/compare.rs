@@ -20,6 +20,8 @@ use std::time::Instant;
 
 pub struct Opts {
     pub server: PathBuf,
+    /// Another build of ours (label, binary): a column after ours, not a peer.
+    pub also: Option<(String, PathBuf)>,
     pub server_args: Vec<String>,
     pub server_certs: Option<PathBuf>,
     pub peers: Vec<Peer>,
@@ -176,6 +178,19 @@ pub fn run(o: Opts) -> Result<(), String> {
     let material = Material::from_ours(&ours, figures::HANDSHAKE_NAME)?;
     r.certs = (material.leaf_der, material.extra_der.clone());
     let mut servers = vec![ours];
+    if let Some((label, path)) = &o.also {
+        let mut t = Target::start(
+            path,
+            max_conns,
+            &o.server_args,
+            &[],
+            o.server_certs.as_deref(),
+        )?;
+        t.label = label.clone();
+        warm_up(&t)?;
+        servers.push(t);
+    }
+    let builds = servers.len();
     for &p in &o.peers {
         let t = peers::start(p, &material, max_conns, &[])?;
         warm_up(&t)?;
@@ -261,16 +276,24 @@ pub fn run(o: Opts) -> Result<(), String> {
         for (i, label) in labels.iter().enumerate() {
             eprintln!("instructions: starting {label} under callgrind...");
             let wrapper = nonoise::callgrind_wrapper(&scratch.0, label);
-            let t = if i == 0 {
+            let t = if i < builds {
+                let path = match (i, &o.also) {
+                    (1, Some((_, p))) => p.clone(),
+                    _ => o.server.clone(),
+                };
                 Target::start(
-                    &o.server,
+                    &path,
                     300,
                     &o.server_args,
                     &wrapper,
                     o.server_certs.as_deref(),
                 )
+                .map(|mut t| {
+                    t.label = label.clone();
+                    t
+                })
             } else {
-                peers::start(o.peers[i - 1], &material, 300, &wrapper)
+                peers::start(o.peers[i - builds], &material, 300, &wrapper)
             };
             let t = match t.and_then(|t| warm_up(&t).map(|()| t)) {
                 Ok(t) => t,
@@ -316,7 +339,7 @@ pub fn run(o: Opts) -> Result<(), String> {
         started.elapsed().as_secs_f64(),
         phases.0.join(", "),
     );
-    print(&o, &labels, &r, held, &header);
+    print(&o, &labels, builds, &r, held, &header);
     Ok(())
 }
 
@@ -376,8 +399,9 @@ fn fmt(v: Option<f64>, prec: usize) -> String {
     }
 }
 
-fn print_lines(labels: &[String], lines: &[Line]) {
-    let ratio = labels.len() > 1;
+/// `builds`: how many columns are builds of ours (the ratio is the first to the best peer).
+fn print_lines(labels: &[String], builds: usize, lines: &[Line]) {
+    let ratio = labels.len() > builds;
     let mut head = format!("| Figure | {} |", labels.join(" | "));
     let mut rule = format!("|---|{}", "---:|".repeat(labels.len()));
     if ratio {
@@ -395,7 +419,7 @@ fn print_lines(labels: &[String], lines: &[Line]) {
         }
         let mut row = format!("| {} | {} |", l.label, cells.join(" | "));
         if ratio {
-            let best = l.values[1..]
+            let best = l.values[builds..]
                 .iter()
                 .flatten()
                 .copied()
@@ -410,7 +434,7 @@ fn print_lines(labels: &[String], lines: &[Line]) {
     }
 }
 
-fn print(o: &Opts, labels: &[String], r: &Results, held: usize, header: &str) {
+fn print(o: &Opts, labels: &[String], builds: usize, r: &Results, held: usize, header: &str) {
     let section = |label: &str| Line {
         label: label.into(),
         values: vec![None; labels.len()],
@@ -494,7 +518,7 @@ fn print(o: &Opts, labels: &[String], r: &Results, held: usize, header: &str) {
         }
     }
     println!("{header}\n");
-    print_lines(labels, &lines);
+    print_lines(labels, builds, &lines);
 
     // Details: what the table's cells rest on.
     if !r.timed.is_empty() {

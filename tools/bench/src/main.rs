@@ -66,6 +66,9 @@ side by side (needs --server; makes its own servers):
   --peer NAME          nginx or haproxy (repeatable, or a comma list; installs Debian's
                        nginx-core / haproxy with apt-get when missing); prints one table:
                        ours, each peer, ours ÷ best peer. `--peer none`: ours alone
+  --also LABEL=PATH    another build of ours (e.g. 'ours, OpenSSL=target/release/pixelserv-tls')
+                       measured the same way in a column of its own, after ours; not a
+                       peer, so not in the best-peer ratio
   --only LIST          here a comma list of: http,https,full,resume12,resume13,idle,bytes,
                        syscalls,instructions (default: all)
   --keep-profiles DIR  keep the strace summaries and callgrind dumps (per server and op)
@@ -76,6 +79,7 @@ side by side (needs --server; makes its own servers):
 
 struct Opts {
     server: Option<PathBuf>,
+    also: Option<(String, PathBuf)>,
     server_args: Vec<String>,
     server_certs: Option<PathBuf>,
     http: Option<u16>,
@@ -107,6 +111,7 @@ struct Opts {
 fn parse(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         server: None,
+        also: None,
         server_args: Vec::new(),
         server_certs: None,
         http: None,
@@ -141,6 +146,13 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         }
         match a.as_str() {
             "--server" => o.server = Some(val()?.into()),
+            "--also" => {
+                let v = val()?;
+                let (label, path) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("--also: '{v}' is not LABEL=PATH"))?;
+                o.also = Some((label.to_string(), path.into()));
+            }
             "--server-arg" => o.server_args.push(val()?),
             "--server-certs" => o.server_certs = Some(val()?.into()),
             "--http" => o.http = Some(num(a, val()?)?),
@@ -305,6 +317,7 @@ fn run_compare(o: Opts, peers: Vec<peers::Peer>) -> Result<(), String> {
     let quick = o.quick;
     compare::run(compare::Opts {
         server: o.server.unwrap_or_default(),
+        also: o.also,
         server_args: o.server_args,
         server_certs: o.server_certs,
         peers,
