@@ -1,5 +1,5 @@
-//! Plain-HTTP behaviour of the real binary: reference Appendix A with the §12 fixes,
-//! framing, connection semantics, timeouts and the connection limit.
+//! Plain-HTTP behaviour of the real binary: COMPATIBILITY.md Appendix A, with the fixes of
+//! DEFECTS.md, framing, connection semantics, timeouts and the connection limit.
 mod common;
 use common::*;
 
@@ -127,7 +127,7 @@ fn appendix_a_responses_and_counters() {
     assert_eq!(r.body, b"GET,OPTIONS");
 
     assert_text(&exchange(&mut c, "GET * HTTP/1.1\r\n\r\n"));
-    // The original crashed on a path of only delimiters (§12.5).
+    // The original crashed on a path of only delimiters (DEFECTS.md #5).
     assert_text(&exchange(&mut c, "GET ? HTTP/1.1\r\n\r\n"));
     let r = exchange(&mut c, &get_req("/x.png"));
     assert_eq!(r.header("Content-type"), Some("image/png"));
@@ -784,8 +784,8 @@ fn buffered_pipeline_beyond_the_write_limit_is_answered() {
     }
 }
 
-/// At level 4 a POST body follows its access line as `[body]` (reference §9.2), chunked too;
-/// a binary body is not dumped.
+/// At level 4 a POST body follows its access line as `[body]` (COMPATIBILITY.md §9.2),
+/// chunked too; a binary body is not dumped.
 #[test]
 fn post_bodies_are_logged_at_level_4() {
     let srv = Server::start(&[]);

@@ -1,6 +1,6 @@
-//! Request classification: the original's dispatch rules (reference §5.3, in order) with
-//! exact method names, HEAD served like GET, absolute-form targets, and no crash on paths
-//! made only of `?#;=` (§12.5).
+//! Request classification: the original's dispatch rules (COMPATIBILITY.md §5.3, in order)
+//! with exact method names, HEAD served like GET, absolute-form targets, and no crash on paths
+//! made only of `?#;=` (DEFECTS.md #5).
 
 use std::borrow::Cow;
 
@@ -39,6 +39,9 @@ pub enum Reply {
     Stats(StatsPage),
     /// Admin `/log=N`: set the log level, then answer like `Text`.
     SetLogLevel(u8),
+    /// The setup page (`http::setup`): `service` turns a `Text` for `/` at the server's own
+    /// address into this; `dispatch` never answers it.
+    Setup,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,8 +181,8 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
     by_extension(path)
 }
 
-/// The path and query of an absolute-form target (`http://host/p?q` → `/p?q`, RFC 9112
-/// §3.2.2, an empty path being `/`); other targets unchanged.
+/// The path and query of an absolute-form target (`http://host/p?q` → `/p?q`,
+/// RFC 9112 §3.2.2, an empty path being `/`); other targets unchanged.
 fn origin_form(target: &[u8]) -> Cow<'_, [u8]> {
     let scheme = [&b"http://"[..], b"https://"]
         .into_iter()

@@ -166,11 +166,6 @@ impl Conn {
         self.transport.ssl()
     }
 
-    /// The address the client connected to (a no-SNI client gets a certificate for it).
-    pub fn local_ip(&self) -> io::Result<IpAddr> {
-        Ok(self.transport.tcp_ref().local_addr()?.ip().to_canonical())
-    }
-
     /// Nothing in flight: safe to close at shutdown.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)
@@ -231,7 +226,7 @@ impl Conn {
 
     /// When this connection times out, derived from its state. Until its first byte a
     /// connection gets the shorter of the keep-alive time (-O) and the header or handshake
-    /// timeout, as users who lower -O expect (COMPATIBILITY.md, "Timeouts"); until its first
+    /// timeout, as users who lower -O expect (COMPATIBILITY.md §4.2); until its first
     /// request, the header timeout; bodies and responses have a total limit besides the one
     /// for progress.
     fn deadline(&self, t: &Timeouts) -> Instant {
@@ -607,12 +602,15 @@ impl Conn {
                 return self.refuse(env, e.status(), bytes);
             }
         };
+        let transport = &self.transport;
+        let local = || local_ip(transport).ok();
         let req = Request {
             head: &head,
             admin: self.admin,
             tls: self.transport.tls_version(),
             peer: self.peer.ip(),
             early_data: self.early > 0,
+            local: &local,
         };
         let decision = req.decide(env.site);
         let snapshot = decision.reply.needs_snapshot().then(|| Snapshot {
@@ -844,4 +842,9 @@ impl Conn {
         self.tx_pos = 0;
         Step::Close
     }
+}
+
+/// The address the client connected to, IPv4-mapped IPv6 as IPv4.
+fn local_ip(transport: &Transport) -> io::Result<IpAddr> {
+    Ok(transport.tcp_ref().local_addr()?.ip().to_canonical())
 }

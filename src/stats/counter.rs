@@ -1,7 +1,7 @@
 //! The counter vocabulary: every counter the stats pages show, its servstats name, its
 //! label on the original's HTML page, and how it is printed. Names and labels are the
-//! original's byte for byte (see include-docs/COMPATIBILITY.md, "Statistics"); the Rust
-//! names say what each counts.
+//! original's byte for byte (include-docs/COMPATIBILITY.md §8.2); the Rust names say what
+//! each counts.
 
 /// How a value is printed on the pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

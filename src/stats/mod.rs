@@ -87,8 +87,8 @@ impl Snapshot<'_> {
     }
 }
 
-/// The original's running average (§8.3): arithmetic mean while fewer than 500 requests
-/// have been counted, then an exponential moving average with weight 0.002.
+/// The original's running average (COMPATIBILITY.md §8.3): arithmetic mean while fewer than
+/// 500 requests have been counted, then an exponential moving average with weight 0.002.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Average {
     value: f64,

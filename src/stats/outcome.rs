@@ -40,7 +40,7 @@ impl TlsVersion {
     }
 }
 
-/// Why a TLS handshake did not complete (reference §6.5).
+/// Why a TLS handshake did not complete (COMPATIBILITY.md §6.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandshakeFailure {
     /// No certificate could be had for the name (`slm`).

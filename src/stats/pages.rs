@@ -1,6 +1,6 @@
-//! The statistics pages: text (§8.4, also the syslog line of §8.6), HTML (§8.5, byte-exact
-//! for the original 51 rows), JSON, and the most requested names (`/servstats/top`, and in
-//! the JSON). `/metrics` is `metrics.rs`.
+//! The statistics pages: text (COMPATIBILITY.md §8.4, also the syslog line of §8.6), HTML
+//! (COMPATIBILITY.md §8.5, byte-exact for the original 51 rows), JSON, and the most requested
+//! names (`/servstats/top`, and in the JSON). `/metrics` is `metrics.rs`.
 
 use std::fmt::Write;
 

@@ -5,11 +5,14 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+pub mod children;
 pub mod daemon;
 pub mod files;
+pub mod packets;
 pub mod ports;
 pub mod process;
 pub mod procfs;
+pub mod seccomp;
 pub mod signals;
 
 /// Locks `m`, and takes the value of a poisoned mutex as it is: the one policy for every

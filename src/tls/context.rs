@@ -51,7 +51,7 @@ fn base() -> Result<SslContextBuilder, ErrorStack> {
     b.set_groups_list(GROUPS)?;
     // backend::library_options: no compression, ChaCha20 for clients that prefer it, and
     // IGNORE_UNEXPECTED_EOF: clients rarely send close_notify; without it OpenSSL 3 treats
-    // their EOF as an error and drops the session from the cache (§12 #21).
+    // their EOF as an error and drops the session from the cache (DEFECTS.md #21).
     b.set_options(
         SslOptions::CIPHER_SERVER_PREFERENCE
             | SslOptions::NO_RENEGOTIATION
@@ -99,7 +99,7 @@ fn self_signed(c: &X509) -> bool {
         && c.public_key().and_then(|k| c.verify(&k)).unwrap_or(false)
 }
 
-/// Session cache figures for `ssh`, `ssm`, `ssp` (reference §8.2).
+/// Session cache figures for `ssh`, `ssm`, `ssp` (COMPATIBILITY.md §8.2).
 pub struct SessionStats {
     pub stored: u64,
     pub hits: u64,

@@ -1,6 +1,6 @@
 //! Maps an SNI name to the certificate that serves it, and that certificate's file name.
 //!
-//! Unlike the original (§12 #15, #16) names are validated and lower-cased before they become
+//! Unlike the original (DEFECTS.md #15, #16) names are validated and lower-cased before they become
 //! file names, so no SNI can escape CERT_PATH or overwrite our own files there, and a wildcard
 //! is never issued for a public suffix (`*.co.uk`).
 

@@ -191,6 +191,8 @@ fn alert_value(a: SslAlert) -> libc::c_int {
         ffi::SSL_AD_DECODE_ERROR as libc::c_int
     } else if a == SslAlert::UNRECOGNIZED_NAME {
         ffi::SSL_AD_UNRECOGNIZED_NAME as libc::c_int
+    } else if a == SslAlert::HANDSHAKE_FAILURE {
+        ffi::SSL_AD_HANDSHAKE_FAILURE as libc::c_int
     } else {
         ffi::SSL_AD_INTERNAL_ERROR as libc::c_int
     }
