@@ -2,7 +2,7 @@
 //! defaults and port-list rules, and clear one-line errors instead of the original's silent
 //! usage dump.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::x509::KeyType;
 
@@ -51,8 +51,11 @@ pub struct Config {
     pub max_conns: usize,
     /// `-u`: user to switch to (default "nobody").
     pub user: String,
-    /// `-z`: CERT_PATH.
+    /// `-z`: CERT_PATH, the CA's directory (and the leaves' without `--leaf-dir`).
     pub cert_path: PathBuf,
+    /// `--leaf-dir DIR`: generated certificates and the prefetch list, when not in CERT_PATH
+    /// (the CA on flash, leaves in RAM).
+    pub leaf_dir: Option<PathBuf>,
     /// `--leaf-key ecdsa|rsa` (default ecdsa).
     pub leaf_key: KeyType,
     /// `--ticket-keys FILE`: TLS session-ticket keys shared between instances.
@@ -76,6 +79,19 @@ pub struct Config {
     pub args_display: String,
     /// Warnings to log once logging is up (deprecated `-o`, `-r`).
     pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Where generated certificates, the prefetch list and the disk budget live:
+    /// `--leaf-dir`, else CERT_PATH.
+    pub fn leaf_path(&self) -> &Path {
+        self.leaf_dir.as_deref().unwrap_or(&self.cert_path)
+    }
+
+    /// Whether the leaves have a directory of their own (not CERT_PATH itself).
+    pub fn separate_leaf_dir(&self) -> bool {
+        self.leaf_path() != self.cert_path
+    }
 }
 
 /// `--log-to syslog|stderr|both`.
@@ -154,6 +170,7 @@ fn options() -> getopts::Options {
     for long in [
         "leaf-key",
         "ticket-keys",
+        "leaf-dir",
         "psl",
         "handshake-timeout",
         "header-timeout",
@@ -371,6 +388,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         cert_path: PathBuf::from(
             last_text(&m, "z")?.unwrap_or_else(|| DEFAULT_CERT_PATH.to_string()),
         ),
+        leaf_dir: last_text(&m, "leaf-dir")?.map(PathBuf::from),
         leaf_key: leaf_key(&m)?,
         ticket_keys: last_text(&m, "ticket-keys")?.map(PathBuf::from),
         psl_file: last_text(&m, "psl")?.map(PathBuf::from),
@@ -528,6 +546,7 @@ pub fn usage() -> String {
         "\t-u  USER\t\t(default: \"nobody\")".to_string(),
         "\t-v, --version\t\t(print the version and exit)".to_string(),
         format!("\t-z  CERT_PATH\t\t(default: {DEFAULT_CERT_PATH})"),
+        "\t--leaf-dir DIR\t\t(generated certificates and prefetch; default: CERT_PATH, where ca.crt/ca.key stay)".to_string(),
         "\t--leaf-key ecdsa|rsa\t(key type of generated certificates; default: ecdsa)".to_string(),
         "\t--ticket-keys FILE\t(TLS session-ticket keys shared between instances)".to_string(),
         "\t--psl FILE\t\t(Public Suffix List; default: CERT_PATH/public_suffix_list.dat)".to_string(),
@@ -535,7 +554,7 @@ pub fn usage() -> String {
         format!("\t--header-timeout SECS\t(default: {DEFAULT_HEADER_TIMEOUT})"),
         format!("\t--write-timeout SECS\t(default: {DEFAULT_WRITE_TIMEOUT})"),
         format!("\t--cert-workers N\t(certificate generator threads 1..64; default: {DEFAULT_CERT_WORKERS})"),
-        format!("\t--cert-files N\t\t(certificate files kept in CERT_PATH, least recently used removed; 0: none; default: {DEFAULT_CERT_FILES})"),
+        format!("\t--cert-files N\t\t(certificate files kept in the leaf directory, least recently used removed; 0: none; default: {DEFAULT_CERT_FILES})"),
         "\t--log-to syslog|stderr|both\t(default: syslog, and stderr too with -f)".to_string(),
         format!("\t--setup-host HOST\t(name or address that also shows the setup page at /; up to {MAX_SETUP_HOSTS})"),
         "\t--check\t\t\t(check the configuration, print a summary and exit 0 or 1)".to_string(),
@@ -610,6 +629,8 @@ mod tests {
         assert_eq!(c.max_conns, 1200);
         assert_eq!(c.user, "nobody");
         assert_eq!(c.cert_path, PathBuf::from(DEFAULT_CERT_PATH));
+        assert_eq!(c.leaf_dir, None);
+        assert_eq!(c.leaf_path(), Path::new(DEFAULT_CERT_PATH));
         assert_eq!(c.leaf_key, KeyType::Ecdsa);
         assert_eq!((c.ticket_keys, c.psl_file), (None, None));
         assert_eq!(
@@ -660,7 +681,7 @@ mod tests {
     fn every_option() {
         let c = run(
             "-2 -B -c 7 -f -l -n eth0 -O 30 -R -s /a -t /b -T 9 -u me -z /certs 10.0.0.1 \
-             --leaf-key rsa --ticket-keys /k --psl /p --handshake-timeout 3 \
+             --leaf-dir /tmp/leaves --leaf-key rsa --ticket-keys /k --psl /p --handshake-timeout 3 \
              --header-timeout 4 --write-timeout 6 --cert-workers 64",
         );
         assert!(c.disable_204 && c.foreground && c.redirect);
@@ -676,6 +697,8 @@ mod tests {
         assert_eq!(c.max_conns, 9);
         assert_eq!(c.user, "me");
         assert_eq!(c.cert_path, PathBuf::from("/certs"));
+        assert_eq!(c.leaf_dir, Some(PathBuf::from("/tmp/leaves")));
+        assert_eq!(c.leaf_path(), Path::new("/tmp/leaves"));
         assert_eq!(c.listen_addr.as_deref(), Some("10.0.0.1"));
         assert_eq!(c.leaf_key, KeyType::Rsa);
         assert_eq!(c.ticket_keys, Some(PathBuf::from("/k")));

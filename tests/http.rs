@@ -652,6 +652,17 @@ fn silent_connections_go_at_the_keepalive_time_when_it_is_shorter() {
     }
 }
 
+/// Only silence gets the shorter deadline: a TLS connection that was served and then went
+/// idle keeps the keep-alive time (-O), not the header timeout.
+#[test]
+fn served_tls_connections_idle_for_the_keepalive_time() {
+    let srv = Server::start(&["-O", "6", "--header-timeout", "1"]);
+    let mut s = common::tls::tls_connect(&srv, "idle.example.com").unwrap();
+    common::tls::assert_gif(&common::tls::request(&mut s, "/a.gif", false));
+    std::thread::sleep(Duration::from_millis(2500));
+    common::tls::assert_gif(&common::tls::request(&mut s, "/b.gif", false));
+}
+
 #[test]
 fn silent_connections_get_the_header_deadline_when_keepalive_is_longer() {
     let srv = Server::start(&["-O", "30", "--header-timeout", "2"]);

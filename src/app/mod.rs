@@ -159,11 +159,18 @@ fn start(
     let version = announce(cfg);
     raise_fd_limit(cfg);
     // As root, before the drop: CERT_PATH, the CA (ca.key is root's) and the ticket keys.
-    let dir = Arc::new(open_cert_dir(cfg, user)?);
+    // `dir` is where certificates are made: CERT_PATH, or --leaf-dir (the CA stays put, in a
+    // CERT_PATH that is then root's alone).
+    let ca_owner = user.filter(|_| !cfg.separate_leaf_dir());
+    let ca_dir = Arc::new(open_cert_dir("CERT_PATH", &cfg.cert_path, ca_owner)?);
+    let dir = match cfg.separate_leaf_dir() {
+        true => Arc::new(open_cert_dir("--leaf-dir", cfg.leaf_path(), user)?),
+        false => ca_dir.clone(),
+    };
     let access = ca_access(user);
-    check_ca(cfg, &dir, user)?;
-    let ca = ca::load_public(&dir, &access)?.ok_or("ca.crt is missing")?;
-    let key_files = Arc::new(KeyFiles::open(&dir)?);
+    check_ca(cfg, &ca_dir, &dir, user)?;
+    let ca = ca::load_public(&ca_dir, &access)?.ok_or("ca.crt is missing")?;
+    let key_files = Arc::new(KeyFiles::open(&ca_dir)?);
     let ticket_keys = match &cfg.ticket_keys {
         Some(path) => Some(context::read_ticket_keys(path, &root_owners(user))?),
         None => None,
@@ -183,6 +190,7 @@ fn start(
         setup: SetupPage::new(&ca.cert, check_port(cfg), &cfg.setup_hosts),
     };
     let signer = signer::Setup {
+        ca_dir,
         dir,
         key_files,
         ca_access: access,
@@ -217,12 +225,12 @@ fn ca_access(user: Option<&User>) -> Access {
 /// Loads the CA, or creates it, in a child process that then exits: the key is checked
 /// (and reported on) here, but never held by this process, which forks the network process
 /// (SECURITY.md, "Processes").
-fn check_ca(cfg: &Config, dir: &Dir, user: Option<&User>) -> Result<(), String> {
+fn check_ca(cfg: &Config, dir: &Dir, leaves: &Dir, user: Option<&User>) -> Result<(), String> {
     let (report, child_end) = packets::pair().map_err(|e| format!("socketpair: {e}"))?;
     match children::fork().map_err(|e| format!("fork: {e}"))? {
         Fork::Child => {
             drop(report);
-            let code = match open_ca(cfg, dir, user) {
+            let code = match open_ca(cfg, dir, leaves, user) {
                 Ok(_) => 0,
                 Err(msg) => {
                     let _ = child_end.send(msg.as_bytes());
@@ -262,6 +270,7 @@ fn runtime_owners(user: Option<&User>) -> Owners {
 /// relative `-z` against `/`).
 fn resolve_paths(cfg: &mut Config) {
     cfg.cert_path = absolute(&cfg.cert_path);
+    cfg.leaf_dir = cfg.leaf_dir.as_deref().map(absolute);
     cfg.psl_file = cfg.psl_file.as_deref().map(absolute);
     cfg.ticket_keys = cfg.ticket_keys.as_deref().map(absolute);
 }
@@ -314,16 +323,15 @@ fn raise_fd_limit(cfg: &Config) {
     }
 }
 
-/// CERT_PATH, created if missing (and then given to the `-u` user, on the open directory),
-/// opened once: every file in it is reached through this descriptor.
-fn open_cert_dir(cfg: &Config, user: Option<&User>) -> Result<Dir, String> {
-    let path = &cfg.cert_path;
+/// CERT_PATH or --leaf-dir (`what`), created if missing (and then given to `user`, on the
+/// open directory), opened once: every file in it is reached through this descriptor.
+fn open_cert_dir(what: &str, path: &Path, user: Option<&User>) -> Result<Dir, String> {
     let created = !path.exists();
     if created {
         std::fs::create_dir_all(path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     }
-    let dir = Dir::open(path).map_err(|e| format!("CERT_PATH {}: {e}", path.display()))?;
+    let dir = Dir::open(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
     if let Some(u) = user.filter(|u| created && u.uid != 0) {
         if let Err(e) = dir.chown(u.uid, u.gid) {
             plog!(ERROR, "cannot give {} to {}: {}", path.display(), u.name, e);
@@ -351,14 +359,14 @@ fn open_cert_dir(cfg: &Config, user: Option<&User>) -> Result<Dir, String> {
     Ok(dir)
 }
 
-/// The CA in CERT_PATH, loaded or created.
-fn open_ca(cfg: &Config, dir: &Dir, user: Option<&User>) -> Result<Ca, String> {
+/// The CA in CERT_PATH (`dir`), loaded or created; `leaves` is where certificates go.
+fn open_ca(cfg: &Config, dir: &Dir, leaves: &Dir, user: Option<&User>) -> Result<Ca, String> {
     // A new ca.crt may be read by the user; ca.key stays root's.
     let access = ca_access(user);
     let found = ca::load_existing(dir, &access).map_err(|e| format!("CA: {e}"))?;
-    // Before a new CA is written into it: a CERT_PATH the user cannot write fails here.
+    // Before a new CA is written: a leaf directory the user cannot write fails here.
     let can_sign = found.as_ref().is_none_or(|(ca, _)| ca.key.is_some());
-    writable_cert_path(dir, user, can_sign)?;
+    writable_cert_path(cfg, leaves, user, can_sign)?;
     let (ca, status) = match found {
         Some(found) => found,
         None => ca::create(dir, cfg.leaf_key, &access).map_err(|e| format!("CA: {e}"))?,
@@ -379,20 +387,27 @@ fn open_ca(cfg: &Config, dir: &Dir, user: Option<&User>) -> Result<Ca, String> {
             ERROR,
             "the CA cannot sign certificates: {}; serving only certificates already in {}",
             why,
-            path.display()
+            leaves.path().display()
         ),
     }
     Ok(ca)
 }
 
-/// CERT_PATH must be writable by the user the server runs as, at least while the CA can
-/// sign (new certificates are saved there). A root-owned directory of pixelserv's own files
-/// is fixed; anything else stops the start with the reason.
-fn writable_cert_path(dir: &Dir, user: Option<&User>, can_sign: bool) -> Result<(), String> {
-    let why = match cert_dir::verdict(dir.path(), user) {
+/// The leaf directory (CERT_PATH or --leaf-dir) must be writable by the user the server runs
+/// as, at least while the CA can sign (new certificates are saved there). A root-owned
+/// directory of pixelserv's own files is fixed; anything else stops the start with the reason.
+fn writable_cert_path(
+    cfg: &Config,
+    dir: &Dir,
+    user: Option<&User>,
+    can_sign: bool,
+) -> Result<(), String> {
+    let (what, option) = leaf_dir_names(cfg);
+    let writable = || matches!(cert_dir::verdict(what, dir.path(), user), Verdict::Writable);
+    let why = match cert_dir::verdict(what, dir.path(), user) {
         Verdict::Writable => return Ok(()),
         Verdict::Fixable(why) => match user.map(|u| cert_dir::give_to(dir, u)) {
-            Some(Ok(done)) if matches!(cert_dir::verdict(dir.path(), user), Verdict::Writable) => {
+            Some(Ok(done)) if writable() => {
                 plog!(ERROR, "{}: {}", why, done);
                 return Ok(());
             }
@@ -404,11 +419,19 @@ fn writable_cert_path(dir: &Dir, user: Option<&User>, can_sign: bool) -> Result<
     };
     if can_sign {
         return Err(format!(
-            "{why}: new certificates could not be saved; fix the directory or choose another -z"
+            "{why}: new certificates could not be saved; fix the directory or choose another {option}"
         ));
     }
     plog!(ERROR, "{}: the prefetch list will not be saved", why);
     Ok(())
+}
+
+/// The leaf directory's name in messages, and the option that chooses it.
+pub(super) fn leaf_dir_names(cfg: &Config) -> (&'static str, &'static str) {
+    match cfg.separate_leaf_dir() {
+        true => ("--leaf-dir", "--leaf-dir"),
+        false => ("CERT_PATH", "-z"),
+    }
 }
 
 /// The server's TLS context: the CA chain, the PSL the ClientHello callback names

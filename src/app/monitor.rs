@@ -164,6 +164,9 @@ impl Monitor {
         self.signer.key_files.close_here();
         children::close_inherited(self.signals.as_raw_fd());
         children::close_inherited(self.signer.dir.as_raw_fd());
+        if !Arc::ptr_eq(&self.signer.dir, &self.signer.ca_dir) {
+            children::close_inherited(self.signer.ca_dir.as_raw_fd());
+        }
         let code = match self.build_server(signer, control) {
             Ok(mut server) => {
                 seccomp::confine_network_process();

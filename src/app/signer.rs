@@ -35,6 +35,9 @@ const MINT_BURST: f64 = 4096.0;
 /// What the monitor gives each signer it starts.
 #[derive(Clone)]
 pub struct Setup {
+    /// CERT_PATH: ca.crt (the key comes from `key_files`).
+    pub ca_dir: Arc<Dir>,
+    /// Where certificates are kept: CERT_PATH, or `--leaf-dir`.
     pub dir: Arc<Dir>,
     pub key_files: Arc<KeyFiles>,
     pub ca_access: Access,
@@ -97,7 +100,7 @@ pub fn run(setup: Setup, chan: Packets) -> ! {
 }
 
 fn start(s: Setup, chan: Packets) -> Result<Signer, String> {
-    let (ca, _) = ca::load_with(&s.dir, &s.key_files, &s.ca_access)?;
+    let (ca, _) = ca::load_with(&s.ca_dir, &s.key_files, &s.ca_access)?;
     let entries = s.dir.entries().unwrap_or_default();
     let disk = Arc::new(Mutex::new(DiskBudget::new(s.cert_files, &entries)));
     let maker = Maker::new(

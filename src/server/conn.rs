@@ -218,9 +218,11 @@ impl Conn {
     /// Not a byte from the client yet: a plain connection with no request begun, a TLS one
     /// before its ClientHello.
     fn silent(&self) -> bool {
-        match self.ssl() {
-            Some(ssl) => !hello::seen(ssl),
-            None => matches!(self.state, State::Idle) && self.requests == 0 && self.is_idle(),
+        match (&self.state, self.ssl()) {
+            (State::EarlyData(_) | State::Handshake(_), Some(ssl)) => !hello::seen(ssl),
+            (State::Idle, None) => self.requests == 0 && self.is_idle(),
+            // A TLS connection past its handshake has spoken (its hello state is released).
+            _ => false,
         }
     }
 
