@@ -59,6 +59,12 @@ const TIME64: [libc::c_long; 5] = {
 #[cfg(target_pointer_width = "64")]
 const TIME64: [libc::c_long; 0] = [];
 
+/// The libc crate does not name pread64 for MIPS o32 (4000 + 200 there).
+#[cfg(target_arch = "mips")]
+const PREAD64: libc::c_long = 4200;
+#[cfg(not(target_arch = "mips"))]
+const PREAD64: libc::c_long = libc::SYS_pread64;
+
 /// Calls that differ between architectures (old names kept on some, dropped on others).
 fn arch_calls() -> Vec<libc::c_long> {
     let mut v = TIME64.to_vec();
@@ -129,7 +135,7 @@ fn allowed() -> Vec<libc::c_long> {
         libc::SYS_mprotect,
         libc::SYS_madvise,
         // `/metrics`: the kept /proc/self files read again, the descriptor limit.
-        libc::SYS_pread64,
+        PREAD64,
         libc::SYS_getdents64,
         libc::SYS_prlimit64,
         // The syslog socket, connected again when syslogd restarted (`log::send_syslog`);
