@@ -4,6 +4,8 @@
 #   make -f Makefile.xc static        x86-64 static musl, vendored minimal OpenSSL (after setup)
 #   make -f Makefile.xc armv7 aarch64 mipsel   static musl router builds (after setup)
 #   make -f Makefile.xc smoke-armv7   (-aarch64, -mipsel) HTTP + HTTPS test under qemu-user
+#   make -f Makefile.xc smoke-old-armv7 (-aarch64, -mipsel) the same on the feed's old kernel
+#   make -f Makefile.xc smoke-novfp-armv7  the same on a Cortex-A9 without VFP/NEON (BCM4708)
 #   make -f Makefile.xc ipk ipk-test  Entware packages; install each into a scratch root, run
 #   make -f Makefile.xc release       dist/: binaries, .ipk, tarballs, SHA256SUMS
 #   make -f Makefile.xc release-check release + every test + size + docker-test + measure
@@ -72,7 +74,7 @@ define xbuild
 	cp $(XCDIR)/$(1)/$(PROFILE)/$(BIN) $(DIST)/$(BIN)-$(2)
 endef
 
-.PHONY: all static armv7 aarch64 mipsel routers setup setup-apt armv7-smoke msrv-check size install clean \
+.PHONY: all static armv7 aarch64 mipsel routers setup setup-apt armv7-smoke msrv-check size install clean smoke-novfp-armv7 \
 	ipk ipk-test release release-check measure docker-test
 
 all: static
@@ -163,9 +165,10 @@ setup:
 	rustup component add rust-src --toolchain $(NIGHTLY) 2>/dev/null || \
 		rustup toolchain install $(NIGHTLY) --profile minimal --component rust-src
 	command -v qemu-arm >/dev/null && command -v file >/dev/null && \
-		python3 -m pip --version >/dev/null 2>&1 || \
+		python3 -m pip --version >/dev/null 2>&1 && \
+		/usr/bin/python3 -c 'import seccomp' 2>/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-			qemu-user file python3-pip; }
+			qemu-user file python3-pip python3-seccomp; }
 	[ -x "$(ZIG)" ] || python3 -m pip install -q --disable-pip-version-check \
 		--target $(TOOLS)/pip ziglang==$(ZIG_VERSION)
 	"$(ZIG)" version
@@ -243,6 +246,24 @@ routers: $(ROUTERS)
 smoke-%:
 	sh .ci/static-check.sh --no-build --run "$(QEMU_$*)" $(DIST)/$(BIN)-$*-static
 
+# The same on the oldest kernel each Entware feed supports (the .ipk's -3.2/-3.10/-3.4 is
+# the feed's; armv7's oldest router kernels are 2.6.36): xc/old-kernel refuses every newer
+# system call with ENOSYS and the options such a kernel does not know (SO_REUSEPORT,
+# TCP_FASTOPEN, PR_SET_NO_NEW_PRIVS, CLOCK_BOOTTIME) as it would; qemu's -r fakes uname.
+OLD_KERNEL_armv7   := 2.6.36
+OLD_KERNEL_aarch64 := 3.10
+OLD_KERNEL_mipsel  := 3.4
+smoke-old-%:
+	sh .ci/static-check.sh --no-build --run "xc/old-kernel $(OLD_KERNEL_$*) \
+		$(firstword $(QEMU_$*)) -r $(OLD_KERNEL_$*) $(wordlist 2,9,$(QEMU_$*))" \
+		$(DIST)/$(BIN)-$*-static
+
+# A Cortex-A9 without VFP and NEON, as in Broadcom's BCM4708/4709: a floating-point
+# instruction anywhere on the path dies with SIGILL. (mipsel's 24Kc has no FPU already.)
+smoke-novfp-armv7:
+	sh .ci/static-check.sh --no-build --run "qemu-arm -cpu cortex-a9,vfp=off,neon=off" \
+		$(DIST)/$(BIN)-armv7-static
+
 # 2,500 first visits of never-seen names from 24 concurrent clients, each verified against
 # the CA; fails unless all verify and the server is still alive (issue 22). The time is
 # printed, not judged. stress-x86_64 runs natively, the routers under qemu-user.
@@ -272,7 +293,8 @@ release: ipk
 # Everything a release needs to have passed, longer than CI allows for all three CPUs.
 release-check: release
 	$(MAKE) -f Makefile.xc static smoke-x86_64 stress-x86_64
-	$(foreach r,$(ROUTERS),$(MAKE) -f Makefile.xc smoke-$(r) stress-$(r) &&) true
+	$(foreach r,$(ROUTERS),$(MAKE) -f Makefile.xc smoke-$(r) smoke-old-$(r) stress-$(r) &&) true
+	$(MAKE) -f Makefile.xc smoke-novfp-armv7
 	sh xc/ipk-test.sh $(foreach r,$(ROUTERS),$(call IPK,$(r)))
 	$(MAKE) -f Makefile.xc size docker-test measure
 
