@@ -75,7 +75,7 @@ define xbuild
 endef
 
 .PHONY: all static armv7 aarch64 mipsel routers setup setup-apt armv7-smoke msrv-check size install clean smoke-novfp-armv7 \
-	ipk ipk-test release release-check measure docker-test
+	ipk ipk-test release release-check measure docker-test vm-armv7 vm-armv7-boot
 
 all: static
 
@@ -310,6 +310,32 @@ MEASURE_CONNS ?= 1000
 measure:
 	ulimit -n 8192 && $(foreach r,$(ROUTERS),python3 tools/xc-mem.py --qemu "$(QEMU_$(r))" \
 		--conns $(MEASURE_CONNS) $(DIST)/$(BIN)-$(r)-static &&) true
+
+# --- The emulated router (issue 18) ------------------------------------------------------
+# A 256 MB Cortex-A9 (qemu-system-arm -M vexpress-a9) with Debian's armhf kernel
+# (linux-image-armmp, its vexpress-v2p-ca9.dtb, virtio_mmio/virtio_net) and busybox-static,
+# fetched with apt-get download (registries only) and kept under target/vm. The armv7 binary
+# runs as the Entware package starts it; the host reaches it through qemu's user network,
+# forwarded from 127.0.0.1 only (restrict=on: the guest reaches nothing). tools/vm-router.py
+# prints MemAvailable and server RSS before start / idle / VM_CONNS idle TLS 1.3 connections
+# / 10 s after they close, then floods a fresh boot at the default -T with VM_FLOOD attempts.
+#   make -f Makefile.xc vm-armv7        the table and the flood (about 15 min)
+#   make -f Makefile.xc vm-armv7-boot   boot, serve, print idle memory, stop (about 40 s)
+VM         := $(CURDIR)/target/vm
+VM_CONNS   ?= 10000
+VM_FLOOD   ?= 30000
+$(VM)/armhf/root/bin/busybox:
+	command -v qemu-system-arm >/dev/null || apt-get install -y -qq --no-install-recommends qemu-system-arm
+	dpkg --print-foreign-architectures | grep -qx armhf || dpkg --add-architecture armhf
+	apt-cache show busybox-static:armhf >/dev/null 2>&1 || apt-get update -qq
+	rm -rf $(VM)/armhf && mkdir -p $(VM)/armhf/debs
+	k=$$(apt-cache depends linux-image-armmp:armhf | sed -n 's/.*Depends: \(linux-image-[^:]*\).*/\1/p' | head -n 1) && \
+		cd $(VM)/armhf/debs && apt-get download -q "$$k:armhf" busybox-static:armhf
+	for f in $(VM)/armhf/debs/*.deb; do dpkg -x "$$f" $(VM)/armhf/root || exit 1; done
+vm-armv7 vm-armv7-boot: $(VM)/armhf/root/bin/busybox
+	[ -x $(DIST)/$(BIN)-armv7-static ] || $(MAKE) -f Makefile.xc armv7
+	python3 tools/vm-router.py --root $(VM)/armhf/root --bin $(DIST)/$(BIN)-armv7-static \
+		$(if $(filter vm-armv7-boot,$@),--boot-only,--conns $(VM_CONNS) --flood $(VM_FLOOD))
 
 # --- misc --------------------------------------------------------------------------------
 # Router budgets (issue 11): armv7 2.5 MB, aarch64 2.8 MB, mipsel 3.4 MB (10^6 bytes).
