@@ -7,7 +7,8 @@ Starts BINARY on free loopback ports with its own CERT_PATH, makes one certifica
 (an HTTPS first visit), then prints
   - idle RSS: the server's resident memory, idle, after that first visit;
   - kB per idle TLS connection: N keep-alive TLS 1.3 connections, each after one answered
-    request (as tools/bench's idle figure does), held open: (RSS with them - idle) / N.
+    request (as tools/bench's idle figure does), held open: (RSS with them - idle) / N;
+  - the RSS 10 s after they all close (memory back after a burst).
 
 Under qemu-user the process's VmRSS is mostly qemu's own (its translated-code cache and
 heap, ~20 MB). The guest view counts only pages inside the guest's address space: qemu is
@@ -89,6 +90,9 @@ def get(sock, host):
 
 def tls_conn(ctx, port, name):
     raw = socket.create_connection(("127.0.0.1", port), timeout=60)
+    # Else Nagle holds the request behind the client's Finished until the server's delayed
+    # ACK (40 ms) when the server sends its session ticket with the response.
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s = ctx.wrap_socket(raw, server_hostname=name)
     get(s, name)
     return s
@@ -146,6 +150,12 @@ def main():
         print(f"idle RSS ({view}): {idle} kB")
         print(f"{a.conns} idle TLS connections: {held} kB, "
               f"{(held - idle) / a.conns:.1f} kB each (opened in {opened:.1f} s, all answered again)")
+        for c in conns:
+            c.close()
+        conns = []
+        time.sleep(10)
+        after = rss_kb(srv.pid, bool(qemu))
+        print(f"10 s after they close: {after} kB ({(after - idle) / 1024:.1f} MB over idle)")
     finally:
         for c in conns:
             c.close()
