@@ -112,7 +112,7 @@ def main():
     http, https = free_port(), free_port()
     certs = tempfile.mkdtemp(prefix="xc-mem-")
     user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
-    cmd = qemu + [a.binary, "-f", "-u", user, "-l", "1", "-T", str(a.conns + 100),
+    cmd = qemu + [a.binary, "-f", "-u", user, "-l", "1", "-T", str(a.conns + 100), "-O", "3600",
                   "-p", str(http), "-k", str(https), "-z", certs, "127.0.0.1"]
     log = open(os.path.join(certs, "server.log"), "w")
     srv = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
