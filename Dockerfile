@@ -14,7 +14,9 @@
 # start and gives to nobody, who must write certificates there; a volume's own root
 # directory is root's. To bring an existing CA, put ca.crt and ca.key in the volume's
 # pixelserv/ directory. -f keeps it in the foreground and logs to stderr (`docker logs`).
-# Extra options go after the image name, e.g. `... pixelserv-tls -l 3`.
+# Extra options go after the image name, e.g. `... pixelserv-tls -l 3`. For the setup
+# page behind the port mapping: `... pixelserv-tls --setup-host pixelserv.lan`, that name
+# pointed at 192.168.1.3 in DNS, then open http://pixelserv.lan/ on each device.
 FROM scratch
 ARG BINARY=dist/pixelserv-tls-x86_64-static
 COPY ${BINARY} /pixelserv-tls

@@ -1,5 +1,5 @@
 # Everyday commands. Static and router builds live in Makefile.xc.
-.PHONY: build test check browser-test bench bench-quick bench-peers soak fuzz-smoke fuzz static size install
+.PHONY: build test check browser-test setup-screenshot bench bench-quick bench-peers soak fuzz-smoke fuzz static size install
 
 build:
 	cargo build --release
@@ -11,13 +11,21 @@ test:
 check:
 	bash .ci/run
 
-# Headless Chromium and Firefox ESR load 60 never-seen HTTPS names each (tests/browser/run.py).
+# Headless Chromium and Firefox ESR load 60 never-seen HTTPS names each (tests/browser/run.py),
+# then open the setup page with and without the CA trusted (tests/browser/setup_page.py).
 # Needs chromium, firefox-esr, libnss3-tools (certutil), python3. BROWSER_PROFILE=debug tests
 # the binary `cargo test` built instead of a release build.
 BROWSER_PROFILE ?= release
 browser-test:
 	cargo build $(if $(filter release,$(BROWSER_PROFILE)),--release)
 	python3 tests/browser/run.py --server target/$(BROWSER_PROFILE)/pixelserv-tls
+
+# The setup page at phone width (390x1160 CSS px: a screen and a half, iPhone User-Agent, a profile that trusts the
+# CA) in headless Chromium, for README's CA section. Same needs as browser-test.
+setup-screenshot:
+	cargo build $(if $(filter release,$(BROWSER_PROFILE)),--release)
+	python3 tests/browser/run.py --server target/$(BROWSER_PROFILE)/pixelserv-tls \
+		--screenshot include-docs/assets/setup-page.png
 
 # Load and resource figures (tools/bench); prints a table, asserts nothing.
 bench: build

@@ -2,11 +2,13 @@
 #
 #   make -f Makefile.xc setup         nightly rust-src (rustup), Zig (PyPI), qemu-user (apt)
 #   make -f Makefile.xc static        x86-64 static musl, vendored minimal OpenSSL (after setup)
-#   make -f Makefile.xc armv7 aarch64 mipsel   static musl router builds (after setup)
-#   make -f Makefile.xc smoke-armv7   (-aarch64, -mipsel) HTTP + HTTPS test under qemu-user
-#   make -f Makefile.xc smoke-old-armv7 (-aarch64, -mipsel) the same on the feed's old kernel
+#   make -f Makefile.xc armv7 aarch64 mipsel mips   static musl router builds (after setup)
+#   make -f Makefile.xc smoke-armv7   (-aarch64, -mipsel, -mips, -x86_64) HTTP + HTTPS test
+#   make -f Makefile.xc smoke-old-armv7 (-aarch64, -mipsel, -mips) the same on the feed's old kernel
 #   make -f Makefile.xc smoke-novfp-armv7  the same on a Cortex-A9 without VFP/NEON (BCM4708)
-#   make -f Makefile.xc ipk ipk-test  Entware packages; install each into a scratch root, run
+#   make -f Makefile.xc vm-armv7      an emulated 256 MB Cortex-A9 router: memory table, flood
+#   make -f Makefile.xc ipk ipk-test  6 Entware + 7 OpenWrt packages; install each into a
+#                                     scratch root, run it from there
 #   make -f Makefile.xc release       dist/: binaries, .ipk, tarballs, SHA256SUMS
 #   make -f Makefile.xc release-check release + every test + size + docker-test + measure
 #   make -f Makefile.xc msrv-check    cargo check with Debian's rustc 1.85 (apt only)
@@ -74,8 +76,8 @@ define xbuild
 	cp $(XCDIR)/$(1)/$(PROFILE)/$(BIN) $(DIST)/$(BIN)-$(2)
 endef
 
-.PHONY: all static armv7 aarch64 mipsel routers setup setup-apt armv7-smoke msrv-check size install clean smoke-novfp-armv7 \
-	ipk ipk-test release release-check measure docker-test vm-armv7 vm-armv7-boot
+.PHONY: all static armv7 aarch64 mipsel mips routers setup setup-apt armv7-smoke msrv-check size install clean \
+	ipk ipk-files ipk-test release release-check measure docker-test smoke-novfp-armv7 vm-armv7 vm-armv7-boot
 
 all: static
 
@@ -106,8 +108,12 @@ FHS_CERT_PATH    := /var/cache/pixelserv
 ARMV7_TARGET   := armv7-unknown-linux-musleabi
 AARCH64_TARGET := aarch64-unknown-linux-musl
 MIPSEL_TARGET  := mipsel-unknown-linux-musl
+MIPS_TARGET    := mips-unknown-linux-musl
 X86_64_TARGET  := x86_64-unknown-linux-musl
-ROUTER_RUSTFLAGS := -C link-self-contained=no --cfg libc_unstable_musl_v1_2
+# -Z location-detail=none (nightly, like build-std below) leaves file:line:column out of
+# panic messages, the message itself stays: 14 kB less on armv7 (2,504,772 -> 2,490,500
+# bytes), which pays for the setup page (issue 20). Not for the Debian-rustc builds (stable).
+ROUTER_RUSTFLAGS := -C link-self-contained=no --cfg libc_unstable_musl_v1_2 -Z location-detail=none
 # std without its default "backtrace" feature (symbolizing a backtrace needs addr2line,
 # gimli, object and miniz_oxide, and with panic=abort a panic message is all a daemon's
 # log gets anyway) and with "optimize_for_size" (smaller sort and formatting code).
@@ -152,6 +158,14 @@ OPENSSL_EXTRA_$(MIPSEL_TARGET) := no-asm
 mipsel:
 	$(call router,$(MIPSEL_TARGET),MIPSEL_UNKNOWN_LINUX_MUSL,mipsel-linux-musleabi,\
 		-mcpu=mips32r2+soft_float -DBROKEN_CLANG_ATOMICS,mipsel-static,)
+
+# Big-endian MIPS (Entware mips-3.4, OpenWrt mips_24kc: Atheros/QCA ath79): the same as
+# mipsel in the other byte order, for the same reasons (tier 3, soft-float mips32r2, no
+# 64-bit atomics, OpenSSL's C code).
+OPENSSL_EXTRA_$(MIPS_TARGET) := no-asm
+mips:
+	$(call router,$(MIPS_TARGET),MIPS_UNKNOWN_LINUX_MUSL,mips-linux-musleabi,\
+		-mcpu=mips32r2+soft_float -DBROKEN_CLANG_ATOMICS,mips-static,)
 
 xc-one:
 	$(call xbuild,$(T),$(N),$(XRUSTFLAGS),$(XCARGO))
@@ -226,16 +240,38 @@ armv7-smoke: armv7-gnueabihf
 		--run "qemu-arm -cpu cortex-a9" $(DIST)/$(BIN)-armv7-gnueabihf-static
 
 # --- Router tests, packages, release files -----------------------------------------------
-ROUTERS        := armv7 aarch64 mipsel
+# Every binary is dist/pixelserv-tls-<CPU>-static; x86_64 is the `static` target.
+ROUTERS        := armv7 aarch64 mipsel mips
+CPUS           := $(ROUTERS) x86_64
 VERSION        := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
-IPK_ARCH_armv7   := armv7-3.2
-IPK_ARCH_aarch64 := aarch64-3.10
-IPK_ARCH_mipsel  := mipsel-3.4
+# Packages: the Architecture field (Entware's feed, OpenWrt's name for the CPU) -> binary.
+# armv7-2.6 is the frozen feed of the Broadcom Cortex-A9 routers on kernel 2.6.36: the
+# static armv7 binary needs nothing from it. OpenWrt's hard-float arm_cortex-a9_vfpv3-d16
+# takes the soft-float binary too: a static program brings its own calling convention.
+ENTWARE_FEEDS  := armv7-2.6 armv7-3.2 aarch64-3.10 mipsel-3.4 mips-3.4 x64-3.2
+OPENWRT_ARCHS  := mips_24kc mipsel_24kc arm_cortex-a9 arm_cortex-a9_vfpv3-d16 \
+	aarch64_cortex-a53 aarch64_generic x86_64
+CPU_armv7-2.6  := armv7
+CPU_armv7-3.2  := armv7
+CPU_aarch64-3.10 := aarch64
+CPU_mipsel-3.4 := mipsel
+CPU_mips-3.4   := mips
+CPU_x64-3.2    := x86_64
+CPU_mips_24kc  := mips
+CPU_mipsel_24kc := mipsel
+CPU_arm_cortex-a9 := armv7
+CPU_arm_cortex-a9_vfpv3-d16 := armv7
+CPU_aarch64_cortex-a53 := aarch64
+CPU_aarch64_generic := aarch64
+CPU_x86_64     := x86_64
 QEMU_armv7     := qemu-arm -cpu cortex-a9
 QEMU_aarch64   := qemu-aarch64
 QEMU_mipsel    := qemu-mipsel -cpu 24Kc
+QEMU_mips      := qemu-mips -cpu 24Kc
 QEMU_x86_64    :=
-IPK             = $(DIST)/$(BIN)_$(VERSION)-1_$(IPK_ARCH_$(1)).ipk
+IPK             = $(DIST)/$(BIN)_$(VERSION)-1_$(1).ipk
+ENTWARE_IPKS   := $(foreach a,$(ENTWARE_FEEDS),$(call IPK,$(a)))
+OPENWRT_IPKS   := $(foreach a,$(OPENWRT_ARCHS),$(call IPK,$(a)))
 # The packaging scripts date their archives by the last commit (SOURCE_DATE_EPOCH); it is not
 # exported to the builds, where cc (for OpenSSL) would rebuild on every new value.
 
@@ -253,6 +289,7 @@ smoke-%:
 OLD_KERNEL_armv7   := 2.6.36
 OLD_KERNEL_aarch64 := 3.10
 OLD_KERNEL_mipsel  := 3.4
+OLD_KERNEL_mips    := 3.4
 smoke-old-%:
 	sh .ci/static-check.sh --no-build --run "xc/old-kernel $(OLD_KERNEL_$*) \
 		$(firstword $(QEMU_$*)) -r $(OLD_KERNEL_$*) $(wordlist 2,9,$(QEMU_$*))" \
@@ -276,26 +313,35 @@ stress-%: $(BENCH)
 	$(BENCH) --server $(DIST)/$(BIN)-$*-static --first-visits $(STRESS_VISITS) \
 		--clients $(STRESS_CLIENTS) --server-wrapper "$(QEMU_$*)"
 
-ipk: routers
-	$(foreach r,$(ROUTERS),sh xc/ipk.sh $(IPK_ARCH_$(r)) $(DIST)/$(BIN)-$(r)-static $(DIST) &&) true
+# Packages of binaries already in dist/ (ipk-files), or after building them all (ipk).
+ipk-files:
+	$(foreach a,$(ENTWARE_FEEDS),sh xc/ipk.sh $(a) $(DIST)/$(BIN)-$(CPU_$(a))-static $(DIST) &&) true
+	$(foreach a,$(OPENWRT_ARCHS),sh xc/ipk.sh --openwrt $(a) $(DIST)/$(BIN)-$(CPU_$(a))-static $(DIST) &&) true
+ipk: routers static
+	$(MAKE) -f Makefile.xc ipk-files
 
-# Installs each package into a scratch root and starts it from there under qemu (root).
+# Installs each package into a scratch root and starts it from there under qemu (root):
+# xc/ipk-test.sh for Entware, xc/openwrt-test.sh for OpenWrt (UCI, procd, postinst/prerm).
 ipk-test: ipk
-	sh xc/ipk-test.sh $(foreach r,$(ROUTERS),$(call IPK,$(r)))
+	sh xc/ipk-test.sh $(ENTWARE_IPKS)
+	sh xc/openwrt-test.sh $(OPENWRT_IPKS)
 
 # Per CPU: pixelserv-tls-VERSION-CPU.tar.gz (binary, man page, init scripts, LICENSE,
 # README), the .ipk files, the bare binaries, SHA256SUMS over all of them.
 release: ipk
-	$(foreach r,$(ROUTERS),sh xc/tarball.sh $(r) $(DIST)/$(BIN)-$(r)-static $(DIST) &&) true
-	cd $(DIST) && sha256sum $(BIN)-*-static $(BIN)_*.ipk $(BIN)-$(VERSION)-*.tar.gz > SHA256SUMS
+	$(foreach c,$(CPUS),sh xc/tarball.sh $(c) $(DIST)/$(BIN)-$(c)-static $(DIST) &&) true
+	cd $(DIST) && sha256sum $(foreach c,$(CPUS),$(BIN)-$(c)-static) \
+		$(notdir $(ENTWARE_IPKS) $(OPENWRT_IPKS)) \
+		$(foreach c,$(CPUS),$(BIN)-$(VERSION)-$(c).tar.gz) > SHA256SUMS
 	@cat $(DIST)/SHA256SUMS
 
-# Everything a release needs to have passed, longer than CI allows for all three CPUs.
+# Everything a release needs to have passed, longer than CI allows for every CPU.
 release-check: release
-	$(MAKE) -f Makefile.xc static smoke-x86_64 stress-x86_64
-	$(foreach r,$(ROUTERS),$(MAKE) -f Makefile.xc smoke-$(r) smoke-old-$(r) stress-$(r) &&) true
+	$(foreach c,$(CPUS),$(MAKE) -f Makefile.xc smoke-$(c) stress-$(c) &&) true
+	$(foreach r,$(ROUTERS),$(MAKE) -f Makefile.xc smoke-old-$(r) &&) true
 	$(MAKE) -f Makefile.xc smoke-novfp-armv7
-	sh xc/ipk-test.sh $(foreach r,$(ROUTERS),$(call IPK,$(r)))
+	sh xc/ipk-test.sh $(ENTWARE_IPKS)
+	sh xc/openwrt-test.sh $(OPENWRT_IPKS)
 	$(MAKE) -f Makefile.xc size docker-test measure
 
 # The Dockerfile's image built with buildah and its entrypoint run as a container would
@@ -338,18 +384,15 @@ vm-armv7 vm-armv7-boot: $(VM)/armhf/root/bin/busybox
 		$(if $(filter vm-armv7-boot,$@),--boot-only,--conns $(VM_CONNS) --flood $(VM_FLOOD))
 
 # --- misc --------------------------------------------------------------------------------
-# Router budgets (issue 11): armv7 2.5 MB, aarch64 2.8 MB, mipsel 3.4 MB (10^6 bytes).
-BUDGET_armv7-static   := 2500000
-BUDGET_aarch64-static := 2800000
-BUDGET_mipsel-static  := 3400000
+# Budgets (issues 11, 19): armv7 2.5 MB, aarch64 2.8 MB, mipsel and mips 3.4 MB, x86-64
+# 4.2 MB (10^6 bytes).
+BUDGETS := armv7:2500000 aarch64:2800000 mipsel:3400000 mips:3400000 x86_64:4200000
 size:
 	@for f in $(DIST)/$(BIN)-*-static; do \
 		[ -f "$$f" ] || continue; n=$$(wc -c < "$$f"); b=; \
-		case $$f in \
-		*-armv7-static) b=$(BUDGET_armv7-static) ;; \
-		*-aarch64-static) b=$(BUDGET_aarch64-static) ;; \
-		*-mipsel-static) b=$(BUDGET_mipsel-static) ;; \
-		esac; \
+		for cb in $(BUDGETS); do \
+			[ "$$f" = "$(DIST)/$(BIN)-$${cb%%:*}-static" ] && b=$${cb#*:}; \
+		done; \
 		if [ -z "$$b" ]; then printf '%10d  %s\n' $$n "$$f"; \
 		elif [ $$n -le $$b ]; then printf '%10d  %s  (budget %d: ok)\n' $$n "$$f" $$b; \
 		else printf '%10d  %s  (budget %d: OVER)\n' $$n "$$f" $$b; fi; \

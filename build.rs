@@ -1,5 +1,5 @@
-//! Build-time values: the compile stamp of the version string (§11.1) and the default
-//! CERT_PATH (Entware builds set PIXELSERV_DEFAULT_CERT_PATH=/opt/var/cache/pixelserv).
+//! Build-time values: the compile stamp of the version string (COMPATIBILITY.md §11.1) and
+//! the default CERT_PATH (Entware builds set PIXELSERV_DEFAULT_CERT_PATH=/opt/var/cache/pixelserv).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -8,17 +8,20 @@
 #     --run            prefix for running the binary, e.g. "qemu-arm -cpu cortex-a9"
 #     --default-certs  start without -z: DIR is where the binary's default CERT_PATH is
 #                      seen from here (xc/ipk-test.sh mounts a scratch root's /opt)
+#     --cert-path Z    with --default-certs: start with -z Z (as the binary sees it)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 build=1
 run=""
 certs=""
+zpath=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--no-build) build=0 ;;
 	--run) shift; run=${1:-} ;;
 	--default-certs) shift; certs=${1:-} ;;
+	--cert-path) shift; zpath=${1:-} ;;
 	-*) echo "unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -60,7 +63,9 @@ free() {
 }
 p=0
 for _ in 1 2 3 4 5 6 7 8; do
-	p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000 ))
+	# Below the kernel's ephemeral range (32768-60999 by default): a port there may be bound by
+	# some client's connection, which the probe cannot see, and the bind then fails.
+	p=$(( 10000 + $(od -An -N2 -tu2 /dev/urandom) % 22000 ))
 	k=$(( p + 1 ))
 	free $p && free $k && break
 	p=0
@@ -68,7 +73,7 @@ done
 [ $p != 0 ] || die "no free port pair"
 
 if [ -n "$certs" ]; then
-	set --
+	set -- ${zpath:+-z "$zpath"}
 else
 	certs=$dir/certs
 	mkdir -p "$certs"

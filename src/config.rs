@@ -1,11 +1,12 @@
-//! Command line → `Config` (reference §2), with the original's option letters, defaults and
-//! port-list rules, and clear one-line errors instead of the original's silent usage dump.
+//! Command line → `Config` (COMPATIBILITY.md §2), with the original's option letters,
+//! defaults and port-list rules, and clear one-line errors instead of the original's silent
+//! usage dump.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::x509::KeyType;
 
-/// One listening socket to open, in command-line order (§2.3).
+/// One listening socket to open, in command-line order (COMPATIBILITY.md §2.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenPort {
     pub port: u16,
@@ -19,7 +20,7 @@ pub struct ListenPort {
 pub struct Config {
     /// Positional `ip_addr`/`hostname`; `None` = all addresses (dual-stack `::`).
     pub listen_addr: Option<String>,
-    /// Listening sockets in order, after the default-port rules of §2.3.
+    /// Listening sockets in order, after the default-port rules of COMPATIBILITY.md §2.3.
     pub ports: Vec<ListenPort>,
     /// `-A`: admin URIs only on this port.
     pub admin_port: Option<u16>,
@@ -50,8 +51,11 @@ pub struct Config {
     pub max_conns: usize,
     /// `-u`: user to switch to (default "nobody").
     pub user: String,
-    /// `-z`: CERT_PATH.
+    /// `-z`: CERT_PATH, the CA's directory (and the leaves' without `--leaf-dir`).
     pub cert_path: PathBuf,
+    /// `--leaf-dir DIR`: generated certificates and the prefetch list, when not in CERT_PATH
+    /// (the CA on flash, leaves in RAM).
+    pub leaf_dir: Option<PathBuf>,
     /// `--leaf-key ecdsa|rsa` (default ecdsa).
     pub leaf_key: KeyType,
     /// `--ticket-keys FILE`: TLS session-ticket keys shared between instances.
@@ -68,10 +72,26 @@ pub struct Config {
     pub cert_workers: usize,
     /// `--cert-files N`: certificate files kept in CERT_PATH (default 2000, 0 = none).
     pub cert_files: usize,
+    /// `--setup-host HOST` (repeatable): names or addresses at which `/` shows the setup
+    /// page, besides the address a client connected to. Lower case, no final dot.
+    pub setup_hosts: Vec<String>,
     /// The arguments as given, each preceded by a space, or " <none>" (version string).
     pub args_display: String,
     /// Warnings to log once logging is up (deprecated `-o`, `-r`).
     pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Where generated certificates, the prefetch list and the disk budget live:
+    /// `--leaf-dir`, else CERT_PATH.
+    pub fn leaf_path(&self) -> &Path {
+        self.leaf_dir.as_deref().unwrap_or(&self.cert_path)
+    }
+
+    /// Whether the leaves have a directory of their own (not CERT_PATH itself).
+    pub fn separate_leaf_dir(&self) -> bool {
+        self.leaf_path() != self.cert_path
+    }
 }
 
 /// `--log-to syslog|stderr|both`.
@@ -110,9 +130,10 @@ pub const DEFAULT_HEADER_TIMEOUT: u64 = 10;
 pub const DEFAULT_WRITE_TIMEOUT: u64 = 10;
 pub const DEFAULT_CERT_WORKERS: usize = 2;
 pub const DEFAULT_CERT_FILES: usize = 2000;
-/// One listening socket per slot of the original's port array (fixes its overflow, #26).
+/// One listening socket per slot of the original's port array (fixes its overflow, DEFECTS.md #26).
 pub const MAX_PORTS: usize = 10;
 pub const MAX_TLS_PORTS: usize = 9;
+pub const MAX_SETUP_HOSTS: usize = 8;
 const MAX_TIMEOUT_SECS: u64 = 3600;
 /// Linux IFNAMSIZ minus the terminating NUL.
 const MAX_IFACE_LEN: usize = 15;
@@ -149,6 +170,7 @@ fn options() -> getopts::Options {
     for long in [
         "leaf-key",
         "ticket-keys",
+        "leaf-dir",
         "psl",
         "handshake-timeout",
         "header-timeout",
@@ -156,6 +178,7 @@ fn options() -> getopts::Options {
         "cert-workers",
         "cert-files",
         "log-to",
+        "setup-host",
     ] {
         o.optmulti("", long, "", "");
     }
@@ -220,31 +243,11 @@ fn last_optional(m: &getopts::Matches, opt: &str) -> Option<Option<String>> {
     )
 }
 
-/// Port of a TCP service name from the services database (`-p http`).
-fn service_port(name: &str) -> Option<u16> {
-    let name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: both arguments are valid NUL-terminated strings that outlive the call; the
-    // returned entry lives in libc's static storage and is read at once, during
-    // single-threaded startup, before any other netdb call can overwrite it.
-    let port = unsafe {
-        let entry = libc::getservbyname(name.as_ptr(), c"tcp".as_ptr());
-        if entry.is_null() {
-            return None;
-        }
-        (*entry).s_port
-    };
-    // s_port holds the 16-bit port in network byte order.
-    match u16::from_be(port as u16) {
-        0 => None,
-        p => Some(p),
-    }
-}
-
 fn port(opt: &str, value: &str) -> Result<u16, String> {
     if value.bytes().all(|b| b.is_ascii_digit()) {
         return number(opt, value, 1, 65_535).map(|p| p as u16);
     }
-    service_port(value).ok_or_else(|| {
+    crate::sys::ports::service_port(value).ok_or_else(|| {
         format!(
             "option {}: '{value}' is not a port or a TCP service name",
             dashed(opt)
@@ -252,8 +255,8 @@ fn port(opt: &str, value: &str) -> Result<u16, String> {
     })
 }
 
-/// §2.3: `-p`/`-k`/`-A` in command-line order, then the default ports; each entry keeps
-/// where it came from for error messages.
+/// COMPATIBILITY.md §2.3: `-p`/`-k`/`-A` in command-line order, then the default ports; each
+/// entry keeps where it came from for error messages.
 fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), String> {
     let mut given: Vec<(usize, &str, String)> = Vec::new();
     for opt in ["p", "k", "A"] {
@@ -289,7 +292,7 @@ fn listen_ports(m: &getopts::Matches) -> Result<(Vec<ListenPort>, Option<u16>), 
     Ok((ports.into_iter().map(|(p, _)| p).collect(), admin_port))
 }
 
-/// §2.3: the default ports the original adds, depending on what was given.
+/// COMPATIBILITY.md §2.3: the default ports the original adds, depending on what was given.
 fn add_default_ports(ports: &mut Vec<(ListenPort, String)>, admin: bool) {
     let https = || {
         (
@@ -375,7 +378,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         log_to: log_to(&m)?,
         log_level: log_level(&m)?,
         iface: iface(&m)?,
-        // A week at most: the original overflowed 1000 × -O in 32 bits (#32).
+        // A week at most: the original overflowed 1000 × -O in 32 bits (DEFECTS.md #32).
         keepalive_secs: last_number(&m, "O", 1, 86_400 * 7)?.unwrap_or(DEFAULT_KEEPALIVE_SECS),
         redirect: m.opt_present("R"),
         stats_html_url: last_text(&m, "s")?.unwrap_or_else(|| "/servstats".to_string()),
@@ -385,6 +388,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
         cert_path: PathBuf::from(
             last_text(&m, "z")?.unwrap_or_else(|| DEFAULT_CERT_PATH.to_string()),
         ),
+        leaf_dir: last_text(&m, "leaf-dir")?.map(PathBuf::from),
         leaf_key: leaf_key(&m)?,
         ticket_keys: last_text(&m, "ticket-keys")?.map(PathBuf::from),
         psl_file: last_text(&m, "psl")?.map(PathBuf::from),
@@ -395,6 +399,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, String> {
             .map_or(DEFAULT_CERT_FILES, |n| n as usize),
         cert_workers: last_number(&m, "cert-workers", 1, 64)?
             .map_or(DEFAULT_CERT_WORKERS, |n| n as usize),
+        setup_hosts: setup_hosts(&m)?,
         args_display: args_display(args),
         warnings: deprecation_warnings(&m),
     };
@@ -468,6 +473,36 @@ fn leaf_key(m: &getopts::Matches) -> Result<KeyType, String> {
     }
 }
 
+/// Every `--setup-host`, lower case without a final dot: a host name or IP address, as far
+/// as its characters go (anything else could never match a Host).
+fn setup_hosts(m: &getopts::Matches) -> Result<Vec<String>, String> {
+    let hosts = m.opt_strs("setup-host");
+    if hosts.len() > MAX_SETUP_HOSTS {
+        return Err(format!(
+            "option --setup-host: given {} times (at most {MAX_SETUP_HOSTS})",
+            hosts.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(hosts.len());
+    for h in hosts {
+        let name = h.strip_suffix('.').unwrap_or(&h).to_ascii_lowercase();
+        let ok = name.len() <= 253
+            && !name.is_empty()
+            && !name.starts_with(['.', '-'])
+            && !name.as_bytes().windows(2).any(|w| w == b"..")
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'));
+        if !ok {
+            return Err(format!(
+                "option --setup-host: '{h}' is not a host name or IP address"
+            ));
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
 fn deprecation_warnings(m: &getopts::Matches) -> Vec<String> {
     let mut warnings = Vec::new();
     if m.opt_present("o") {
@@ -479,7 +514,7 @@ fn deprecation_warnings(m: &getopts::Matches) -> Vec<String> {
     warnings
 }
 
-/// Every argument preceded by one space, or " <none>" (§11.1).
+/// Every argument preceded by one space, or " <none>" (COMPATIBILITY.md §11.1).
 pub fn args_display(args: &[String]) -> String {
     if args.is_empty() {
         return " <none>".to_string();
@@ -487,7 +522,7 @@ pub fn args_display(args: &[String]) -> String {
     args.iter().map(|a| format!(" {a}")).collect()
 }
 
-/// The usage text (§2.4 layout, with our options).
+/// The usage text (COMPATIBILITY.md §2.4 layout, with our options).
 pub fn usage() -> String {
     let lines = [
         "\tip_addr/hostname\t(default: all addresses)".to_string(),
@@ -511,6 +546,7 @@ pub fn usage() -> String {
         "\t-u  USER\t\t(default: \"nobody\")".to_string(),
         "\t-v, --version\t\t(print the version and exit)".to_string(),
         format!("\t-z  CERT_PATH\t\t(default: {DEFAULT_CERT_PATH})"),
+        "\t--leaf-dir DIR\t\t(generated certificates and prefetch; default: CERT_PATH, where ca.crt/ca.key stay)".to_string(),
         "\t--leaf-key ecdsa|rsa\t(key type of generated certificates; default: ecdsa)".to_string(),
         "\t--ticket-keys FILE\t(TLS session-ticket keys shared between instances)".to_string(),
         "\t--psl FILE\t\t(Public Suffix List; default: CERT_PATH/public_suffix_list.dat)".to_string(),
@@ -518,8 +554,9 @@ pub fn usage() -> String {
         format!("\t--header-timeout SECS\t(default: {DEFAULT_HEADER_TIMEOUT})"),
         format!("\t--write-timeout SECS\t(default: {DEFAULT_WRITE_TIMEOUT})"),
         format!("\t--cert-workers N\t(certificate generator threads 1..64; default: {DEFAULT_CERT_WORKERS})"),
-        format!("\t--cert-files N\t\t(certificate files kept in CERT_PATH, least recently used removed; 0: none; default: {DEFAULT_CERT_FILES})"),
+        format!("\t--cert-files N\t\t(certificate files kept in the leaf directory, least recently used removed; 0: none; default: {DEFAULT_CERT_FILES})"),
         "\t--log-to syslog|stderr|both\t(default: syslog, and stderr too with -f)".to_string(),
+        format!("\t--setup-host HOST\t(name or address that also shows the setup page at /; up to {MAX_SETUP_HOSTS})"),
         "\t--check\t\t\t(check the configuration, print a summary and exit 0 or 1)".to_string(),
     ];
     let mut out = format!(
@@ -592,6 +629,8 @@ mod tests {
         assert_eq!(c.max_conns, 1200);
         assert_eq!(c.user, "nobody");
         assert_eq!(c.cert_path, PathBuf::from(DEFAULT_CERT_PATH));
+        assert_eq!(c.leaf_dir, None);
+        assert_eq!(c.leaf_path(), Path::new(DEFAULT_CERT_PATH));
         assert_eq!(c.leaf_key, KeyType::Ecdsa);
         assert_eq!((c.ticket_keys, c.psl_file), (None, None));
         assert_eq!(
@@ -642,7 +681,7 @@ mod tests {
     fn every_option() {
         let c = run(
             "-2 -B -c 7 -f -l -n eth0 -O 30 -R -s /a -t /b -T 9 -u me -z /certs 10.0.0.1 \
-             --leaf-key rsa --ticket-keys /k --psl /p --handshake-timeout 3 \
+             --leaf-dir /tmp/leaves --leaf-key rsa --ticket-keys /k --psl /p --handshake-timeout 3 \
              --header-timeout 4 --write-timeout 6 --cert-workers 64",
         );
         assert!(c.disable_204 && c.foreground && c.redirect);
@@ -658,6 +697,8 @@ mod tests {
         assert_eq!(c.max_conns, 9);
         assert_eq!(c.user, "me");
         assert_eq!(c.cert_path, PathBuf::from("/certs"));
+        assert_eq!(c.leaf_dir, Some(PathBuf::from("/tmp/leaves")));
+        assert_eq!(c.leaf_path(), Path::new("/tmp/leaves"));
         assert_eq!(c.listen_addr.as_deref(), Some("10.0.0.1"));
         assert_eq!(c.leaf_key, KeyType::Rsa);
         assert_eq!(c.ticket_keys, Some(PathBuf::from("/k")));
@@ -823,6 +864,22 @@ mod tests {
     }
 
     #[test]
+    fn setup_hosts() {
+        assert!(run("").setup_hosts.is_empty());
+        assert_eq!(
+            run("--setup-host Pixelserv.LAN. --setup-host 192.168.1.2 --setup-host fd00::2")
+                .setup_hosts,
+            ["pixelserv.lan", "192.168.1.2", "fd00::2"]
+        );
+        for bad in ["a..b", "-a.b", "a_b.lan", "a/b", "[::1]", "http://a", "."] {
+            let e = err(&format!("--setup-host {bad}"));
+            assert!(e.contains("is not a host name or IP address"), "{bad}: {e}");
+        }
+        let nine = "--setup-host a ".repeat(MAX_SETUP_HOSTS + 1);
+        assert!(err(&nine).contains("at most 8"));
+    }
+
+    #[test]
     fn usage_text() {
         let u = usage();
         let lines: Vec<&str> = u.lines().collect();
@@ -863,6 +920,7 @@ mod tests {
             "--write-timeout",
             "--cert-workers",
             "--log-to",
+            "--setup-host",
             "--check",
         ] {
             assert!(

@@ -155,8 +155,10 @@ pub fn emit(level: u8, args: fmt::Arguments<'_>) {
     }
     let error_echo = level == ERROR && ERRORS_TO_STDERR.load(Ordering::Relaxed);
     if STDERR.load(Ordering::Relaxed) || error_echo {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "pixelserv-tls[{}]: {}", std::process::id(), text);
+        // One write per line: the monitor, the signer and the network process share this
+        // stderr, and a line written in pieces could be cut by another's.
+        let line = format!("pixelserv-tls[{}]: {}\n", std::process::id(), text);
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
     if let Some(sink) = SYSLOG.get() {
         send_syslog(sink, level, &text);
@@ -173,7 +175,7 @@ macro_rules! plog {
     };
 }
 
-/// The access log's second line for a POST body (reference §9.2): the body in brackets, or
+/// The access log's second line for a POST body (COMPATIBILITY.md §9.2): the body in brackets, or
 /// a note when it holds bytes that do not belong in a log line: control bytes other than
 /// 0x0A-0x0D (so a tab counts), or anything non-ASCII, as the original judged it. Unlike the
 /// original, CR and LF are shown escaped: raw, they would let a body forge log lines.

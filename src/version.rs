@@ -1,4 +1,5 @@
-//! The version string (§11.1): the layout tools parse, with our version and build time.
+//! The version string (COMPATIBILITY.md §11.1): the layout tools parse, with our version and
+//! build time.
 
 /// Build time in C `__DATE__ __TIME__` layout, from build.rs (SOURCE_DATE_EPOCH or now, UTC).
 const BUILD_STAMP: &str = env!("PIXELSERV_BUILD_STAMP");

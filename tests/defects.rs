@@ -1,4 +1,4 @@
-//! Small checks for defects of the original (reference §12) that no other test observes;
+//! Small checks for defects of the original (COMPATIBILITY.md §12) that no other test observes;
 //! include-docs/DEFECTS.md maps every defect to its test.
 mod common;
 use common::tls::*;
@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// §12 #20: serials were `rand()` seeded with the time (31 bits, repeatable).
+/// DEFECTS.md #20: serials were `rand()` seeded with the time (31 bits, repeatable).
 #[test]
 fn serials_are_unique_and_at_least_64_bits() {
     let srv = Server::start(&[]);
@@ -33,7 +33,7 @@ fn serials_are_unique_and_at_least_64_bits() {
     assert_eq!(unique.len(), 20, "{serials:?}");
 }
 
-/// §12 #9: a stale shared start time made `tav` grow with every plain-HTTP request.
+/// DEFECTS.md #9: a stale shared start time made `tav` grow with every plain-HTTP request.
 #[test]
 fn timing_statistics_do_not_drift() {
     let srv = Server::start(&[]);
@@ -60,7 +60,7 @@ fn timing_statistics_do_not_drift() {
     assert_eq!(stat_in(&st, "gif"), 3000);
 }
 
-/// §12 #24: format strings with missing or swapped arguments.
+/// DEFECTS.md #24: format strings with missing or swapped arguments.
 #[test]
 fn log_lines_have_no_format_residue() {
     let dir = TempDir::new("logfmt");
@@ -90,7 +90,7 @@ fn log_lines_have_no_format_residue() {
     );
 }
 
-/// §12 #32: `1000 × -O` overflowed a 32-bit int (negative above 2147483 s). The largest
+/// DEFECTS.md #32: `1000 × -O` overflowed a 32-bit int (negative above 2147483 s). The largest
 /// accepted value (a week) works; larger ones are refused with a clear message.
 #[test]
 fn huge_keepalive_time_is_accepted_without_overflow() {
@@ -109,7 +109,7 @@ fn huge_keepalive_time_is_accepted_without_overflow() {
     assert_gif(&exchange(&mut c, &get_req("/x.gif")));
 }
 
-/// §12 #12: a missing CERT_PATH crashed the original at startup.
+/// DEFECTS.md #12: a missing CERT_PATH crashed the original at startup.
 #[test]
 fn missing_cert_path_is_created() {
     let parent = TempDir::new("mkdir");
@@ -125,7 +125,7 @@ fn missing_cert_path_is_created() {
     assert!(dir.join("_.mkdir.example").exists());
 }
 
-/// §12 #35: SIGUSR2 killed the original without saving; it now saves like SIGUSR1.
+/// DEFECTS.md #35: SIGUSR2 killed the original without saving; it now saves like SIGUSR1.
 #[test]
 fn sigusr2_saves_and_keeps_serving() {
     let srv = Server::start(&[]);
@@ -143,7 +143,7 @@ fn sigusr2_saves_and_keeps_serving() {
     assert_eq!(srv.get("/x.gif").body.len(), 42);
 }
 
-/// §12 #13: `setuid` alone kept gid 0 and root's supplementary groups.
+/// DEFECTS.md #13: `setuid` alone kept gid 0 and root's supplementary groups.
 #[test]
 fn privileges_are_dropped_completely() {
     // SAFETY: geteuid has no preconditions.
@@ -159,19 +159,22 @@ fn privileges_are_dropped_completely() {
     let srv = Server::start(&["-u", "nobody"]);
     // Serving means the switch (after binding, before the loop) is done.
     assert_eq!(srv.get("/x.gif").body.len(), 42);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
-    let field = |name: &str| -> Vec<String> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or("")
-            .split_whitespace()
-            .map(String::from)
-            .collect()
-    };
-    assert_eq!(field("Uid:"), vec![uid.to_string(); 4], "{status}");
-    assert_eq!(field("Gid:"), vec![gid.to_string(); 4], "{status}");
-    assert!(!field("Groups:").contains(&"0".to_string()), "{status}");
+    // The monitor, the network process and the signer alike.
+    for pid in [srv.pid(), srv.network_pid(), srv.signer_pid()] {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| -> Vec<String> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or("")
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(field("Uid:"), vec![uid.to_string(); 4], "{status}");
+        assert_eq!(field("Gid:"), vec![gid.to_string(); 4], "{status}");
+        assert!(!field("Groups:").contains(&"0".to_string()), "{status}");
+    }
     assert_eq!(srv.get("/x.gif").body.len(), 42);
 }
 
@@ -182,7 +185,7 @@ fn nobody() -> Option<(u32, u32)> {
     Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
 }
 
-/// §12 #33: a relative `-z` was resolved against `/` after daemonizing.
+/// DEFECTS.md #33: a relative `-z` was resolved against `/` after daemonizing.
 #[test]
 fn relative_cert_path_survives_daemonizing() {
     let cwd = TempDir::new("relz");

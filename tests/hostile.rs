@@ -430,7 +430,7 @@ fn reset_in_every_connection_state() {
 #[test]
 fn descriptor_exhaustion_neither_spins_nor_stops_serving() {
     let srv = Server::start(&["-T", "5000"]);
-    let pid = srv.pid();
+    let pid = srv.network_pid();
     let mut held: Vec<TcpStream> = (0..8)
         .map(|_| {
             let mut c = srv.connect();

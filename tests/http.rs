@@ -1,5 +1,5 @@
-//! Plain-HTTP behaviour of the real binary: reference Appendix A with the §12 fixes,
-//! framing, connection semantics, timeouts and the connection limit.
+//! Plain-HTTP behaviour of the real binary: COMPATIBILITY.md Appendix A, with the fixes of
+//! DEFECTS.md, framing, connection semantics, timeouts and the connection limit.
 mod common;
 use common::*;
 
@@ -127,7 +127,7 @@ fn appendix_a_responses_and_counters() {
     assert_eq!(r.body, b"GET,OPTIONS");
 
     assert_text(&exchange(&mut c, "GET * HTTP/1.1\r\n\r\n"));
-    // The original crashed on a path of only delimiters (§12.5).
+    // The original crashed on a path of only delimiters (DEFECTS.md #5).
     assert_text(&exchange(&mut c, "GET ? HTTP/1.1\r\n\r\n"));
     let r = exchange(&mut c, &get_req("/x.png"));
     assert_eq!(r.header("Content-type"), Some("image/png"));
@@ -631,6 +631,48 @@ fn idle_keepalive_and_never_used_connections_time_out() {
     assert_eq!(stat_in(&st, "cls"), 1);
 }
 
+/// How long the server keeps a connection that never sends a byte, plain or TLS.
+fn silent_lifetime(port: u16) -> Duration {
+    let mut c = common::tls::tcp(port);
+    let t = Instant::now();
+    assert!(closed_within(&mut c, Duration::from_secs(15)));
+    t.elapsed()
+}
+
+#[test]
+fn silent_connections_go_at_the_keepalive_time_when_it_is_shorter() {
+    // The header (and handshake) deadline is 10 s; -O 2 must close a silent socket first.
+    let srv = Server::start(&["-O", "2"]);
+    for port in [srv.http, srv.https] {
+        let life = silent_lifetime(port);
+        assert!(
+            life >= Duration::from_millis(1900) && life < Duration::from_millis(3500),
+            "port {port}: {life:?}"
+        );
+    }
+}
+
+/// Only silence gets the shorter deadline: a TLS connection that was served and then went
+/// idle keeps the keep-alive time (-O), not the header timeout.
+#[test]
+fn served_tls_connections_idle_for_the_keepalive_time() {
+    let srv = Server::start(&["-O", "6", "--header-timeout", "1"]);
+    let mut s = common::tls::tls_connect(&srv, "idle.example.com").unwrap();
+    common::tls::assert_gif(&common::tls::request(&mut s, "/a.gif", false));
+    std::thread::sleep(Duration::from_millis(2500));
+    common::tls::assert_gif(&common::tls::request(&mut s, "/b.gif", false));
+}
+
+#[test]
+fn silent_connections_get_the_header_deadline_when_keepalive_is_longer() {
+    let srv = Server::start(&["-O", "30", "--header-timeout", "2"]);
+    let life = silent_lifetime(srv.http);
+    assert!(
+        life >= Duration::from_millis(1900) && life < Duration::from_millis(3500),
+        "{life:?}"
+    );
+}
+
 #[test]
 fn slowloris_is_cut_at_the_header_deadline() {
     let srv = Server::start(&["--header-timeout", "1"]);
@@ -753,8 +795,8 @@ fn buffered_pipeline_beyond_the_write_limit_is_answered() {
     }
 }
 
-/// At level 4 a POST body follows its access line as `[body]` (reference §9.2), chunked too;
-/// a binary body is not dumped.
+/// At level 4 a POST body follows its access line as `[body]` (COMPATIBILITY.md §9.2),
+/// chunked too; a binary body is not dumped.
 #[test]
 fn post_bodies_are_logged_at_level_4() {
     let srv = Server::start(&[]);

@@ -1,47 +1,21 @@
-//! `/metrics` read by a real Prometheus parser (Python's `prometheus_client`, through
-//! tests/metrics/parse.py), and the most requested names in `/servstats.json` (read with
-//! serde_json) and `/servstats/top`, against the real binary.
+//! `/metrics` read by a strict parser of the Prometheus text format (the
+//! `openmetrics-parser` crate's `parse_prometheus`, a grammar of the whole format that
+//! refuses any line it does not match), and the most requested names in
+//! `/servstats.json` (read with serde_json) and `/servstats/top`, against the real binary.
 mod common;
 use common::tls::*;
 use common::*;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use openmetrics_parser::prometheus::parse_prometheus;
+use openmetrics_parser::{MetricNumber, PrometheusValue};
 use serde_json::{json, Value};
 
-const PARSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/metrics/parse.py");
-
-/// A Python that has `prometheus_client`: the one on PATH (pip) or Debian's (apt).
-fn python() -> &'static str {
-    static FOUND: OnceLock<&'static str> = OnceLock::new();
-    FOUND.get_or_init(find_python)
-}
-
-fn find_python() -> &'static str {
-    ["python3", "/usr/bin/python3"]
-        .into_iter()
-        .find(|py| {
-            Command::new(py)
-                .args(["-c", "import prometheus_client"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "these tests read /metrics with Python's prometheus_client, and no python3 \
-                 here has it: `python3 -m pip install prometheus_client` or \
-                 `apt-get install python3-prometheus-client` (.ci/run installs it)"
-            )
-        })
-}
-
-/// What the parser understood: family → (type, help), and `name{labels}` → value.
+/// What the parser understood: family → (type, help), and `name{labels}` → value (labels
+/// sorted, values unquoted; a summary as `name_sum` and `name_count`).
 #[derive(Debug)]
 struct Parsed {
     families: BTreeMap<String, (String, String)>,
@@ -55,60 +29,46 @@ impl Parsed {
             .get(series)
             .unwrap_or_else(|| panic!("no {series} in {:#?}", self.samples.keys()))
     }
+
+    fn add(&mut self, name: &str, labels: &str, value: f64) {
+        let series = if labels.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}{{{labels}}}")
+        };
+        assert!(self.samples.insert(series, value).is_none(), "{name} twice");
+    }
 }
 
 fn parse(text: &str) -> Result<Parsed, String> {
-    let mut child = Command::new(python())
-        .arg(PARSER)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the parser");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = text.to_string();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    writer.join().unwrap().unwrap();
-    if !child.wait().unwrap().success() {
-        return Err(err);
-    }
+    let exposition = parse_prometheus(text).map_err(|e| e.to_string())?;
     let mut parsed = Parsed {
         families: BTreeMap::new(),
         samples: BTreeMap::new(),
     };
-    for line in out.lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        match f[..] {
-            ["family", name, kind, help] => {
-                let dup = parsed
-                    .families
-                    .insert(name.into(), (kind.into(), help.into()));
-                assert!(dup.is_none(), "family {name} twice");
+    for (name, family) in &exposition.families {
+        let kind = family.family_type.to_string();
+        parsed
+            .families
+            .insert(name.clone(), (kind, family.help.clone()));
+        for sample in family.iter_samples() {
+            let set = sample.get_labelset().map_err(|e| e.to_string())?;
+            let mut labels: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            labels.sort();
+            let labels = labels.join(",");
+            match &sample.value {
+                PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => {
+                    parsed.add(name, &labels, n.as_f64())
+                }
+                PrometheusValue::Counter(c) => parsed.add(name, &labels, c.value.as_f64()),
+                PrometheusValue::Summary(s) => {
+                    let sum = s.sum.as_ref().map_or(f64::NAN, MetricNumber::as_f64);
+                    parsed.add(&format!("{name}_sum"), &labels, sum);
+                    let count = s.count.map_or(f64::NAN, |c| c as f64);
+                    parsed.add(&format!("{name}_count"), &labels, count);
+                }
+                PrometheusValue::Histogram(_) => return Err(format!("{name}: a histogram")),
             }
-            ["sample", name, labels, value] => {
-                let series = if labels.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{name}{{{labels}}}")
-                };
-                let value: f64 = value.parse().unwrap();
-                assert!(parsed.samples.insert(series, value).is_none(), "{line}");
-            }
-            _ => panic!("parser output: {line}"),
         }
     }
     Ok(parsed)
@@ -123,40 +83,39 @@ fn scrape(srv: &Server) -> (String, Parsed) {
     (text, parsed)
 }
 
-/// Families a Prometheus user looks for, with their types (counters without `_total`, as
-/// the parser names them).
+/// Families a Prometheus user looks for, with their types.
 const FAMILIES: &[(&str, &str)] = &[
     ("pixelserv_build_info", "gauge"),
     ("pixelserv_log_level", "gauge"),
-    ("pixelserv_connections_accepted", "counter"),
+    ("pixelserv_connections_accepted_total", "counter"),
     ("pixelserv_connections_open", "gauge"),
     ("pixelserv_connections_open_max", "gauge"),
-    ("pixelserv_connections_closed", "counter"),
+    ("pixelserv_connections_closed_total", "counter"),
     ("pixelserv_connection_requests", "summary"),
     ("pixelserv_connection_requests_max", "gauge"),
-    ("pixelserv_responses", "counter"),
+    ("pixelserv_responses_total", "counter"),
     ("pixelserv_request_size_bytes", "summary"),
     ("pixelserv_request_size_max_bytes", "gauge"),
     ("pixelserv_request_duration_seconds", "summary"),
     ("pixelserv_request_duration_max_seconds", "gauge"),
-    ("pixelserv_https_requests", "counter"),
-    ("pixelserv_tls_early_data_requests", "counter"),
-    ("pixelserv_tls_handshakes", "counter"),
-    ("pixelserv_tls_handshake_failures", "counter"),
-    ("pixelserv_tls_connections_unused", "counter"),
+    ("pixelserv_https_requests_total", "counter"),
+    ("pixelserv_tls_early_data_requests_total", "counter"),
+    ("pixelserv_tls_handshakes_total", "counter"),
+    ("pixelserv_tls_handshake_failures_total", "counter"),
+    ("pixelserv_tls_connections_unused_total", "counter"),
     ("pixelserv_tls_session_cache_sessions", "gauge"),
-    ("pixelserv_tls_session_cache_lookups", "counter"),
-    ("pixelserv_tls_session_cache_full", "counter"),
+    ("pixelserv_tls_session_cache_lookups_total", "counter"),
+    ("pixelserv_tls_session_cache_full_total", "counter"),
     ("pixelserv_certificate_cache_entries", "gauge"),
     ("pixelserv_certificate_cache_capacity", "gauge"),
-    ("pixelserv_certificate_cache_lookups", "counter"),
-    ("pixelserv_certificate_cache_evictions", "counter"),
-    ("pixelserv_certificates", "counter"),
+    ("pixelserv_certificate_cache_lookups_total", "counter"),
+    ("pixelserv_certificate_cache_evictions_total", "counter"),
+    ("pixelserv_certificates_total", "counter"),
     ("pixelserv_certificate_files", "gauge"),
     ("pixelserv_certificate_files_max", "gauge"),
-    ("pixelserv_certificate_files_removed", "counter"),
-    ("pixelserv_certificate_files_replaced", "counter"),
-    ("process_cpu_seconds", "counter"),
+    ("pixelserv_certificate_files_removed_total", "counter"),
+    ("pixelserv_certificate_files_replaced_total", "counter"),
+    ("process_cpu_seconds_total", "counter"),
     ("process_open_fds", "gauge"),
     ("process_max_fds", "gauge"),
     ("process_virtual_memory_bytes", "gauge"),
@@ -169,6 +128,28 @@ fn the_parser_rejects_what_is_not_the_format() {
     // The harness must be able to fail.
     assert!(parse("x{a=\"b} 1\n").is_err());
     assert!(parse("x 1\n").is_ok());
+    assert!(parse("# TYPE x counter\nx one\n").is_err());
+}
+
+/// One broken line in a real exposition fails the parse: what `metrics_parse_and_move`
+/// reads is checked line by line, not skimmed.
+#[test]
+fn a_broken_exposition_line_fails() {
+    let srv = Server::start(&[]);
+    let text = String::from_utf8(srv.get("/metrics").body).unwrap();
+    assert!(parse(&text).is_ok(), "{text}");
+    for (from, to) in [
+        ("pixelserv_log_level 4", "pixelserv_log_level 4 4 4"),
+        ("{type=\"gif\"}", "{type=\"gif}"),
+        (
+            "# TYPE pixelserv_log_level gauge",
+            "# TYPE pixelserv_log_level gauges",
+        ),
+    ] {
+        assert!(text.contains(from), "{from} not in\n{text}");
+        let broken = text.replacen(from, to, 1);
+        assert!(parse(&broken).is_err(), "{to} was accepted");
+    }
 }
 
 #[test]
@@ -243,6 +224,12 @@ fn metrics_parse_and_move() {
     assert_eq!(m.get("pixelserv_connection_requests_count"), 5.0);
     assert_eq!(m.get("pixelserv_request_size_bytes_count"), 4.0);
     assert!(m.get("pixelserv_request_size_bytes_sum") >= 4.0 * 16.0);
+    // Measured when each response was ready, not on the loop's once-per-wake-up clock:
+    // however fast, four requests take more than 0 µs.
+    assert!(
+        m.get("pixelserv_request_duration_seconds_sum") > 0.0,
+        "{text}"
+    );
     assert_eq!(m.get("pixelserv_log_level"), 4.0);
 
     let now = SystemTime::now()

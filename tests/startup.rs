@@ -121,10 +121,17 @@ fn processes_using(dir: &Path) -> Vec<i32> {
 }
 
 impl Daemon {
+    /// The daemon's monitor: of its three processes, the one whose parent is not another.
     fn find(dir: &Path) -> Daemon {
         let pids = processes_using(dir);
-        assert_eq!(pids.len(), 1, "daemons for {}: {pids:?}", dir.display());
-        Daemon { pid: pids[0] }
+        assert_eq!(pids.len(), 3, "processes for {}: {pids:?}", dir.display());
+        let monitors: Vec<i32> = pids
+            .iter()
+            .copied()
+            .filter(|p| children_of(*p).len() == 2)
+            .collect();
+        assert_eq!(monitors.len(), 1, "monitors among {pids:?}");
+        Daemon { pid: monitors[0] }
     }
 
     fn proc(&self, what: &str) -> std::path::PathBuf {

@@ -1,6 +1,8 @@
 //! The shape of `src/` that the module map in `src/lib.rs` promises: no import cycle between
 //! files, no import from a lower layer up to a higher one, and no long function outside
-//! tests. Reads the sources; builds nothing.
+//! tests, in `src/` and in `tools/`; and that every citation of the compatibility documents
+//! in the sources, tests, tools and fuzz targets names a section or row that exists. Reads
+//! files; builds nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,10 +12,12 @@ const MAX_FN_LINES: usize = 80;
 
 /// Layers, lowest first: a file may import from its own layer or a lower one. Within a
 /// layer only the cycle rule applies.
+/// An entry names a top-level module or a file below one (`stats::pages`); a module is in
+/// the layer of its longest entry.
 const LAYERS: &[&[&str]] = &[
-    &["log", "sys", "topk", "version", "x509"],
-    &["stats", "config", "top_names"],
-    &["http", "tls", "stats_render", "metrics"],
+    &["log", "sys", "stats::topk", "version", "x509"],
+    &["stats", "config"],
+    &["http", "tls", "stats::pages", "stats::metrics"],
     &["server"],
     &["app", "main", "lib"],
 ];
@@ -226,10 +230,13 @@ fn resolve(path: &[String], modules: &BTreeSet<String>) -> Option<String> {
 }
 
 fn layer(module: &str) -> usize {
-    let top = module.split("::").next().unwrap();
+    let covers = |e: &str| module == e || module.starts_with(&format!("{e}::"));
     LAYERS
         .iter()
-        .position(|l| l.contains(&top))
+        .enumerate()
+        .flat_map(|(i, l)| l.iter().filter(|e| covers(e)).map(move |e| (e.len(), i)))
+        .max()
+        .map(|(_, i)| i)
         .unwrap_or_else(|| panic!("module {module} is in no layer of tests/structure.rs"))
 }
 
@@ -328,10 +335,33 @@ fn no_import_from_a_higher_layer() {
     );
 }
 
+/// The Rust sources of `tools/` (each tool is a crate of its own), as `Source`s named by
+/// their path; build output is skipped.
+fn tool_sources() -> Vec<Source> {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&tools).unwrap() {
+        let src = entry.unwrap().path().join("src");
+        if src.is_dir() {
+            rust_files(&src, &mut files);
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|p| Source {
+            module: p.strip_prefix(&tools).unwrap().display().to_string(),
+            code: strip(&std::fs::read_to_string(p).unwrap()),
+        })
+        .collect()
+}
+
 #[test]
 fn no_long_functions() {
     let mut long = Vec::new();
-    for s in sources() {
+    let tools = tool_sources();
+    assert!(tools.iter().any(|s| s.module == "bench/src/main.rs"));
+    for s in sources().into_iter().chain(tools) {
         let code = non_test(&s.code);
         let lines: Vec<&str> = code.lines().collect();
         for (i, line) in lines.iter().enumerate() {
@@ -403,4 +433,269 @@ fn no_64_bit_atomics() {
         .map(|s| s.module.clone())
         .collect();
     assert!(found.is_empty(), "64-bit atomics in {found:?}");
+}
+
+/// Where sources may cite the compatibility documents, and which files there are text.
+const CITING: &[&str] = &["src", "tests", "tools", "fuzz", "build.rs"];
+const TEXT_EXTENSIONS: &[&str] = &["rs", "md", "toml", "sh", "py", "html", "js", "conf", "cfg"];
+/// The section sign, spelt as an escape so that this file cites nothing itself.
+const SECTION: char = '\u{a7}';
+const COMPAT: &str = "COMPATIBILITY.md";
+const DEFECTS: &str = "DEFECTS.md";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Text files under `path` (or `path` itself), skipping build output and hidden folders.
+fn text_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_file() {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if TEXT_EXTENSIONS.contains(&ext) {
+            out.push(path.to_path_buf());
+        }
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy();
+        if !(p.is_dir() && (name == "target" || name.starts_with('.'))) {
+            text_files(&p, out);
+        }
+    }
+}
+
+/// What a citation may name: the numbered headings of COMPATIBILITY.md (`5.3` for
+/// `### 5.3 …`) and the row numbers of DEFECTS.md's table.
+struct Targets {
+    sections: BTreeSet<String>,
+    defects: BTreeSet<u32>,
+}
+
+/// The numbered headings; `problems` gets every heading without its anchor line
+/// (`<a id="s5.3"></a>` just before it), since links and citations rely on the anchors.
+fn numbered_headings(doc: &str, problems: &mut Vec<String>) -> BTreeSet<String> {
+    let lines: Vec<&str> = doc.lines().collect();
+    let mut found = BTreeSet::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(title) = line.strip_prefix("##") else {
+            continue;
+        };
+        let token = title.trim_start_matches('#').split_whitespace().next();
+        let number = token.unwrap_or("").trim_end_matches('.');
+        if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            continue;
+        }
+        let anchor = format!("<a id=\"s{number}\"></a>");
+        if i == 0 || lines[i - 1] != anchor {
+            problems.push(format!("{COMPAT}: no {anchor} before {line:?}"));
+        }
+        found.insert(number.to_string());
+    }
+    found
+}
+
+/// The row numbers of DEFECTS.md; `problems` gets rows without their `<a id="dN"></a>`.
+fn defect_rows(doc: &str, problems: &mut Vec<String>) -> BTreeSet<u32> {
+    let mut rows = BTreeSet::new();
+    for line in doc.lines() {
+        let Some(cell) = line.strip_prefix('|').and_then(|l| l.split('|').next()) else {
+            continue;
+        };
+        let cell = cell.trim();
+        let (anchor, number) = match cell.split_once("</a>") {
+            Some((a, n)) => (Some(a), n),
+            None => (None, cell),
+        };
+        let Ok(n) = number.parse::<u32>() else {
+            continue;
+        };
+        if anchor != Some(&format!("<a id=\"d{n}\">")) {
+            problems.push(format!("{DEFECTS}: row {n} has no <a id=\"d{n}\"></a>"));
+        }
+        rows.insert(n);
+    }
+    rows
+}
+
+/// The section number right after a section sign: `5.3` of `5.3, …` (a final dot is prose).
+fn section_number(after: &str) -> &str {
+    let end = after
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(after.len());
+    after[..end].trim_end_matches('.')
+}
+
+/// Row numbers after `DEFECTS.md`: ` #5`, ` #15, #16`, ` #19 and #20`, ` #1/#2`.
+fn defect_numbers(mut rest: &str) -> Vec<Option<u32>> {
+    let mut numbers = Vec::new();
+    loop {
+        let Some(after) = rest.trim_start().strip_prefix('#') else {
+            return numbers;
+        };
+        let after = after.strip_prefix('d').unwrap_or(after);
+        let end = after
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(after.len());
+        numbers.push(after[..end].parse().ok());
+        rest = &after[end..];
+        let next = [", ", "/", " and ", " or "]
+            .iter()
+            .find_map(|sep| rest.strip_prefix(sep))
+            .filter(|r| r.starts_with('#'));
+        match next {
+            Some(r) => rest = r,
+            None => return numbers,
+        }
+    }
+}
+
+/// What is wrong with the citations on one line. A section sign belongs to the nearest
+/// document named before it on the same line: `COMPATIBILITY.md` (the section must exist),
+/// `RFC n` (not checked), or none (a citation that points nowhere). A defect is cited as
+/// `#N` right after `DEFECTS.md` (`#15, #16`, `#19 and #20` too), and the row must exist.
+fn bad_citations(line: &str, t: &Targets) -> Vec<String> {
+    let mut docs: Vec<(usize, &str)> = Vec::new();
+    for doc in [COMPAT, DEFECTS] {
+        docs.extend(line.match_indices(doc).map(|(i, _)| (i, doc)));
+    }
+    let rfc = line
+        .match_indices("RFC ")
+        .filter(|(i, m)| line[i + m.len()..].starts_with(|c: char| c.is_ascii_digit()));
+    docs.extend(rfc.map(|(i, _)| (i, "RFC")));
+    docs.sort();
+    let mut bad = Vec::new();
+    for (i, _) in line.match_indices(SECTION) {
+        let number = section_number(&line[i + SECTION.len_utf8()..]);
+        match docs.iter().rev().find(|(at, _)| *at < i).map(|(_, d)| *d) {
+            Some("RFC") => {}
+            Some(COMPAT) if t.sections.contains(number) => {}
+            Some(COMPAT) => bad.push(format!("{COMPAT} has no section {SECTION}{number:?}")),
+            Some(_) => bad.push(format!(
+                "{DEFECTS} rows are cited as #N, not with {SECTION}"
+            )),
+            None => bad.push(format!("{SECTION}{number} names no document")),
+        }
+    }
+    for (i, _) in line.match_indices(DEFECTS) {
+        for n in defect_numbers(&line[i + DEFECTS.len()..]) {
+            if !n.is_some_and(|n| t.defects.contains(&n)) {
+                bad.push(format!("{DEFECTS} has no row #{}", n.unwrap_or(0)));
+            }
+        }
+    }
+    bad
+}
+
+fn citation_targets(problems: &mut Vec<String>) -> Targets {
+    let read =
+        |name: &str| std::fs::read_to_string(repo().join("include-docs").join(name)).unwrap();
+    let sections = numbered_headings(&read(COMPAT), problems);
+    let defects = defect_rows(&read(DEFECTS), problems);
+    Targets { sections, defects }
+}
+
+/// Every section sign in the sources, tests, tools, fuzz targets and build.rs names a
+/// heading of include-docs/COMPATIBILITY.md (or an RFC), and every `#N` after `DEFECTS.md`
+/// a row of include-docs/DEFECTS.md: a maintainer who clones the repository can follow them
+/// all.
+#[test]
+fn every_citation_points_into_the_repository() {
+    let mut problems = Vec::new();
+    let t = citation_targets(&mut problems);
+    assert!(
+        t.sections.contains("5.3") && t.sections.contains("12"),
+        "{:?}",
+        t.sections
+    );
+    let last = t.defects.last().copied().unwrap_or(0);
+    assert!(
+        last >= 37 && t.defects.len() == last as usize,
+        "rows {:?}",
+        t.defects
+    );
+    let mut files = Vec::new();
+    for tree in CITING {
+        text_files(&repo().join(tree), &mut files);
+    }
+    let mut cited = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
+            cited += line.matches(SECTION).count() + line.matches(DEFECTS).count();
+            for why in bad_citations(line, &t) {
+                let rel = file.strip_prefix(repo()).unwrap().display();
+                problems.push(format!("{rel}:{}: {why}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        cited > 40,
+        "only {cited} citations found: is the scan broken?"
+    );
+    assert!(
+        problems.is_empty(),
+        "citations that point nowhere:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_citation_checker_sees_bad_citations() {
+    // `$` stands for the section sign, `@C` and `@D` for the two documents.
+    let cite = |s: &str| {
+        s.replace('$', &SECTION.to_string())
+            .replace("@C", COMPAT)
+            .replace("@D", DEFECTS)
+    };
+    let t = Targets {
+        sections: ["5", "5.3", "12"].iter().map(|s| s.to_string()).collect(),
+        defects: (1..=3).collect(),
+    };
+    for good in [
+        "(@C $5.3)",
+        "@C $5.3, also $12.",
+        "@D #2, #3",
+        "(@C $5, with @D #1/#2 and #3 fixed)",
+        "RFC 9112 $2, $3.2.2",
+        "@D maps every defect to its test",
+        "nothing cited here #99",
+    ] {
+        assert_eq!(
+            bad_citations(&cite(good), &t),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "reference $5.3",
+        "(the original's defect $12 #5)",
+        "@C $5.4",
+        "@C $12.7",
+        "@C $",
+        "@D #4",
+        "@D #1, #9",
+        "@D $3",
+        "@D #x",
+        "RFC 1 $1, @D #1 then $5",
+    ] {
+        assert!(!bad_citations(&cite(bad), &t).is_empty(), "{bad}");
+    }
+    let mut problems = Vec::new();
+    let doc = "<a id=\"s1\"></a>\n## 1. A\n### 1.1 B\n<a id=\"s2\"></a>\n## 2. C";
+    let found = numbered_headings(doc, &mut problems);
+    assert_eq!(
+        found,
+        ["1", "1.1", "2"].iter().map(|s| s.to_string()).collect()
+    );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let rows = defect_rows(
+        "| # | x |\n|---|\n| <a id=\"d1\"></a>1 | a |\n| 2 | b |",
+        &mut problems,
+    );
+    assert_eq!(rows, [1, 2].into_iter().collect());
+    assert_eq!(problems.len(), 2, "{problems:?}");
 }

@@ -5,12 +5,14 @@
 # /opt in a private mount namespace, so the built-in CERT_PATH /opt/var/cache/pixelserv
 # is the scratch root's: HTTP GIF and an HTTPS first visit verified against the CA made
 # there. Then it runs postinst again (an upgrade) and starts once more: the CA must be the
-# same bytes. Needs root (unshare -m, mount --bind).
+# same bytes. The binary must be a static one of the feed's CPU (readelf -h). armv7-2.6
+# runs under qemu-arm -r 2.6.36 (uname says that kernel). Needs root (unshare -m,
+# mount --bind).
 #
-#   xc/ipk-test.sh dist/pixelserv-tls_*_{armv7-3.2,aarch64-3.10,mipsel-3.4}.ipk
+#   xc/ipk-test.sh dist/pixelserv-tls_*_{armv7-2.6,armv7-3.2,aarch64-3.10,mipsel-3.4,mips-3.4,x64-3.2}.ipk
 set -u
 cd "$(dirname "$0")/.." || exit 1
-die() { echo "FAIL: $*" >&2; exit 1; }
+. xc/ipk-lib.sh
 [ $# -gt 0 ] || { echo "usage: $0 IPK..." >&2; exit 2; }
 
 root=""
@@ -19,29 +21,12 @@ trap 'exit 1' INT TERM
 
 for ipk in "$@"; do
 	echo "== $ipk"
-	[ -s "$ipk" ] || die "no $ipk"
 	root=$(mktemp -d) || die "mktemp"
-	pkgdir=$root/.ipk
-	mkdir -p "$pkgdir/control" || die "mkdir"
-	tar -xzf "$ipk" -C "$pkgdir" || die "$ipk is not a gzipped tar"
-	members=$(tar -tzf "$ipk" | tr '\n' ' ')
-	[ "$members" = "./debian-binary ./data.tar.gz ./control.tar.gz " ] ||
-		die "members: $members"
-	[ "$(cat "$pkgdir/debian-binary")" = 2.0 ] || die "debian-binary"
-	tar -xzf "$pkgdir/control.tar.gz" -C "$pkgdir/control" || die "control.tar.gz"
-	tar -xzf "$pkgdir/data.tar.gz" -C "$root" || die "data.tar.gz"
-
-	field() { sed -n "s/^$1: //p" "$pkgdir/control/control"; }
-	arch=$(field Architecture)
-	case ${ipk##*/} in *"_$arch.ipk") ;; *) die "Architecture $arch does not match the file name" ;; esac
-	[ "$(field Package)" = pixelserv-tls ] || die "Package: $(field Package)"
-	case $arch in
-	armv7-3.2) qemu="qemu-arm -cpu cortex-a9" ;;
-	aarch64-3.10) qemu="qemu-aarch64" ;;
-	mipsel-3.4) qemu="qemu-mipsel -cpu 24Kc" ;;
-	*) die "unknown Architecture $arch" ;;
-	esac
+	unpack_ipk "$ipk" "$root"
+	check_arch "$ipk"
+	cpu_of "$arch"
 	echo "control: Package pixelserv-tls, Version $(field Version), Architecture $arch"
+	check_elf "$root/opt/bin/pixelserv-tls"
 	for f in opt/bin/pixelserv-tls opt/etc/init.d/S80pixelserv-tls; do
 		[ -x "$root/$f" ] || die "no executable ./$f"
 	done
@@ -53,19 +38,31 @@ for ipk in "$@"; do
 	certs=$root/opt/var/cache/pixelserv
 	PKG_ROOT=$root sh "$pkgdir/control/postinst" >/dev/null || die "postinst"
 	[ -d "$certs" ] || die "postinst made no $certs"
+	grep -q '^ARGS="-z /opt/var/cache/pixelserv ' "$root/opt/etc/init.d/S80pixelserv-tls" ||
+		die "the init script does not give -z /opt/var/cache/pixelserv"
+	# The router binaries have Entware's CERT_PATH built in; x64-3.2 has the x86-64 binary,
+	# whose default is /var/cache/pixelserv, and is started with the init script's -z.
+	z=""
 	# shellcheck disable=SC2086 # $qemu is a command prefix
 	help=$($qemu "$root/opt/bin/pixelserv-tls" -h 2>&1)
-	echo "$help" | grep -q 'CERT_PATH.*default: /opt/var/cache/pixelserv)' ||
-		die "-h does not show /opt/var/cache/pixelserv: $help"
-	echo "ok   -h shows the default CERT_PATH /opt/var/cache/pixelserv"
+	if [ "$arch" = x64-3.2 ]; then
+		z=/opt/var/cache/pixelserv
+		echo "ok   the init script gives -z $z (the x86-64 binary's default is another)"
+	else
+		echo "$help" | grep -q 'CERT_PATH.*default: /opt/var/cache/pixelserv)' ||
+			die "-h does not show /opt/var/cache/pixelserv: $help"
+		echo "ok   -h shows the default CERT_PATH /opt/var/cache/pixelserv"
+	fi
 
 	inroot="unshare -m --propagation private xc/in-root.sh $root"
-	sh .ci/static-check.sh --no-build --run "$inroot $qemu" --default-certs "$certs" \
-		"$root/opt/bin/pixelserv-tls" || die "first start from the scratch root"
+	start() {
+		sh .ci/static-check.sh --no-build --run "$inroot $qemu" --default-certs "$certs" \
+			${z:+--cert-path "$z"} "$root/opt/bin/pixelserv-tls"
+	}
+	start || die "first start from the scratch root"
 	sums=$(cd "$certs" && sha256sum ca.crt ca.key) || die "no CA in $certs"
 	PKG_ROOT=$root sh "$pkgdir/control/postinst" >/dev/null || die "postinst (upgrade)"
-	sh .ci/static-check.sh --no-build --run "$inroot $qemu" --default-certs "$certs" \
-		"$root/opt/bin/pixelserv-tls" >/dev/null || die "second start from the scratch root"
+	start >/dev/null || die "second start from the scratch root"
 	[ "$(cd "$certs" && sha256sum ca.crt ca.key)" = "$sums" ] || die "the CA changed"
 	echo "ok   postinst again and a second start keep the CA"
 	rm -rf "$root"

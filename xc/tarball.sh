@@ -18,7 +18,7 @@ install -d "$d/init"
 install -m 0755 "$bin" "$d/pixelserv-tls"
 install -m 0644 include-docs/pixelserv-tls.1 LICENSE README.md "$d/"
 install -m 0755 include-docs/init/S80pixelserv-tls include-docs/init/openwrt-pixelserv-tls "$d/init/"
-install -m 0644 include-docs/init/pixelserv-tls.service "$d/init/"
+install -m 0644 include-docs/init/pixelserv-tls.service include-docs/init/openwrt-pixelserv-tls.config "$d/init/"
 mkdir -p "$out"
 (cd "$work" && tar --format=gnu --sort=name --owner=0 --group=0 --numeric-owner \
 	--mtime="@$SOURCE_DATE_EPOCH" -cf - "$name") | gzip -9n > "$out/$name.tar.gz"

@@ -9,6 +9,7 @@ use pixelserv::http::dispatch::{dispatch, Reply, Settings};
 use pixelserv::http::limits;
 use pixelserv::http::parser::{self, BodyFraming, Head};
 use pixelserv::http::service::{self, Request, Site};
+use pixelserv::http::setup::SetupPage;
 use pixelserv::stats::{Gauges, Snapshot, Stats};
 
 const CA_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
@@ -23,6 +24,27 @@ fn site(variant: bool) -> Site {
         },
         ca_pem: CA_PEM.to_vec(),
         version: "pixelserv-tls fuzz".into(),
+        setup: SetupPage::with_ca_details("Pixelserv CA <fuzz>", "AB:CD", 443, &hosts()),
+    }
+}
+
+fn hosts() -> Vec<String> {
+    vec!["setup.lan".into(), "192.168.1.2".into()]
+}
+
+/// The address every fuzzed request arrived at: Host 127.0.0.1 at `/` is the setup page.
+fn local() -> Option<std::net::IpAddr> {
+    Some(std::net::Ipv4Addr::LOCALHOST.into())
+}
+
+fn request<'a>(head: &'a Head<'a>, admin: bool) -> Request<'a> {
+    Request {
+        head,
+        admin,
+        tls: None,
+        peer: std::net::Ipv4Addr::LOCALHOST.into(),
+        early_data: false,
+        local: &local,
     }
 }
 
@@ -33,14 +55,7 @@ fn render(head: &Head, admin: bool, reply: &Reply, site: &Site, out: &mut Vec<u8
         stats: &stats,
         gauges: Gauges::default(),
     };
-    let req = Request {
-        head,
-        admin,
-        tls: None,
-        peer: std::net::Ipv4Addr::LOCALHOST.into(),
-        early_data: false,
-    };
-    service::render(&req, reply, site, Some(&snapshot), out);
+    service::render(&request(head, admin), reply, site, Some(&snapshot), out);
 }
 
 /// (head without its empty line, body); panics unless the response is well-formed: CRLF
@@ -97,6 +112,13 @@ fuzz_target!(|data: &[u8]| {
         for variant in [false, true] {
             let site = site(variant);
             let decision = dispatch(&head, admin, &site.settings);
+            // What the service answers: the same, or the setup page instead of an empty `/`.
+            let served = request(&head, admin).decide(&site);
+            if served.reply == Reply::Setup {
+                assert_eq!(decision.reply, Reply::Text);
+            } else {
+                assert!(served.reply == decision.reply || decision.reply != Reply::Text);
+            }
             if let Reply::SetLogLevel(n) = decision.reply {
                 assert!(admin && n <= 5 && decision.counter.is_none());
             } else {
@@ -114,12 +136,14 @@ fuzz_target!(|data: &[u8]| {
                     method: b"HEAD",
                     ..as_get.clone()
                 };
-                let mut get = Vec::new();
-                render(&as_get, admin, &decision.reply, &site, &mut get);
-                let (get_head, _) = check(&get);
-                let mut only = Vec::new();
-                render(&as_head, admin, &decision.reply, &site, &mut only);
-                assert_eq!(&only[..], &get[..get_head.len() + 4]);
+                for reply in [&decision.reply, &served.reply] {
+                    let mut get = Vec::new();
+                    render(&as_get, admin, reply, &site, &mut get);
+                    let (get_head, _) = check(&get);
+                    let mut only = Vec::new();
+                    render(&as_head, admin, reply, &site, &mut only);
+                    assert_eq!(&only[..], &get[..get_head.len() + 4]);
+                }
             }
         }
     }

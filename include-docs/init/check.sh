@@ -63,26 +63,45 @@ grep -E '^ExecStart(Pre)?=' "$here/$unit" | while IFS='=' read -r key cmd; do
 	fi
 done || fail=1
 
-# OpenWrt: run start_service with procd stubbed; its --check must pass, and the command it
-# hands procd must be accepted too.
-out=$(
-	procd_open_instance() { :; }
-	procd_close_instance() { :; }
-	procd_set_param() {
-		[ "$1" = command ] || return 0
-		shift 2
-		"$bin" --check "$@" >/dev/null
-		echo "command checked: $?"
-	}
-	# shellcheck disable=SC1091
-	. "$here/openwrt-pixelserv-tls"
-	PROG=$bin CERT_PATH=$tmp/openwrt LISTEN=127.0.0.1
-	start_service 2>&1
-	echo "start_service: $?"
-)
+# OpenWrt: start_service with procd stubbed and its UCI file (the packaged defaults, enabled,
+# with scratch directories and 127.0.0.1) read by the stand-in of OpenWrt's functions.sh
+# (xc/openwrt/); its --check must pass, and the command it hands procd must be accepted too.
+# A broken setting is refused with the reason.
+mkdir "$tmp/uci"
+openwrt() { # SED-SCRIPT: start_service's output with the UCI file changed by it
+	sed -e "s|option enabled .*|option enabled '1'|" \
+		-e "s|option listen .*|option listen '127.0.0.1'|" \
+		-e "s|option ca_dir .*|option ca_dir '$tmp/openwrt-ca'|" \
+		-e "s|option leaf_dir .*|option leaf_dir '$tmp/openwrt-leaves'|" -e "$1" \
+		"$here/openwrt-pixelserv-tls.config" > "$tmp/uci/pixelserv-tls"
+	(
+		procd_open_instance() { :; }
+		procd_close_instance() { :; }
+		procd_set_param() {
+			[ "$1" = command ] || return 0
+			shift 2
+			"$bin" --check "$@" >/dev/null
+			echo "command checked: $?"
+		}
+		# shellcheck disable=SC1091
+		. "$here/../../xc/openwrt/functions.sh"
+		# shellcheck disable=SC1091
+		. "$here/openwrt-pixelserv-tls"
+		PROG=$bin UCI_CONFIG_DIR=$tmp/uci
+		start_service 2>&1
+		echo "start_service: $?"
+	)
+}
+out=$(openwrt "")
 case "$out" in
 *"command checked: 0"*"start_service: 0"*) ok "openwrt-pixelserv-tls start_service" ;;
 *) printf '%s\n' "$out"; bad "openwrt-pixelserv-tls start_service" ;;
+esac
+out=$(openwrt "s|option http_port .*|option http_port '0'|")
+case "$out" in
+*"command checked"*) printf '%s\n' "$out"; bad "openwrt-pixelserv-tls started a broken configuration" ;;
+*"option -p"*"start_service: 1") ok "openwrt-pixelserv-tls refuses a broken configuration" ;;
+*) printf '%s\n' "$out"; bad "openwrt-pixelserv-tls broken configuration" ;;
 esac
 
 # Entware: the script with rc.func stubbed and the binary on PATH; a good configuration

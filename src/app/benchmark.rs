@@ -1,4 +1,4 @@
-//! `-B [CERT_FILE]`: times certificate generation and loading, then exits (reference §7.9).
+//! `-B [CERT_FILE]`: times certificate generation and loading, then exits (COMPATIBILITY.md §7.9).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,6 @@ use crate::config::Config;
 use crate::sys::files::{Dir, Owners};
 use crate::sys::process;
 use crate::tls::ca::{self, Access};
-use crate::tls::certs::Certs;
 use crate::tls::disk::DiskBudget;
 use crate::tls::names::CertName;
 use crate::tls::workers::Maker;
@@ -48,8 +47,7 @@ pub fn run(cfg: &Config, dir: &Path, file: Option<&str>) -> i32 {
     }
     println!("CERT_FILE: {name}");
     let disk = Arc::new(Mutex::new(DiskBudget::new(cfg.cert_files.max(1), &[])));
-    let certs = Arc::new(Mutex::new(Certs::new(1)));
-    let maker = Maker::new(Arc::new(opened), owners, ca, cfg.leaf_key, disk, certs);
+    let maker = Maker::new(Arc::new(opened), owners, ca, cfg.leaf_key, disk, 1);
     let (mut gen_total, mut load_total) = (0.0, 0.0);
     for round in 1..=ROUNDS {
         let Some(gen_ms) = time_ms(|| maker.generate(&cert_name).map(|_| ())) else {

@@ -1,5 +1,5 @@
-//! CERT_PATH for the `-u` user. Certificates are written after the privilege drop, so the
-//! user must be able to write the directory. Checked before the drop (and by `--check`);
+//! CERT_PATH (or `--leaf-dir`) for the `-u` user. Certificates are written after the
+//! privilege drop, so the user must be able to write the directory. Checked before the drop (and by `--check`);
 //! a root-owned directory that holds nothing but pixelserv's files is given to the user
 //! (fchown on the opened directory), any other is left alone and the problem named.
 
@@ -23,19 +23,19 @@ pub enum Verdict {
 pub fn who(user: Option<&User>) -> String {
     match user.filter(|u| u.uid != 0) {
         Some(u) => format!("user {}", u.name),
-        // SAFETY: geteuid never fails.
-        None => format!("uid {}", unsafe { libc::geteuid() }),
+        None => format!("uid {}", process::euid()),
     }
 }
 
-/// Whether the server, once it runs as `user`, can write `dir`. No side effects.
-pub fn verdict(dir: &Path, user: Option<&User>) -> Verdict {
+/// Whether the server, once it runs as `user`, can write `dir` (`what`: "CERT_PATH" or
+/// "--leaf-dir", for the messages). No side effects.
+pub fn verdict(what: &str, dir: &Path, user: Option<&User>) -> Verdict {
     let e = match process::access_as(user, dir, libc::W_OK | libc::X_OK) {
         Ok(()) => return Verdict::Writable,
         Err(e) => e,
     };
     let why = format!(
-        "CERT_PATH {} is not writable by {}: {}",
+        "{what} {} is not writable by {}: {}",
         dir.display(),
         who(user),
         e

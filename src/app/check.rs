@@ -47,7 +47,13 @@ pub fn run(cfg: &Config, user: Option<&User>) -> i32 {
         }
         None => true,
     };
-    if let Some(line) = report.result(cert_path(&cfg.cert_path, user, can_sign)) {
+    if cfg.separate_leaf_dir() {
+        if let Some(line) = report.result(ca_dir(&cfg.cert_path)) {
+            report.ok(&line);
+        }
+    }
+    let (what, _) = super::leaf_dir_names(cfg);
+    if let Some(line) = report.result(cert_path(what, cfg.leaf_path(), user, can_sign)) {
         report.ok(&line);
     }
     if let Some(line) = report.result(psl(cfg, user)) {
@@ -149,18 +155,37 @@ fn exists(path: &Path) -> bool {
     !matches!(path.symlink_metadata(), Err(e) if e.kind() == io::ErrorKind::NotFound)
 }
 
-fn cert_path(dir: &Path, user: Option<&User>, can_sign: bool) -> Result<String, String> {
+/// A CERT_PATH of its own (with --leaf-dir): only root reads and writes it, before the drop.
+fn ca_dir(dir: &Path) -> Result<String, String> {
+    match dir.metadata() {
+        Ok(meta) if meta.is_dir() => Ok(format!(
+            "CERT_PATH {} holds the CA; certificates go to --leaf-dir",
+            dir.display()
+        )),
+        Ok(_) => Err(format!("CERT_PATH {} is not a directory", dir.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => creatable("CERT_PATH", dir, None),
+        Err(e) => Err(format!("CERT_PATH {}: {e}", dir.display())),
+    }
+}
+
+/// The directory certificates are written to (`what`: CERT_PATH or --leaf-dir).
+fn cert_path(
+    what: &str,
+    dir: &Path,
+    user: Option<&User>,
+    can_sign: bool,
+) -> Result<String, String> {
     match dir.metadata() {
         Ok(meta) if !meta.is_dir() => {
-            return Err(format!("CERT_PATH {} is not a directory", dir.display()))
+            return Err(format!("{what} {} is not a directory", dir.display()))
         }
         Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return creatable(dir, user),
-        Err(e) => return Err(format!("CERT_PATH {}: {e}", dir.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return creatable(what, dir, user),
+        Err(e) => return Err(format!("{what} {}: {e}", dir.display())),
     }
-    match cert_dir::verdict(dir, user) {
+    match cert_dir::verdict(what, dir, user) {
         Verdict::Writable => Ok(format!(
-            "CERT_PATH {} is writable by {}",
+            "{what} {} is writable by {}",
             dir.display(),
             cert_dir::who(user)
         )),
@@ -172,8 +197,9 @@ fn cert_path(dir: &Path, user: Option<&User>, can_sign: bool) -> Result<String, 
     }
 }
 
-/// A missing CERT_PATH is made at startup (before the drop, then given to the user).
-fn creatable(dir: &Path, user: Option<&User>) -> Result<String, String> {
+/// A missing CERT_PATH (or --leaf-dir: `what`) is made at startup (before the drop, then
+/// given to the user).
+fn creatable(what: &str, dir: &Path, user: Option<&User>) -> Result<String, String> {
     let parent = dir
         .ancestors()
         .skip(1)
@@ -181,14 +207,14 @@ fn creatable(dir: &Path, user: Option<&User>) -> Result<String, String> {
         .unwrap_or(Path::new("/"));
     if !parent.is_dir() {
         return Err(format!(
-            "CERT_PATH {} cannot be created: {} is not a directory",
+            "{what} {} cannot be created: {} is not a directory",
             dir.display(),
             parent.display()
         ));
     }
     process::access_as(None, parent, libc::W_OK | libc::X_OK).map_err(|e| {
         format!(
-            "CERT_PATH {} cannot be created in {}: {e}",
+            "{what} {} cannot be created in {}: {e}",
             dir.display(),
             parent.display()
         )
@@ -197,7 +223,7 @@ fn creatable(dir: &Path, user: Option<&User>) -> Result<String, String> {
     if let Some(u) = user.filter(|u| u.uid != 0) {
         process::access_as(Some(u), parent, libc::X_OK).map_err(|e| {
             format!(
-                "CERT_PATH {} would not be reachable by user {}: {}: {e}",
+                "{what} {} would not be reachable by user {}: {}: {e}",
                 dir.display(),
                 u.name,
                 parent.display()
@@ -205,7 +231,7 @@ fn creatable(dir: &Path, user: Option<&User>) -> Result<String, String> {
         })?;
     }
     Ok(format!(
-        "CERT_PATH {} does not exist yet; it will be created for {}",
+        "{what} {} does not exist yet; it will be created for {}",
         dir.display(),
         cert_dir::who(user)
     ))

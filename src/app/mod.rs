@@ -1,50 +1,48 @@
 //! Process lifecycle: the startup phases in the order they run (command line, daemon,
-//! logging, CERT_PATH and the CA, the TLS context, listeners, privilege drop, workers), then
-//! the event loop until a signal ends it. In daemon mode the parent waits until all of that
-//! has succeeded or failed (`sys::daemon`).
+//! logging, CERT_PATH and the CA, listeners, privilege drop, the TLS context), then the
+//! monitor, which starts the signer and network processes and watches them until a signal
+//! ends it. In daemon mode the parent waits until all of that has succeeded or failed
+//! (`sys::daemon`).
 
 mod benchmark;
 mod cert_dir;
 mod check;
-mod chores;
 mod listen;
+mod monitor;
+mod signer;
 
 use std::io::Write;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mio::{Poll, Waker};
 use openssl::ssl::SslContext;
 
 use self::cert_dir::Verdict;
-use self::chores::FileChores;
+use self::monitor::{Monitor, NetworkParts};
 use crate::config::{self, Config, LogTo, Parsed};
 use crate::http::dispatch::Settings;
 use crate::http::service::Site;
+use crate::http::setup::SetupPage;
 use crate::log::{self, CRITICAL, ERROR, NOTICE, WARNING};
 use crate::plog;
 use crate::server::conn::Timeouts;
-use crate::server::{Listener, Options, Server, Tls, WAKER};
+use crate::server::Options;
+use crate::sys::children::{self, Fork};
 use crate::sys::daemon::{self, Forked, Reporter};
 use crate::sys::files::{Dir, Owners};
+use crate::sys::packets;
 use crate::sys::process::{self, User};
 use crate::sys::signals::SignalFd;
-use crate::tls::ca::{self, Access, Ca, CaStatus};
+use crate::tls::ca::{self, Access, Ca, CaStatus, KeyFiles};
 use crate::tls::certs::Certs;
 use crate::tls::context;
 use crate::tls::context::TICKET_KEYS_LEN;
-use crate::tls::disk::DiskBudget;
-use crate::tls::names::CertName;
-use crate::tls::pending::Pending;
-use crate::tls::prefetch;
 use crate::tls::psl::Psl;
 use crate::tls::store;
-use crate::tls::workers::{Maker, Workers};
 use crate::version;
 
-/// Jobs waiting for a certificate worker before new names are refused (`cqf`).
-const CERT_QUEUE: usize = 4096;
 const PSL_FILE: &str = "public_suffix_list.dat";
 
 /// Runs the program; returns the exit status.
@@ -103,20 +101,28 @@ fn run(mut cfg: Config) -> i32 {
         }
     };
     start_logging(&cfg, reporter.is_some());
-    let (mut server, mut chores) = match start(&cfg, user.as_ref()) {
+    let report_fd = reporter.as_ref().map(Reporter::raw_fd);
+    let (mut monitor, listening) = match start(&cfg, user.as_ref(), report_fd) {
         Ok(started) => started,
         Err(msg) => return fail(reporter, &msg),
     };
-    if let Some(reporter) = reporter {
+    if let Some(r) = &reporter {
+        if let Err(e) = r.detach() {
+            return fail(reporter, &format!("failed to daemonize, exit: {e}"));
+        }
         log::errors_to_stderr(false);
+    }
+    if let Err(msg) = monitor.start_children() {
+        return fail(reporter, &msg);
+    }
+    // Only now: "Listening on" says that the server is ready (scripts and tests wait for it).
+    listen::announce(&listening);
+    if let Some(reporter) = reporter {
         if let Err(e) = reporter.ready() {
             return fail(None, &format!("failed to daemonize, exit: {e}"));
         }
     }
-    match server.run(&mut chores) {
-        Ok(()) => 0,
-        Err(e) => fail(None, &format!("event loop: {e}")),
-    }
+    monitor.run()
 }
 
 /// A fatal error: logged, and shown where whoever started us looks.
@@ -142,14 +148,29 @@ fn start_logging(cfg: &Config, daemon: bool) {
     log::errors_to_stderr(daemon && !to.stderr());
 }
 
-/// Everything that can fail, in order, up to a server ready to run: after this the ports
-/// listen, the privileges are dropped and the certificate workers run.
-fn start(cfg: &Config, user: Option<&User>) -> Result<(Server, FileChores), String> {
+/// Everything that can fail, in order, up to a monitor whose children run: after this
+/// the ports listen, the privileges are dropped, the signer holds the CA key and the
+/// network process serves.
+fn start(
+    cfg: &Config,
+    user: Option<&User>,
+    report_fd: Option<RawFd>,
+) -> Result<(Monitor, Vec<String>), String> {
     let version = announce(cfg);
     raise_fd_limit(cfg);
     // As root, before the drop: CERT_PATH, the CA (ca.key is root's) and the ticket keys.
-    let dir = Arc::new(open_cert_dir(cfg, user)?);
-    let ca = open_ca(cfg, &dir, user)?;
+    // `dir` is where certificates are made: CERT_PATH, or --leaf-dir (the CA stays put, in a
+    // CERT_PATH that is then root's alone).
+    let ca_owner = user.filter(|_| !cfg.separate_leaf_dir());
+    let ca_dir = Arc::new(open_cert_dir("CERT_PATH", &cfg.cert_path, ca_owner)?);
+    let dir = match cfg.separate_leaf_dir() {
+        true => Arc::new(open_cert_dir("--leaf-dir", cfg.leaf_path(), user)?),
+        false => ca_dir.clone(),
+    };
+    let access = ca_access(user);
+    check_ca(cfg, &ca_dir, &dir, user)?;
+    let ca = ca::load_public(&ca_dir, &access)?.ok_or("ca.crt is missing")?;
+    let key_files = Arc::new(KeyFiles::open(&ca_dir)?);
     let ticket_keys = match &cfg.ticket_keys {
         Some(path) => Some(context::read_ticket_keys(path, &root_owners(user))?),
         None => None,
@@ -166,41 +187,71 @@ fn start(cfg: &Config, user: Option<&User>) -> Result<(Server, FileChores), Stri
         settings: settings(cfg),
         ca_pem: ca.pem.clone(),
         version,
+        setup: SetupPage::new(&ca.cert, check_port(cfg), &cfg.setup_hosts),
     };
-    let disk = Arc::new(Mutex::new(disk_budget(cfg, &dir)));
-    let maker = Maker::new(
-        dir.clone(),
-        owners.clone(),
-        ca,
-        cfg.leaf_key,
-        disk.clone(),
-        certs.clone(),
-    );
-    let over = disk.lock().map(|mut d| d.over_budget()).unwrap_or_default();
-    if !over.is_empty() {
-        plog!(
-            NOTICE,
-            "removing {} certificate file(s) over --cert-files {}",
-            over.len(),
-            cfg.cert_files
-        );
-        maker.remove(&over);
-    }
-    load_prefetch(&dir, &owners, &maker, &certs);
-    let parts = Parts {
-        site,
+    let signer = signer::Setup {
+        ca_dir,
+        dir,
+        key_files,
+        ca_access: access,
+        owners,
+        leaf_key: cfg.leaf_key,
+        workers: cfg.cert_workers,
+        cert_files: cfg.cert_files,
+        cache_size: cfg.cert_cache_size,
+    };
+    let network = NetworkParts {
+        listeners,
         ctx,
         certs,
-        disk,
-        maker: Arc::new(maker),
-        dir,
-        signals,
-        listeners,
+        site,
+        options: options(cfg),
     };
-    let started = build_server(cfg, parts)?;
-    // Only now: "Listening on" says that the server is ready (scripts and tests wait for it).
-    listen::announce(&listening);
-    Ok(started)
+    let keys = cfg.ticket_keys.clone();
+    let mut monitor = Monitor::new(signals, network, signer, keys, runtime_owners(None));
+    monitor.close_in_children(report_fd);
+    Ok((monitor, listening))
+}
+
+/// How the CA files are read and written: owned by root or the `-u` user, a new ca.crt
+/// given to the user.
+fn ca_access(user: Option<&User>) -> Access {
+    Access {
+        owners: root_owners(user),
+        crt_owner: user.filter(|u| u.uid != 0).map(|u| (u.uid, u.gid)),
+    }
+}
+
+/// Loads the CA, or creates it, in a child process that then exits: the key is checked
+/// (and reported on) here, but never held by this process, which forks the network process
+/// (SECURITY.md, "Processes").
+fn check_ca(cfg: &Config, dir: &Dir, leaves: &Dir, user: Option<&User>) -> Result<(), String> {
+    let (report, child_end) = packets::pair().map_err(|e| format!("socketpair: {e}"))?;
+    match children::fork().map_err(|e| format!("fork: {e}"))? {
+        Fork::Child => {
+            drop(report);
+            let code = match open_ca(cfg, dir, leaves, user) {
+                Ok(_) => 0,
+                Err(msg) => {
+                    let _ = child_end.send(msg.as_bytes());
+                    1
+                }
+            };
+            children::exit(code)
+        }
+        Fork::Parent(pid) => {
+            drop(child_end);
+            let mut buf = vec![0u8; 4096];
+            let said = report.recv(&mut buf);
+            let ended = children::wait(pid);
+            match (said, ended) {
+                (Ok(Some(n)), _) => Err(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                (_, Ok(children::Ended::Exited(0))) => Ok(()),
+                (_, Ok(how)) => Err(format!("checking the CA failed ({how})")),
+                (_, Err(e)) => Err(format!("checking the CA: {e}")),
+            }
+        }
+    }
 }
 
 /// Who may own the files root reads before the drop: root or the `-u` user.
@@ -219,6 +270,7 @@ fn runtime_owners(user: Option<&User>) -> Owners {
 /// relative `-z` against `/`).
 fn resolve_paths(cfg: &mut Config) {
     cfg.cert_path = absolute(&cfg.cert_path);
+    cfg.leaf_dir = cfg.leaf_dir.as_deref().map(absolute);
     cfg.psl_file = cfg.psl_file.as_deref().map(absolute);
     cfg.ticket_keys = cfg.ticket_keys.as_deref().map(absolute);
 }
@@ -271,16 +323,15 @@ fn raise_fd_limit(cfg: &Config) {
     }
 }
 
-/// CERT_PATH, created if missing (and then given to the `-u` user, on the open directory),
-/// opened once: every file in it is reached through this descriptor.
-fn open_cert_dir(cfg: &Config, user: Option<&User>) -> Result<Dir, String> {
-    let path = &cfg.cert_path;
+/// CERT_PATH or --leaf-dir (`what`), created if missing (and then given to `user`, on the
+/// open directory), opened once: every file in it is reached through this descriptor.
+fn open_cert_dir(what: &str, path: &Path, user: Option<&User>) -> Result<Dir, String> {
     let created = !path.exists();
     if created {
         std::fs::create_dir_all(path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     }
-    let dir = Dir::open(path).map_err(|e| format!("CERT_PATH {}: {e}", path.display()))?;
+    let dir = Dir::open(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
     if let Some(u) = user.filter(|u| created && u.uid != 0) {
         if let Err(e) = dir.chown(u.uid, u.gid) {
             plog!(ERROR, "cannot give {} to {}: {}", path.display(), u.name, e);
@@ -308,17 +359,14 @@ fn open_cert_dir(cfg: &Config, user: Option<&User>) -> Result<Dir, String> {
     Ok(dir)
 }
 
-/// The CA in CERT_PATH, loaded or created.
-fn open_ca(cfg: &Config, dir: &Dir, user: Option<&User>) -> Result<Ca, String> {
-    let access = Access {
-        owners: root_owners(user),
-        // A new ca.crt may be read by the user; ca.key stays root's.
-        crt_owner: user.filter(|u| u.uid != 0).map(|u| (u.uid, u.gid)),
-    };
+/// The CA in CERT_PATH (`dir`), loaded or created; `leaves` is where certificates go.
+fn open_ca(cfg: &Config, dir: &Dir, leaves: &Dir, user: Option<&User>) -> Result<Ca, String> {
+    // A new ca.crt may be read by the user; ca.key stays root's.
+    let access = ca_access(user);
     let found = ca::load_existing(dir, &access).map_err(|e| format!("CA: {e}"))?;
-    // Before a new CA is written into it: a CERT_PATH the user cannot write fails here.
+    // Before a new CA is written: a leaf directory the user cannot write fails here.
     let can_sign = found.as_ref().is_none_or(|(ca, _)| ca.key.is_some());
-    writable_cert_path(dir, user, can_sign)?;
+    writable_cert_path(cfg, leaves, user, can_sign)?;
     let (ca, status) = match found {
         Some(found) => found,
         None => ca::create(dir, cfg.leaf_key, &access).map_err(|e| format!("CA: {e}"))?,
@@ -339,20 +387,27 @@ fn open_ca(cfg: &Config, dir: &Dir, user: Option<&User>) -> Result<Ca, String> {
             ERROR,
             "the CA cannot sign certificates: {}; serving only certificates already in {}",
             why,
-            path.display()
+            leaves.path().display()
         ),
     }
     Ok(ca)
 }
 
-/// CERT_PATH must be writable by the user the server runs as, at least while the CA can
-/// sign (new certificates are saved there). A root-owned directory of pixelserv's own files
-/// is fixed; anything else stops the start with the reason.
-fn writable_cert_path(dir: &Dir, user: Option<&User>, can_sign: bool) -> Result<(), String> {
-    let why = match cert_dir::verdict(dir.path(), user) {
+/// The leaf directory (CERT_PATH or --leaf-dir) must be writable by the user the server runs
+/// as, at least while the CA can sign (new certificates are saved there). A root-owned
+/// directory of pixelserv's own files is fixed; anything else stops the start with the reason.
+fn writable_cert_path(
+    cfg: &Config,
+    dir: &Dir,
+    user: Option<&User>,
+    can_sign: bool,
+) -> Result<(), String> {
+    let (what, option) = leaf_dir_names(cfg);
+    let writable = || matches!(cert_dir::verdict(what, dir.path(), user), Verdict::Writable);
+    let why = match cert_dir::verdict(what, dir.path(), user) {
         Verdict::Writable => return Ok(()),
         Verdict::Fixable(why) => match user.map(|u| cert_dir::give_to(dir, u)) {
-            Some(Ok(done)) if matches!(cert_dir::verdict(dir.path(), user), Verdict::Writable) => {
+            Some(Ok(done)) if writable() => {
                 plog!(ERROR, "{}: {}", why, done);
                 return Ok(());
             }
@@ -364,20 +419,19 @@ fn writable_cert_path(dir: &Dir, user: Option<&User>, can_sign: bool) -> Result<
     };
     if can_sign {
         return Err(format!(
-            "{why}: new certificates could not be saved; fix the directory or choose another -z"
+            "{why}: new certificates could not be saved; fix the directory or choose another {option}"
         ));
     }
     plog!(ERROR, "{}: the prefetch list will not be saved", why);
     Ok(())
 }
 
-/// The index of the certificate files in CERT_PATH (startup: the loop never lists it).
-fn disk_budget(cfg: &Config, dir: &Dir) -> DiskBudget {
-    let entries = dir.entries().unwrap_or_else(|e| {
-        plog!(ERROR, "cannot list {}: {}", dir.path().display(), e);
-        Vec::new()
-    });
-    DiskBudget::new(cfg.cert_files, &entries)
+/// The leaf directory's name in messages, and the option that chooses it.
+pub(super) fn leaf_dir_names(cfg: &Config) -> (&'static str, &'static str) {
+    match cfg.separate_leaf_dir() {
+        true => ("--leaf-dir", "--leaf-dir"),
+        false => ("CERT_PATH", "-z"),
+    }
 }
 
 /// The server's TLS context: the CA chain, the PSL the ClientHello callback names
@@ -430,53 +484,20 @@ fn load_psl(cfg: &Config, owners: &Owners) -> Psl {
     }
 }
 
-/// Startup, before the loop: certificates listed in `prefetch` go into the cache.
-fn load_prefetch(dir: &Dir, owners: &Owners, maker: &Maker, certs: &Mutex<Certs>) {
-    let file = dir.path().join(prefetch::FILE_NAME);
-    let names = match prefetch::read(dir, owners) {
-        Ok(Some(n)) => n,
-        Ok(None) => {
-            plog!(
-                WARNING,
-                "sslctx_tbl_load: {} doesn't exist.",
-                file.display()
-            );
-            return;
-        }
-        Err(e) => {
-            plog!(ERROR, "cannot use {}: {}", file.display(), e);
-            return;
-        }
-    };
-    let mut certs = certs.lock().unwrap_or_else(|e| e.into_inner());
-    let capacity = certs.capacity();
-    for name in names {
-        if certs.len() >= capacity {
-            break;
-        }
-        let Ok(name) = CertName::from_file_name(&name) else {
-            plog!(
-                WARNING,
-                "prefetch: ignoring invalid name {}",
-                log::escape_capped(name.as_bytes())
-            );
-            continue;
-        };
-        // Missing, expiring, corrupt or foreign certificates are made on first use instead.
-        if let Ok(Some(leaf)) = maker.load(name.file_name()) {
-            certs.insert(name.file_name().to_string(), leaf);
-            plog!(NOTICE, "sslctx_tbl_load: {}", name.file_name());
-        }
-    }
-    certs.forget_loads();
-}
-
 fn drop_privileges(user: Option<&User>) -> Result<(), String> {
     match user {
         Some(u) if u.uid != 0 => process::drop_privileges(u)
             .map_err(|e| format!("cannot switch to user \"{}\": {}", u.name, e)),
         _ => Ok(()),
     }
+}
+
+/// The HTTPS port the setup page's live check connects to: the first that is not `-A`'s.
+fn check_port(cfg: &Config) -> u16 {
+    cfg.ports
+        .iter()
+        .find(|p| p.tls && !p.admin)
+        .map_or(443, |p| p.port)
 }
 
 fn settings(cfg: &Config) -> Settings {
@@ -500,44 +521,4 @@ fn options(cfg: &Config) -> Options {
         admin_restricted: cfg.admin_port.is_some(),
         max_conns: cfg.max_conns,
     }
-}
-
-/// What the loop is built from.
-struct Parts {
-    site: Site,
-    ctx: SslContext,
-    certs: Arc<Mutex<Certs>>,
-    disk: Arc<Mutex<DiskBudget>>,
-    maker: Arc<Maker>,
-    dir: Arc<Dir>,
-    signals: SignalFd,
-    listeners: Vec<Listener>,
-}
-
-/// The last phase: certificate workers and the loop around the listeners, with the file
-/// work signals ask for.
-fn build_server(cfg: &Config, p: Parts) -> Result<(Server, FileChores), String> {
-    let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
-    let workers = Workers::start(cfg.cert_workers, CERT_QUEUE, p.maker, waker.clone())
-        .map_err(|e| format!("workers: {e}"))?;
-    let (keys_tx, ticket_keys) = mpsc::channel();
-    let tls = Tls {
-        ctx: p.ctx,
-        certs: p.certs,
-        workers,
-        ticket_keys,
-        pending: Pending::default(),
-        disk: p.disk,
-    };
-    let server = Server::new(poll, p.listeners, p.signals, tls, p.site, options(cfg))
-        .map_err(|e| format!("event loop: {e}"))?;
-    let chores = FileChores {
-        dir: p.dir,
-        ticket_keys: cfg.ticket_keys.clone(),
-        owners: runtime_owners(None),
-        keys_tx,
-        waker,
-    };
-    Ok((server, chores))
 }

@@ -1,4 +1,4 @@
-//! The original's null-content bodies, byte for byte (reference §5.5).
+//! The original's null-content bodies, byte for byte (COMPATIBILITY.md §5.5).
 
 pub const GIF: &[u8] = include_bytes!("../../include-docs/assets/pixel.gif");
 pub const PNG: &[u8] = include_bytes!("../../include-docs/assets/pixel.png");

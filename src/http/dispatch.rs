@@ -1,6 +1,6 @@
-//! Request classification: the original's dispatch rules (reference §5.3, in order) with
-//! exact method names, HEAD served like GET, absolute-form targets, and no crash on paths
-//! made only of `?#;=` (§12.5).
+//! Request classification: the original's dispatch rules (COMPATIBILITY.md §5.3, in order)
+//! with exact method names, HEAD served like GET, absolute-form targets, and no crash on paths
+//! made only of `?#;=` (DEFECTS.md #5).
 
 use std::borrow::Cow;
 
@@ -39,6 +39,9 @@ pub enum Reply {
     Stats(StatsPage),
     /// Admin `/log=N`: set the log level, then answer like `Text`.
     SetLogLevel(u8),
+    /// The setup page (`http::setup`): `service` turns a `Text` for `/` at the server's own
+    /// address into this; `dispatch` never answers it.
+    Setup,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,17 +88,17 @@ const AD_IMAGE_PREFIXES: [&[u8]; 4] = [
 
 pub fn dispatch(head: &Head, admin_allowed: bool, settings: &Settings) -> Decision {
     match head.method {
-        b"OPTIONS" => decide(Reply::Options, Counter::Opt),
-        b"POST" => decide(Reply::Text, Counter::Pst),
+        b"OPTIONS" => decide(Reply::Options, Counter::Options),
+        b"POST" => decide(Reply::Text, Counter::Post),
         b"GET" => get(head, admin_allowed, settings),
         b"HEAD" => {
             let d = get(head, admin_allowed, settings);
             Decision {
-                counter: d.counter.map(|_| Counter::Hed),
+                counter: d.counter.map(|_| Counter::Head),
                 ..d
             }
         }
-        _ => decide(Reply::NotImplemented, Counter::Bad),
+        _ => decide(Reply::NotImplemented, Counter::BadRequest),
     }
 }
 
@@ -103,7 +106,7 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
     // asterisk-form means "the server itself" and is only defined for OPTIONS; a GET of it
     // names no resource, which is what the original counted as "empty URL".
     if head.target == b"*" {
-        return decide(Reply::Text, Counter::Nou);
+        return decide(Reply::Text, Counter::EmptyUrl);
     }
     let path = origin_form(head.target);
     let path: &[u8] = &path;
@@ -118,35 +121,39 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
                     reply: Reply::SetLogLevel(n as u8),
                     counter: None,
                 },
-                _ => decide(Reply::Text, Counter::Bad),
+                _ => decide(Reply::Text, Counter::BadRequest),
             };
         }
     }
     if path.starts_with(b"/ca.crt") {
-        return decide(Reply::CaCert, Counter::Txt);
+        return decide(Reply::CaCert, Counter::Script);
     }
     if admin {
         let stats = [
             (
                 settings.stats_html_url.as_bytes(),
                 Reply::Stats(StatsPage::Html),
-                Counter::Sta,
+                Counter::StatsHtml,
             ),
             (
                 settings.stats_text_url.as_bytes(),
                 Reply::Stats(StatsPage::Text),
-                Counter::Stt,
+                Counter::StatsText,
             ),
             (
                 b"/servstats.json",
                 Reply::Stats(StatsPage::Json),
-                Counter::Stt,
+                Counter::StatsText,
             ),
-            (b"/metrics", Reply::Stats(StatsPage::Metrics), Counter::Stt),
+            (
+                b"/metrics",
+                Reply::Stats(StatsPage::Metrics),
+                Counter::StatsText,
+            ),
             (
                 TOP_NAMES_URL,
                 Reply::Stats(StatsPage::TopNames),
-                Counter::Sta,
+                Counter::StatsHtml,
             ),
         ];
         if let Some((_, reply, counter)) = stats.into_iter().find(|(url, _, _)| *url == path) {
@@ -156,7 +163,7 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
     if !settings.disable_204
         && (path.eq_ignore_ascii_case(b"/generate_204") || path.eq_ignore_ascii_case(b"/gen_204"))
     {
-        return decide(Reply::NoContent, Counter::N204);
+        return decide(Reply::NoContent, Counter::NoContent);
     }
     if AD_IMAGE_PREFIXES
         .iter()
@@ -167,15 +174,15 @@ fn get(head: &Head, admin: bool, settings: &Settings) -> Decision {
     if settings.redirect && contains_ignore_case(path, b"=http") {
         let (decoded, location) = redirect::decode_target(path, head.referer);
         return match location {
-            Some(location) => decide(Reply::Redirect(location), Counter::Rdr),
+            Some(location) => decide(Reply::Redirect(location), Counter::Redirect),
             None => by_extension(&decoded),
         };
     }
     by_extension(path)
 }
 
-/// The path and query of an absolute-form target (`http://host/p?q` → `/p?q`, RFC 9112
-/// §3.2.2, an empty path being `/`); other targets unchanged.
+/// The path and query of an absolute-form target (`http://host/p?q` → `/p?q`,
+/// RFC 9112 §3.2.2, an empty path being `/`); other targets unchanged.
 fn origin_form(target: &[u8]) -> Cow<'_, [u8]> {
     let scheme = [&b"http://"[..], b"https://"]
         .into_iter()
@@ -197,15 +204,15 @@ fn by_extension(path: &[u8]) -> Decision {
     let delim = |b: &u8| matches!(b, b'?' | b'#' | b';' | b'=');
     let Some(start) = path.iter().position(|b| !delim(b)) else {
         // Only delimiters: the original dereferenced NULL here.
-        return decide(Reply::Text, Counter::Pth);
+        return decide(Reply::Text, Counter::MalformedPath);
     };
     let token = path.get(start..).unwrap_or_default();
     let token = token.split(delim).next().unwrap_or_default();
     let Some(file) = memrchr(b'/', token).and_then(|i| token.get(i..)) else {
-        return decide(Reply::Text, Counter::Pth);
+        return decide(Reply::Text, Counter::MalformedPath);
     };
     let Some(ext) = memrchr(b'.', file).and_then(|i| file.get(i..)) else {
-        return decide(Reply::Text, Counter::Nfe);
+        return decide(Reply::Text, Counter::NoExtension);
     };
     let is = |e: &[u8]| ext.eq_ignore_ascii_case(e);
     if is(b".gif") {
@@ -219,9 +226,9 @@ fn by_extension(path: &[u8]) -> Decision {
     } else if is(b".ico") {
         decide(Reply::Asset(Asset::Ico), Counter::Ico)
     } else if starts_with_ignore_case(ext, b".js") {
-        decide(Reply::Text, Counter::Txt)
+        decide(Reply::Text, Counter::Script)
     } else {
-        decide(Reply::Text, Counter::Ufe)
+        decide(Reply::Text, Counter::OtherExtension)
     }
 }
 
@@ -335,7 +342,7 @@ mod tests {
             get("/pcs/view?xai=akaoj"),
             is(Reply::Asset(Asset::Gif), Counter::Gif)
         );
-        assert_eq!(get("/pagead/imgad"), is(Reply::Text, Counter::Nfe));
+        assert_eq!(get("/pagead/imgad"), is(Reply::Text, Counter::NoExtension));
     }
 
     #[test]
@@ -348,15 +355,15 @@ mod tests {
             "/x=y.gif",
             "/dir/",
         ] {
-            assert_eq!(get(p), is(Reply::Text, Counter::Nfe), "{p}");
+            assert_eq!(get(p), is(Reply::Text, Counter::NoExtension), "{p}");
         }
         for p in [
             "/x.css", "/x.html", "/x.txt", "/x.php", "/x.gifx", "/x.", "/x.pn",
         ] {
-            assert_eq!(get(p), is(Reply::Text, Counter::Ufe), "{p}");
+            assert_eq!(get(p), is(Reply::Text, Counter::OtherExtension), "{p}");
         }
         for p in ["/x.js", "/x.json", "/x.JSP", "/x.jsx?v=2"] {
-            assert_eq!(get(p), is(Reply::Text, Counter::Txt), "{p}");
+            assert_eq!(get(p), is(Reply::Text, Counter::Script), "{p}");
         }
     }
 
@@ -373,7 +380,7 @@ mod tests {
             "?x.gif",
             "a;b/c.gif",
         ] {
-            assert_eq!(get(p), is(Reply::Text, Counter::Pth), "{p}");
+            assert_eq!(get(p), is(Reply::Text, Counter::MalformedPath), "{p}");
         }
         // Leading delimiters are skipped like strtok does.
         assert_eq!(get("?/x.gif"), is(Reply::Asset(Asset::Gif), Counter::Gif));
@@ -385,17 +392,23 @@ mod tests {
 
     #[test]
     fn generate_204() {
-        assert_eq!(get("/generate_204"), is(Reply::NoContent, Counter::N204));
-        assert_eq!(get("/GEN_204"), is(Reply::NoContent, Counter::N204));
-        assert_eq!(get("/generate_204?x"), is(Reply::Text, Counter::Nfe));
-        assert_eq!(get("/generate_2044"), is(Reply::Text, Counter::Nfe));
+        assert_eq!(
+            get("/generate_204"),
+            is(Reply::NoContent, Counter::NoContent)
+        );
+        assert_eq!(get("/GEN_204"), is(Reply::NoContent, Counter::NoContent));
+        assert_eq!(
+            get("/generate_204?x"),
+            is(Reply::Text, Counter::NoExtension)
+        );
+        assert_eq!(get("/generate_2044"), is(Reply::Text, Counter::NoExtension));
         let s = Settings {
             disable_204: true,
             ..settings()
         };
         assert_eq!(
             run_with("GET /generate_204 HTTP/1.1", true, &s),
-            is(Reply::Text, Counter::Nfe)
+            is(Reply::Text, Counter::NoExtension)
         );
     }
 
@@ -403,11 +416,11 @@ mod tests {
     fn methods() {
         assert_eq!(
             run("HEAD /x.gif HTTP/1.1"),
-            is(Reply::Asset(Asset::Gif), Counter::Hed)
+            is(Reply::Asset(Asset::Gif), Counter::Head)
         );
         assert_eq!(
             run("HEAD /servstats HTTP/1.1"),
-            is(Reply::Stats(StatsPage::Html), Counter::Hed)
+            is(Reply::Stats(StatsPage::Html), Counter::Head)
         );
         assert_eq!(run("HEAD /log=3 HTTP/1.1"), (Reply::SetLogLevel(3), None));
         for m in [
@@ -415,21 +428,24 @@ mod tests {
         ] {
             assert_eq!(
                 run(&format!("{m} /x HTTP/1.1")),
-                is(Reply::NotImplemented, Counter::Bad),
+                is(Reply::NotImplemented, Counter::BadRequest),
                 "{m}"
             );
         }
         assert_eq!(
             run("OPTIONS /x HTTP/1.1\r\nOrigin: http://foo.com"),
-            is(Reply::Options, Counter::Opt)
+            is(Reply::Options, Counter::Options)
         );
-        assert_eq!(run("OPTIONS * HTTP/1.1"), is(Reply::Options, Counter::Opt));
+        assert_eq!(
+            run("OPTIONS * HTTP/1.1"),
+            is(Reply::Options, Counter::Options)
+        );
         assert_eq!(
             run("POST /track HTTP/1.1\r\nContent-Length: 5\r\nOrigin: null"),
-            is(Reply::Text, Counter::Pst)
+            is(Reply::Text, Counter::Post)
         );
-        assert_eq!(run("POST /x.gif HTTP/1.0"), is(Reply::Text, Counter::Pst));
-        assert_eq!(get("*"), is(Reply::Text, Counter::Nou));
+        assert_eq!(run("POST /x.gif HTTP/1.0"), is(Reply::Text, Counter::Post));
+        assert_eq!(get("*"), is(Reply::Text, Counter::EmptyUrl));
     }
 
     #[test]
@@ -446,21 +462,21 @@ mod tests {
             "/log=-1",
             "/log=99999999999999999999999",
         ] {
-            assert_eq!(get(p), is(Reply::Text, Counter::Bad), "{p}");
+            assert_eq!(get(p), is(Reply::Text, Counter::BadRequest), "{p}");
         }
         assert_eq!(
             run_with("GET /log=4 HTTP/1.1", false, &settings()),
-            is(Reply::Text, Counter::Nfe)
+            is(Reply::Text, Counter::NoExtension)
         );
     }
 
     #[test]
     fn ca_cert() {
-        assert_eq!(get("/ca.crt"), is(Reply::CaCert, Counter::Txt));
-        assert_eq!(get("/ca.crt.anything"), is(Reply::CaCert, Counter::Txt));
+        assert_eq!(get("/ca.crt"), is(Reply::CaCert, Counter::Script));
+        assert_eq!(get("/ca.crt.anything"), is(Reply::CaCert, Counter::Script));
         assert_eq!(
             run_with("GET /ca.crt HTTP/1.1", false, &settings()),
-            is(Reply::CaCert, Counter::Txt)
+            is(Reply::CaCert, Counter::Script)
         );
     }
 
@@ -468,34 +484,43 @@ mod tests {
     fn admin_pages() {
         assert_eq!(
             get("/servstats"),
-            is(Reply::Stats(StatsPage::Html), Counter::Sta)
+            is(Reply::Stats(StatsPage::Html), Counter::StatsHtml)
         );
         assert_eq!(
             get("/servstats.txt"),
-            is(Reply::Stats(StatsPage::Text), Counter::Stt)
+            is(Reply::Stats(StatsPage::Text), Counter::StatsText)
         );
         assert_eq!(
             get("/servstats.json"),
-            is(Reply::Stats(StatsPage::Json), Counter::Stt)
+            is(Reply::Stats(StatsPage::Json), Counter::StatsText)
         );
         assert_eq!(
             get("/metrics"),
-            is(Reply::Stats(StatsPage::Metrics), Counter::Stt)
+            is(Reply::Stats(StatsPage::Metrics), Counter::StatsText)
         );
         assert_eq!(
             get("/servstats/top"),
-            is(Reply::Stats(StatsPage::TopNames), Counter::Sta)
+            is(Reply::Stats(StatsPage::TopNames), Counter::StatsHtml)
         );
-        assert_eq!(get("/servstats/top/"), is(Reply::Text, Counter::Nfe));
-        assert_eq!(get("/servstats?x"), is(Reply::Text, Counter::Nfe));
-        assert_eq!(get("/SERVSTATS"), is(Reply::Text, Counter::Nfe));
-        assert_eq!(get("/metrics/"), is(Reply::Text, Counter::Nfe));
+        assert_eq!(
+            get("/servstats/top/"),
+            is(Reply::Text, Counter::NoExtension)
+        );
+        assert_eq!(get("/servstats?x"), is(Reply::Text, Counter::NoExtension));
+        assert_eq!(get("/SERVSTATS"), is(Reply::Text, Counter::NoExtension));
+        assert_eq!(get("/metrics/"), is(Reply::Text, Counter::NoExtension));
         let user = |p: &str| run_with(&format!("GET {p} HTTP/1.1"), false, &settings());
-        assert_eq!(user("/servstats"), is(Reply::Text, Counter::Nfe));
-        assert_eq!(user("/servstats.txt"), is(Reply::Text, Counter::Ufe));
-        assert_eq!(user("/servstats.json"), is(Reply::Text, Counter::Txt));
-        assert_eq!(user("/metrics"), is(Reply::Text, Counter::Nfe));
-        assert_eq!(user("/servstats/top"), is(Reply::Text, Counter::Nfe));
+        assert_eq!(user("/servstats"), is(Reply::Text, Counter::NoExtension));
+        assert_eq!(
+            user("/servstats.txt"),
+            is(Reply::Text, Counter::OtherExtension)
+        );
+        assert_eq!(user("/servstats.json"), is(Reply::Text, Counter::Script));
+        assert_eq!(user("/metrics"), is(Reply::Text, Counter::NoExtension));
+        assert_eq!(
+            user("/servstats/top"),
+            is(Reply::Text, Counter::NoExtension)
+        );
         let s = Settings {
             stats_html_url: "/s".into(),
             stats_text_url: "/t.txt".into(),
@@ -503,15 +528,15 @@ mod tests {
         };
         assert_eq!(
             run_with("GET /s HTTP/1.1", true, &s),
-            is(Reply::Stats(StatsPage::Html), Counter::Sta)
+            is(Reply::Stats(StatsPage::Html), Counter::StatsHtml)
         );
         assert_eq!(
             run_with("GET /t.txt HTTP/1.1", true, &s),
-            is(Reply::Stats(StatsPage::Text), Counter::Stt)
+            is(Reply::Stats(StatsPage::Text), Counter::StatsText)
         );
         assert_eq!(
             run_with("GET /servstats HTTP/1.1", true, &s),
-            is(Reply::Text, Counter::Nfe)
+            is(Reply::Text, Counter::NoExtension)
         );
     }
 
@@ -531,14 +556,20 @@ mod tests {
         );
         assert_eq!(
             get("http://host/servstats"),
-            is(Reply::Stats(StatsPage::Html), Counter::Sta)
+            is(Reply::Stats(StatsPage::Html), Counter::StatsHtml)
         );
-        assert_eq!(get("http://host"), is(Reply::Text, Counter::Nfe));
-        assert_eq!(get("http://host.gif"), is(Reply::Text, Counter::Nfe));
-        assert_eq!(get("http://host?a.gif"), is(Reply::Text, Counter::Nfe));
-        assert_eq!(get("http://"), is(Reply::Text, Counter::Nfe));
+        assert_eq!(get("http://host"), is(Reply::Text, Counter::NoExtension));
+        assert_eq!(
+            get("http://host.gif"),
+            is(Reply::Text, Counter::NoExtension)
+        );
+        assert_eq!(
+            get("http://host?a.gif"),
+            is(Reply::Text, Counter::NoExtension)
+        );
+        assert_eq!(get("http://"), is(Reply::Text, Counter::NoExtension));
         // Authority-form is no path at all.
-        assert_eq!(get("host.com:443"), is(Reply::Text, Counter::Pth));
+        assert_eq!(get("host.com:443"), is(Reply::Text, Counter::MalformedPath));
     }
 
     #[test]
@@ -552,39 +583,45 @@ mod tests {
             r("GET /click?url=http%3A%2F%2Fwww.example.org%2Fpage%3Fa%3D1 HTTP/1.1"),
             is(
                 Reply::Redirect(b"http://www.example.org/page?a=1".to_vec()),
-                Counter::Rdr
+                Counter::Redirect
             )
         );
         assert_eq!(
             r("GET /c?u=http://a.com/z HTTP/1.1\r\nReferer: http://a.com/z"),
-            is(Reply::Text, Counter::Nfe)
+            is(Reply::Text, Counter::NoExtension)
         );
         assert_eq!(
             r("GET /c?u=HTTP://A.COM/z.gif HTTP/1.1"),
-            is(Reply::Text, Counter::Nfe)
+            is(Reply::Text, Counter::NoExtension)
         );
         // Falls to rule 13 on the decoded path.
         assert_eq!(
             r("GET /a%2Eb.gif?u=HTTP://x HTTP/1.1"),
             is(Reply::Asset(Asset::Gif), Counter::Gif)
         );
-        assert_eq!(r("GET /a%2Egif HTTP/1.1"), is(Reply::Text, Counter::Nfe));
+        assert_eq!(
+            r("GET /a%2Egif HTTP/1.1"),
+            is(Reply::Text, Counter::NoExtension)
+        );
         assert_eq!(
             r("GET /c?u=http://a.com/%0d%0aSet-Cookie:x=1 HTTP/1.1"),
-            is(Reply::Text, Counter::Nfe)
+            is(Reply::Text, Counter::NoExtension)
         );
         assert_eq!(
             r("GET /c?u=http://a.com/%250d%250aX:1 HTTP/1.1"),
-            is(Reply::Text, Counter::Nfe)
+            is(Reply::Text, Counter::NoExtension)
         );
         assert_eq!(
             r("GET http://h/r?to=https://b.com/ HTTP/1.1"),
-            is(Reply::Redirect(b"https://b.com/".to_vec()), Counter::Rdr)
+            is(
+                Reply::Redirect(b"https://b.com/".to_vec()),
+                Counter::Redirect
+            )
         );
         // Without -R the target is ignored.
         assert_eq!(
             get("/click?url=http://a.com/x.gif"),
-            is(Reply::Text, Counter::Nfe)
+            is(Reply::Text, Counter::NoExtension)
         );
         // Earlier rules win over the redirect.
         assert_eq!(

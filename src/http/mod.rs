@@ -8,3 +8,4 @@ pub mod parser;
 pub mod redirect;
 pub mod response;
 pub mod service;
+pub mod setup;

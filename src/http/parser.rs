@@ -53,6 +53,8 @@ pub struct Head<'a> {
     pub referer: Option<&'a [u8]>,
     /// `Sec-Fetch-Site`: where a browser says the request comes from.
     pub fetch_site: Option<&'a [u8]>,
+    /// Picks the steps shown first on the setup page.
+    pub user_agent: Option<&'a [u8]>,
     pub keep_alive: bool,
     pub body: BodyFraming,
     /// Bytes of the head: leading blank lines through the empty line that ends it.
@@ -95,6 +97,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head<'_>>, ParseError> {
         origin: fields.origin,
         referer: fields.referer,
         fetch_site: fields.fetch_site,
+        user_agent: fields.user_agent,
         keep_alive: !fields.close && (fields.keep_alive || version == Version::Http11),
         body: fields.framing(version)?,
         len: end,
@@ -108,6 +111,7 @@ struct Fields<'a> {
     origin: Option<&'a [u8]>,
     referer: Option<&'a [u8]>,
     fetch_site: Option<&'a [u8]>,
+    user_agent: Option<&'a [u8]>,
     close: bool,
     keep_alive: bool,
     content_length: Option<u64>,
@@ -135,6 +139,8 @@ impl<'a> Fields<'a> {
                 f.referer = f.referer.or(Some(value));
             } else if name.eq_ignore_ascii_case(b"sec-fetch-site") {
                 f.fetch_site = f.fetch_site.or(Some(value));
+            } else if name.eq_ignore_ascii_case(b"user-agent") {
+                f.user_agent = f.user_agent.or(Some(value));
             } else if name.eq_ignore_ascii_case(b"connection") {
                 for token in list(value) {
                     f.close |= token.eq_ignore_ascii_case(b"close");
@@ -155,7 +161,8 @@ impl<'a> Fields<'a> {
 
     fn framing(&self, version: Version) -> Result<BodyFraming, ParseError> {
         if self.te.seen {
-            // CL+TE is the classic smuggling vector; HTTP/1.0 has no chunked framing (§6.1).
+            // CL+TE is the classic smuggling vector; HTTP/1.0 has no chunked framing
+            // (RFC 9112 §6.1).
             if self.content_length.is_some() || version == Version::Http10 || self.te.codings == 0 {
                 return Err(ParseError::Malformed);
             }

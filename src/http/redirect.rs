@@ -1,5 +1,5 @@
-//! `-R`: the redirect target carried in a request path (reference §5.7), without the
-//! original's header injection (§12.7): only a clean, well-formed http(s) URL is used.
+//! `-R`: the redirect target carried in a request path (COMPATIBILITY.md §5.7), without the
+//! original's header injection (DEFECTS.md #7): only a clean, well-formed http(s) URL is used.
 
 use memchr::{memchr, memmem, memrchr};
 

@@ -1,5 +1,5 @@
-//! Response bytes: the original's headers (reference §5.4, same names and capitalisation)
-//! with its protocol defects fixed (§12.29): every response has a correct Content-Length,
+//! Response bytes: the original's headers (COMPATIBILITY.md §5.4, same names and capitalisation)
+//! with its protocol defects fixed (DEFECTS.md #29): every response has a correct Content-Length,
 //! `Connection:` follows the request, the 404 has no stray NUL, HEAD gets GET's headers.
 //! Fixed responses are compile-time strings in both Connection variants; writers only
 //! append to `out`.
@@ -166,7 +166,8 @@ pub fn write_body(status: &str, content_type: &str, body: &[u8], mode: Mode, out
     );
 }
 
-/// `/ca.crt`: the CACERT headers of §5.4 minus `Accept-Ranges` (ranges are not served).
+/// `/ca.crt`: the CACERT headers of COMPATIBILITY.md §5.4 minus `Accept-Ranges` (ranges are
+/// not served).
 pub fn write_ca_cert(cert: &[u8], mode: Mode, out: &mut Vec<u8>) {
     let names = ("Content-Type", "Content-Length");
     write_sized(
@@ -177,6 +178,35 @@ pub fn write_ca_cert(cert: &[u8], mode: Mode, out: &mut Vec<u8>) {
         mode,
         out,
     );
+}
+
+/// The head of the setup page (`http::setup`): never cached, since it differs by
+/// User-Agent and shows the current CA; inline style and script only, images from HTTPS.
+const PAGE: Pair = head!(
+    "200 OK",
+    [
+        "Content-Type: text/html; charset=utf-8",
+        "Cache-Control: no-store",
+        "Content-Security-Policy: default-src 'none'; img-src 'self' https:; \
+         style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+        "X-Content-Type-Options: nosniff"
+    ],
+    []
+);
+
+/// The setup page: its head with `Content-Length: len`, then `body`'s pieces (unless HEAD).
+pub fn write_page(body: &[&[u8]], mode: Mode, out: &mut Vec<u8>) {
+    let len: usize = body.iter().map(|p| p.len()).sum();
+    let head = pick(PAGE, mode);
+    // The head without its empty line, then the length, then the empty line.
+    out.extend_from_slice(&head[..head.len() - 2]);
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "Content-Length: {len}\r\n\r\n");
+    if !mode.head_only {
+        for piece in body {
+            out.extend_from_slice(piece);
+        }
+    }
 }
 
 /// A request the server will not serve; the connection closes after it. 400, 408, 413,
@@ -224,8 +254,9 @@ fn connection(mode: Mode) -> &'static [u8] {
     }
 }
 
-/// The original's CORS block (§5.6). `null` is reflected as is: `*` with credentials is
-/// invalid. An Origin that could break the header, or is empty or oversized, gets none.
+/// The original's CORS block (COMPATIBILITY.md §5.6). `null` is reflected as is: `*` with
+/// credentials is invalid. An Origin that could break the header, or is empty or oversized,
+/// gets none.
 fn write_cors(origin: Option<&[u8]>, out: &mut Vec<u8>) {
     let Some(origin) = origin.filter(|o| {
         !o.is_empty() && o.len() <= MAX_ORIGIN && o.iter().all(|&b| b >= 0x20 && b != 0x7f)

@@ -8,18 +8,21 @@ use super::dispatch::{Decision, Reply, Settings, StatsPage};
 use super::limits::POST_LOG_MAX;
 use super::parser::Head;
 use super::response::{self, Mode};
+use super::setup::SetupPage;
 use crate::log::{self, INFO};
 use crate::plog;
+use crate::stats::pages;
 use crate::stats::{Counter, Snapshot, TlsVersion};
-use crate::stats_render;
 
 /// What the service needs that does not change while the server runs.
+#[derive(Clone)]
 pub struct Site {
     pub settings: Settings,
     /// `/ca.crt` body: the CA chain re-encoded from the certificates parsed at startup.
     pub ca_pem: Vec<u8>,
     /// The version line at the top of the stats pages.
     pub version: String,
+    pub setup: SetupPage,
 }
 
 /// One request as the service sees it.
@@ -31,6 +34,8 @@ pub struct Request<'a> {
     pub peer: IpAddr,
     /// It arrived in TLS 1.3 early data, which an attacker can replay.
     pub early_data: bool,
+    /// The address the client connected to (asked only for the setup page).
+    pub local: &'a dyn Fn() -> Option<IpAddr>,
 }
 
 impl Request<'_> {
@@ -44,7 +49,25 @@ impl Request<'_> {
         {
             return super::dispatch::dispatch(self.head, false, &site.settings);
         }
+        if d.reply == Reply::Text && self.wants_setup(site) {
+            return Decision {
+                reply: Reply::Setup,
+                ..d
+            };
+        }
         d
+    }
+
+    /// A GET or HEAD of `/` at the server's own address, which would get the empty answer.
+    /// Browsers send `/` as it is; an absolute-form target (a proxy's, naming its host
+    /// itself) never gets the page.
+    fn wants_setup(&self, site: &Site) -> bool {
+        matches!(self.head.method, b"GET" | b"HEAD")
+            && self.head.target == b"/"
+            && self
+                .head
+                .host
+                .is_some_and(|host| site.setup.serves(host, self.local))
     }
 
     fn mode(&self) -> Mode {
@@ -135,6 +158,7 @@ pub fn render(
         Reply::Text | Reply::SetLogLevel(_) => response::write_text(origin, mode, out),
         Reply::Redirect(location) => response::write_redirect(location, origin, mode, out),
         Reply::CaCert => response::write_ca_cert(&site.ca_pem, mode, out),
+        Reply::Setup => site.setup.write(req.head.user_agent, mode, out),
         Reply::Stats(page) => match snapshot {
             Some(s) => write_stats(*page, &site.version, s, mode, out),
             // A caller that forgot the snapshot gets an error, not a page of zeros.
@@ -145,11 +169,11 @@ pub fn render(
 
 fn write_stats(page: StatsPage, version: &str, s: &Snapshot, mode: Mode, out: &mut Vec<u8>) {
     let (body, content_type) = match page {
-        StatsPage::Html => (stats_render::html_page(version, s), "text/html"),
-        StatsPage::Text => (stats_render::text_page(version, s), "text/plain"),
-        StatsPage::Json => (stats_render::json(version, s), "application/json"),
-        StatsPage::Metrics => (crate::metrics::page(s), "text/plain; version=0.0.4"),
-        StatsPage::TopNames => (stats_render::top_names_page(version, s), "text/html"),
+        StatsPage::Html => (pages::html_page(version, s), "text/html"),
+        StatsPage::Text => (pages::text_page(version, s), "text/plain"),
+        StatsPage::Json => (pages::json(version, s), "application/json"),
+        StatsPage::Metrics => (crate::stats::metrics::page(s), "text/plain; version=0.0.4"),
+        StatsPage::TopNames => (pages::top_names_page(version, s), "text/html"),
     };
     response::write_body("200 OK", content_type, body.as_bytes(), mode, out);
 }
@@ -212,8 +236,11 @@ mod tests {
         assert!(cross("Referer: ftp://router.lan:8080/\r\n"));
     }
 
-    #[test]
-    fn log_level_only_from_the_same_site_and_never_from_early_data() {
+    /// A site with a fresh CA; the directory lives as long as the site is used.
+    fn site() -> (crate::tls::store::tests::TempDir, Site) {
+        let dir = crate::tls::store::tests::TempDir::new("service");
+        let (ca, _) =
+            crate::tls::ca::load_or_create_at(&dir.0, crate::x509::KeyType::Ecdsa).unwrap();
         let site = Site {
             settings: Settings {
                 disable_204: false,
@@ -223,7 +250,66 @@ mod tests {
             },
             ca_pem: Vec::new(),
             version: String::new(),
+            setup: SetupPage::new(&ca.cert, 443, &["setup.lan".to_string()]),
         };
+        (dir, site)
+    }
+
+    fn local() -> Option<IpAddr> {
+        Some(std::net::Ipv4Addr::new(192, 168, 1, 2).into())
+    }
+
+    #[test]
+    fn setup_page_only_for_root_at_our_address() {
+        let (_dir, site) = site();
+        let decide = |raw: &str, admin: bool| {
+            let raw = format!("{raw}\r\n\r\n");
+            let head = parse(raw.as_bytes()).unwrap().unwrap();
+            let req = Request {
+                head: &head,
+                admin,
+                tls: None,
+                peer: std::net::Ipv4Addr::LOCALHOST.into(),
+                early_data: false,
+                local: &local,
+            };
+            let d = req.decide(&site);
+            (d.reply, d.counter)
+        };
+        let setup = (Reply::Setup, Some(Counter::NoExtension));
+        for admin in [false, true] {
+            assert_eq!(decide("GET / HTTP/1.1\r\nHost: 192.168.1.2", admin), setup);
+        }
+        assert_eq!(
+            decide("GET / HTTP/1.1\r\nHost: 192.168.1.2:8080", true),
+            setup
+        );
+        assert_eq!(decide("GET / HTTP/1.0\r\nHost: setup.lan", true), setup);
+        assert_eq!(
+            decide("HEAD / HTTP/1.1\r\nHost: 192.168.1.2", true),
+            (Reply::Setup, Some(Counter::Head))
+        );
+        let text = (Reply::Text, Some(Counter::NoExtension));
+        for raw in [
+            "GET / HTTP/1.1\r\nHost: ads.example.com",
+            "GET / HTTP/1.1\r\nHost: 192.168.1.3",
+            "GET / HTTP/1.1",
+            "GET /?x HTTP/1.1\r\nHost: 192.168.1.2",
+            "GET /a HTTP/1.1\r\nHost: 192.168.1.2",
+            "GET http://ads.example.com/ HTTP/1.1\r\nHost: 192.168.1.2",
+            "GET http://192.168.1.2/ HTTP/1.1\r\nHost: 192.168.1.2",
+        ] {
+            assert_eq!(decide(raw, true), text, "{raw}");
+        }
+        assert_eq!(
+            decide("POST / HTTP/1.1\r\nHost: 192.168.1.2", true),
+            (Reply::Text, Some(Counter::Post))
+        );
+    }
+
+    #[test]
+    fn log_level_only_from_the_same_site_and_never_from_early_data() {
+        let (_dir, site) = site();
         let decide = |raw: &str, early_data: bool| {
             let head = parse(raw.as_bytes()).unwrap().unwrap();
             let req = Request {
@@ -232,6 +318,7 @@ mod tests {
                 tls: None,
                 peer: std::net::Ipv4Addr::LOCALHOST.into(),
                 early_data,
+                local: &local,
             };
             req.decide(&site).reply
         };

@@ -23,9 +23,9 @@ use crate::http::response;
 use crate::http::service::{self, Capture, Request, Site};
 use crate::log;
 use crate::plog;
+use crate::stats::top_names::{self, Source};
 use crate::stats::{CloseReason, Counter, Ended, HandshakeFailure, Snapshot, Stats, TlsVersion};
 use crate::tls::hello;
-use crate::top_names::{self, Source};
 
 /// Stop turning pipelined requests into responses while this much is unsent: memory per
 /// connection stays bounded however many requests a client pipelines.
@@ -166,11 +166,6 @@ impl Conn {
         self.transport.ssl()
     }
 
-    /// The address the client connected to (a no-SNI client gets a certificate for it).
-    pub fn local_ip(&self) -> io::Result<IpAddr> {
-        Ok(self.transport.tcp_ref().local_addr()?.ip().to_canonical())
-    }
-
     /// Nothing in flight: safe to close at shutdown.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)
@@ -220,17 +215,34 @@ impl Conn {
         }
     }
 
-    /// When this connection times out, derived from its state. Until its first request
-    /// arrives a connection gets the header timeout, not the keep-alive time; bodies and
-    /// responses have a total limit besides the one for progress.
+    /// Not a byte from the client yet: a plain connection with no request begun, a TLS one
+    /// before its ClientHello.
+    fn silent(&self) -> bool {
+        match (&self.state, self.ssl()) {
+            (State::EarlyData(_) | State::Handshake(_), Some(ssl)) => !hello::seen(ssl),
+            (State::Idle, None) => self.requests == 0 && self.is_idle(),
+            // A TLS connection past its handshake has spoken (its hello state is released).
+            _ => false,
+        }
+    }
+
+    /// When this connection times out, derived from its state. Until its first byte a
+    /// connection gets the shorter of the keep-alive time (-O) and the header or handshake
+    /// timeout, as users who lower -O expect (COMPATIBILITY.md §4.2); until its first
+    /// request, the header timeout; bodies and responses have a total limit besides the one
+    /// for progress.
     fn deadline(&self, t: &Timeouts) -> Instant {
         match &self.state {
+            State::EarlyData(_) | State::Handshake(_) if self.silent() => {
+                self.since + t.handshake.min(t.keepalive)
+            }
             State::EarlyData(_) | State::Handshake(_) | State::CertWait { .. } => {
                 self.since + t.handshake
             }
             _ if self.tx_pending() => {
                 (self.since + t.write).min(self.tx_since + t.write * TOTAL_FACTOR)
             }
+            State::Idle if self.silent() => self.since + t.header.min(t.keepalive),
             State::Idle if self.requests == 0 => self.since + t.header,
             State::Idle => self.since + t.keepalive,
             State::Head => self.since + t.header,
@@ -532,7 +544,10 @@ impl Conn {
             }
             let go_on = match self.state {
                 State::Idle => {
-                    self.req_start = env.now;
+                    // A pipelined request waiting in the buffer starts when the one before
+                    // it was answered (`count` leaves that time here), not at the wake-up
+                    // that read them both; one that arrives later starts at its wake-up.
+                    self.req_start = env.now.max(self.req_start);
                     self.enter(State::Head, env.now);
                     self.parse_one(env)
                 }
@@ -586,12 +601,15 @@ impl Conn {
                 return self.refuse(env, e.status(), bytes);
             }
         };
+        let transport = &self.transport;
+        let local = || local_ip(transport).ok();
         let req = Request {
             head: &head,
             admin: self.admin,
             tls: self.transport.tls_version(),
             peer: self.peer.ip(),
             early_data: self.early > 0,
+            local: &local,
         };
         let decision = req.decide(env.site);
         let snapshot = decision.reply.needs_snapshot().then(|| Snapshot {
@@ -677,7 +695,7 @@ impl Conn {
                 rx.consume(rx.data().len());
                 self.ensure_tx(env.pool, env.now);
                 response::write_error(e.status(), &mut self.tx);
-                env.stats.bump(Counter::Bad);
+                env.stats.bump(Counter::BadRequest);
                 self.enter(State::Closing, env.now);
                 false
             }
@@ -687,24 +705,26 @@ impl Conn {
     /// Answers a request that cannot be served with `status` and closes after it.
     fn refuse(&mut self, env: &mut Env, status: u16, bytes: u64) -> bool {
         response::write_error(status, &mut self.tx);
-        self.count(env, Counter::Bad, bytes);
+        self.count(env, Counter::BadRequest, bytes);
         self.enter(State::Closing, env.now);
         false
     }
 
-    /// Counts one answered request.
+    /// Counts one answered request. Its time runs from when the server could start on it
+    /// (the wake-up that read its first byte, or the answer to the request pipelined before
+    /// it) to now, when its response is ready. The loop's own clock is read once per
+    /// wake-up, which would make nearly every request take 0, so this reads the monotonic
+    /// clock once more (a vDSO call, about 27 ns here; PERFORMANCE.md).
     fn count(&mut self, env: &mut Env, counter: Counter, bytes: u64) {
         self.requests += 1;
-        let micros = env
-            .now
-            .saturating_duration_since(self.req_start)
-            .as_micros() as u64;
+        let done = Instant::now();
+        let micros = done.saturating_duration_since(self.req_start).as_micros() as u64;
         env.stats.request(counter, bytes, micros);
         if let Some(v) = self.transport.tls_version() {
             env.stats.tls_request(v, self.early > 0);
             self.early = self.early.saturating_sub(bytes as usize);
         }
-        self.req_start = env.now;
+        self.req_start = done;
     }
 
     /// Writes queued bytes; `None` when everything is sent.
@@ -821,4 +841,9 @@ impl Conn {
         self.tx_pos = 0;
         Step::Close
     }
+}
+
+/// The address the client connected to, IPv4-mapped IPv6 as IPv4.
+fn local_ip(transport: &Transport) -> io::Result<IpAddr> {
+    Ok(transport.tcp_ref().local_addr()?.ip().to_canonical())
 }

@@ -1,4 +1,4 @@
-//! Listening sockets: address resolution, socket options and binding (reference §3.4),
+//! Listening sockets: address resolution, socket options and binding (COMPATIBILITY.md §3.4),
 //! dual-stack by default.
 
 use std::ffi::CString;

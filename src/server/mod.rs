@@ -1,8 +1,10 @@
-//! The event loop: one `mio::Poll` over the listeners, the connections (a `slab` of
-//! `Conn` state machines), the certificate workers' waker and the signalfd.
+//! The event loop of the network process: one `mio::Poll` over the listeners, the
+//! connections (a `slab` of `Conn` state machines), the signer's socket (`handoff`), the
+//! monitor's command socket and the signalfd.
 
 pub mod buffers;
 pub mod conn;
+pub mod handoff;
 pub mod listener;
 pub mod reusable;
 pub mod timer;
@@ -12,7 +14,6 @@ pub mod wire;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use slab::Slab;
 
 use self::buffers::Pool;
 use self::conn::{Conn, ConnId, Env, Step, Timeouts};
+use self::handoff::Handoff;
 use self::reusable::Reusable;
 use self::timer::Timers;
 use self::transport::Transport;
@@ -32,21 +34,21 @@ use crate::config::ListenPort;
 use crate::http::service::Site;
 use crate::log::{self, NOTICE};
 use crate::plog;
-use crate::stats::{CloseReason, Counter, Gauges, HandshakeFailure, Snapshot, Stats};
+use crate::stats::{CloseReason, Gauges, Snapshot, Stats};
+use crate::sys;
+use crate::sys::packets::Packets;
 use crate::sys::signals::{Signal, SignalFd};
-use crate::tls::certs::{Certs, Leaf};
+use crate::tls::certs::Certs;
 use crate::tls::context::{self, TICKET_KEYS_LEN};
-use crate::tls::disk::DiskBudget;
-use crate::tls::hello::{self, Lookup};
-use crate::tls::names;
-use crate::tls::names::CertName;
-use crate::tls::pending::Pending;
-use crate::tls::workers::{Done, Job, Outcome, Workers};
+use crate::tls::hello;
 
-/// The certificate workers (and the ticket-key reader) wake the loop with this token.
-pub const WAKER: Token = Token(usize::MAX);
+const SIGNER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
-const LISTENER_BASE: usize = usize::MAX - 2;
+const CONTROL: Token = Token(usize::MAX - 2);
+const LISTENER_BASE: usize = usize::MAX - 3;
+/// Commands from the monitor (`app::monitor`), one per message.
+pub const COMMAND_STATS: u8 = b'U';
+pub const COMMAND_TICKET_KEYS: u8 = b'K';
 /// Connections accepted per listener wake-up before other work gets a turn.
 const ACCEPT_BATCH: usize = 64;
 /// How long in-flight responses may take to finish after SIGTERM.
@@ -63,27 +65,14 @@ pub struct Listener {
     pub port: ListenPort,
 }
 
-/// File work that signals ask for. It runs off the loop (the loop never waits for the
-/// disk); results come back through `Tls::ticket_keys` and the waker.
-pub trait Chores {
-    /// SIGUSR1, and SIGTERM before exit (`last`: finish before returning): save the
-    /// prefetch list, `(certificate file name, reuse count)` most reused first.
-    fn save_prefetch(&mut self, entries: Vec<(String, u64)>, last: bool);
-    /// SIGHUP: re-read the session-ticket keys, if a file is configured.
-    fn reload_ticket_keys(&mut self);
-}
-
 /// The TLS side of the loop.
 pub struct Tls {
     pub ctx: SslContext,
     /// Shared with the ClientHello callback, hence the `Mutex` (see `tls::certs`).
     pub certs: Arc<Mutex<Certs>>,
-    pub workers: Workers,
-    /// Ticket keys re-read on SIGHUP, delivered with a wake-up of `WAKER`.
-    pub ticket_keys: Receiver<[u8; TICKET_KEYS_LEN]>,
-    pub pending: Pending<ConnId>,
-    /// The workers keep it; read here for the stats pages.
-    pub disk: Arc<Mutex<DiskBudget>>,
+    pub handoff: Handoff,
+    /// The monitor's commands: SIGUSR1's stats and prefetch, SIGHUP's ticket keys.
+    pub control: Packets,
 }
 
 impl Tls {
@@ -93,14 +82,8 @@ impl Tls {
             log_level: log::level(),
             ..Gauges::default()
         };
-        if let Ok(c) = self.certs.lock() {
-            c.fill_gauges(&mut g);
-        }
-        if let Ok(d) = self.disk.lock() {
-            g.cert_files = d.files() as u64;
-            g.cert_files_max = d.max_files() as u64;
-            g.cert_files_removed = d.evicted();
-        }
+        sys::lock(&self.certs).fill_gauges(&mut g);
+        self.handoff.fill_gauges(&mut g);
         let sess = context::session_stats(&self.ctx);
         // `ssh` as the original: sessions stored plus sessions reused.
         g.sessions = sess.stored + sess.hits;
@@ -113,6 +96,7 @@ impl Tls {
 }
 
 /// Settings of the loop itself.
+#[derive(Clone)]
 pub struct Options {
     pub timeouts: Timeouts,
     /// `-A` given: admin URIs only on the admin port.
@@ -192,16 +176,20 @@ impl Server {
                 Interest::READABLE,
             )?;
         }
-        let fd = server.signals.as_raw_fd();
-        server
-            .poll
-            .registry()
-            .register(&mut SourceFd(&fd), SIGNALS, Interest::READABLE)?;
+        let registry = server.poll.registry();
+        for (fd, token) in [
+            (server.signals.as_raw_fd(), SIGNALS),
+            (server.tls.control.as_raw_fd(), CONTROL),
+        ] {
+            registry.register(&mut SourceFd(&fd), token, Interest::READABLE)?;
+        }
+        server.tls.control.set_nonblocking()?;
+        server.tls.handoff.register(registry, SIGNER)?;
         Ok(server)
     }
 
     /// Runs until SIGTERM/SIGINT and the drain that follows.
-    pub fn run(&mut self, chores: &mut dyn Chores) -> io::Result<()> {
+    pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout(Instant::now());
@@ -214,12 +202,10 @@ impl Server {
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    WAKER => {
-                        self.certificates_ready(now);
-                        self.install_ticket_keys();
-                    }
+                    SIGNER => self.signer_readable(now),
+                    CONTROL => self.command(),
                     SIGNALS => {
-                        if self.signal(now, chores)? {
+                        if self.signal(now)? {
                             return Ok(());
                         }
                     }
@@ -343,7 +329,7 @@ impl Server {
             return Some(Transport::Plain(stream));
         }
         let stream = Ssl::new(&self.tls.ctx).and_then(|mut ssl| {
-            hello::attach(&mut ssl);
+            hello::attach(&mut ssl, Some(stream.as_raw_fd()));
             ssl.set_accept_state();
             SslStream::new(ssl, Wire::new(stream))
         });
@@ -462,7 +448,7 @@ impl Server {
         let mut conn = self.conns.remove(slot);
         conn.unlist(&mut self.reusable, &mut self.timers);
         if let Some(file) = conn.parked_on() {
-            self.tls.pending.forget(file, conn.id());
+            self.cert_wait_ended(file, conn.id());
         }
         let conns = &self.conns;
         self.timers.compact_if_stale(|at, id| {
@@ -499,175 +485,36 @@ impl Server {
         }
     }
 
-    /// The ClientHello callback found no cached certificate: park the connection and ask a
-    /// worker. A client without SNI gets a certificate for the address it connected to,
-    /// which only the loop knows, so that one is looked up here first.
-    fn need_cert(&mut self, slot: usize, now: Instant) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let Some(ssl) = conn.ssl() else {
-            return self.remove(slot);
-        };
-        let name = match hello::take_lookup(ssl) {
-            Some(Lookup::Name(name)) => name,
-            Some(Lookup::NoSni) => match conn.local_ip() {
-                Ok(ip) => {
-                    let name = names::cert_name_for_ip(ip);
-                    let cached = self
-                        .tls
-                        .certs
-                        .lock()
-                        .ok()
-                        .and_then(|mut c| c.get(name.file_name()));
-                    if let Some(leaf) = cached {
-                        hello::install(ssl, leaf);
-                        return self.drive(slot, now);
+    /// A command from the monitor: what SIGUSR1 and SIGHUP ask of this process.
+    fn command(&mut self) {
+        let mut buf = [0u8; 1 + TICKET_KEYS_LEN];
+        while let Ok(Some(n)) = self.tls.control.recv(&mut buf) {
+            match (buf[0], &buf[1..n]) {
+                (COMMAND_STATS, []) => {
+                    self.log_stats();
+                    let entries = self.prefetch_entries();
+                    self.tls.handoff.save_prefetch(entries);
+                }
+                (COMMAND_TICKET_KEYS, keys) if keys.len() == TICKET_KEYS_LEN => {
+                    let keys: &[u8; TICKET_KEYS_LEN] = keys.try_into().unwrap_or(&[0; 80]);
+                    match context::set_ticket_keys(&self.tls.ctx, keys) {
+                        Ok(()) => plog!(NOTICE, "session ticket keys reloaded"),
+                        Err(e) => plog!(log::ERROR, "session ticket keys: {}", e),
                     }
-                    name
                 }
-                Err(_) => return self.refuse(slot, HandshakeFailure::Other, now),
-            },
-            None => return self.refuse(slot, HandshakeFailure::Other, now),
-        };
-        let file = name.file_name().to_string();
-        conn.park(file.clone());
-        if let Some(abandoned) = self.tls.pending.park(&file, conn.id()) {
-            self.submit(Job { name, abandoned }, now);
-        }
-        self.after(slot, Step::Wait, now);
-    }
-
-    /// Queues a certificate job; a full queue refuses everyone waiting for that name.
-    fn submit(&mut self, job: Job, now: Instant) {
-        if let Err(job) = self.tls.workers.submit(job) {
-            let file = job.name.file_name();
-            log::limited(
-                log::ERROR,
-                &log::QUEUE_FULL,
-                format_args!("certificate queue full: refusing {file}"),
-            );
-            self.stats.bump(Counter::Cqf);
-            self.finish_waiters(file, None, now);
-        }
-    }
-
-    fn refuse(&mut self, slot: usize, why: HandshakeFailure, now: Instant) {
-        if let Some(conn) = self.conns.get_mut(slot) {
-            if let Some(ssl) = conn.ssl() {
-                hello::refuse(ssl, why);
-            }
-            conn.cert_ready();
-            self.drive(slot, now);
-        }
-    }
-
-    fn certificates_ready(&mut self, now: Instant) {
-        while let Some(done) = self.tls.workers.try_recv() {
-            let Done {
-                name,
-                outcome,
-                generated,
-                replaced,
-            } = done;
-            if replaced {
-                self.stats.bump(Counter::Sle);
-            }
-            if generated {
-                self.stats.bump(Counter::Cgn);
-            }
-            match outcome {
-                Outcome::Ready(leaf) => {
-                    if !generated {
-                        self.stats.cert_loaded();
-                    }
-                    if let Ok(mut certs) = self.tls.certs.lock() {
-                        certs.insert(name.clone(), leaf.clone());
-                    }
-                    self.finish_waiters(&name, Some(leaf), now);
-                }
-                Outcome::Failed(why) => {
-                    // A CA that cannot sign was reported once at startup: not once per name.
-                    let level = if self.tls.workers.can_sign() {
-                        log::ERROR
-                    } else {
-                        log::WARNING
-                    };
-                    log::limited(
-                        level,
-                        &log::CERT_FAILED,
-                        format_args!("certificate for {name} failed: {why}"),
-                    );
-                    self.stats.bump(Counter::Cgf);
-                    self.finish_waiters(&name, None, now);
-                }
-                Outcome::Abandoned => {
-                    self.stats.cert_abandoned();
-                    self.job_abandoned(&name, now);
-                }
-            }
-        }
-    }
-
-    /// The worker skipped a job nobody waited for; anyone who came since needs a new one.
-    fn job_abandoned(&mut self, file: &str, now: Instant) {
-        let waiters = self.tls.pending.take(file);
-        let Ok(name) = CertName::from_file_name(file) else {
-            return;
-        };
-        let mut abandoned = None;
-        for id in waiters {
-            if self.conns.get(id.slot).is_some_and(|c| c.id() == id) {
-                abandoned = abandoned.or(self.tls.pending.park(file, id));
-            }
-        }
-        if let Some(abandoned) = abandoned {
-            self.submit(Job { name, abandoned }, now);
-        }
-    }
-
-    /// Resumes every connection parked on `file`, with its certificate or a refusal.
-    fn finish_waiters(&mut self, file: &str, leaf: Option<Leaf>, now: Instant) {
-        for id in self.tls.pending.take(file) {
-            let Some(conn) = self.conns.get_mut(id.slot).filter(|c| c.id() == id) else {
-                continue;
-            };
-            if let Some(ssl) = conn.ssl() {
-                match &leaf {
-                    Some(leaf) => hello::install(ssl, leaf.clone()),
-                    None => hello::refuse(ssl, HandshakeFailure::NoCertificate),
-                }
-            }
-            conn.cert_ready();
-            self.drive(id.slot, now);
-        }
-    }
-
-    fn install_ticket_keys(&mut self) {
-        while let Ok(keys) = self.tls.ticket_keys.try_recv() {
-            match context::set_ticket_keys(&self.tls.ctx, &keys) {
-                Ok(()) => plog!(NOTICE, "session ticket keys reloaded"),
-                Err(e) => plog!(log::ERROR, "session ticket keys: {}", e),
+                _ => plog!(log::ERROR, "unknown command from the monitor process"),
             }
         }
     }
 
     /// Returns true when the loop must end now.
-    fn signal(&mut self, now: Instant, chores: &mut dyn Chores) -> io::Result<bool> {
+    /// SIGUSR1 and SIGHUP reach this process as the monitor's commands (`command`): sent
+    /// here directly, by `killall` say, they are not acted on twice.
+    fn signal(&mut self, now: Instant) -> io::Result<bool> {
         while let Some(sig) = self.signals.next()? {
-            match sig {
-                Signal::Usr1 => {
-                    self.log_stats();
-                    chores.save_prefetch(self.prefetch_entries(), false);
-                }
-                Signal::Hup => {
-                    plog!(NOTICE, "SIGHUP: reloading");
-                    chores.reload_ticket_keys();
-                }
-                Signal::Terminate(signo) => {
-                    if self.draining.is_none() && self.shut_down(now, signo, chores) {
-                        return Ok(true);
-                    }
+            if let Signal::Terminate(signo) = sig {
+                if self.draining.is_none() && self.shut_down(now, signo) {
+                    return Ok(true);
                 }
             }
         }
@@ -676,7 +523,7 @@ impl Server {
 
     /// SIGTERM/SIGINT: stop listening, close idle connections, save; true when nothing is
     /// left to drain.
-    fn shut_down(&mut self, now: Instant, signo: i32, chores: &mut dyn Chores) -> bool {
+    fn shut_down(&mut self, now: Instant, signo: i32) -> bool {
         self.draining = Some(now);
         for l in &mut self.listeners {
             let _ = self.poll.registry().deregister(&mut l.socket);
@@ -684,7 +531,8 @@ impl Server {
         self.listeners.clear();
         self.close_idle(now);
         self.log_stats();
-        chores.save_prefetch(self.prefetch_entries(), true);
+        let entries = self.prefetch_entries();
+        self.tls.handoff.save_prefetch(entries);
         let name = if signo == libc::SIGINT {
             "SIGINT"
         } else {
@@ -708,12 +556,9 @@ impl Server {
         }
     }
 
-    /// The prefetch entries, copied so that the file can be written off the loop.
+    /// The prefetch entries, copied for the signer, which writes the file.
     fn prefetch_entries(&self) -> Vec<(String, u64)> {
-        let Ok(certs) = self.tls.certs.lock() else {
-            return Vec::new();
-        };
-        certs
+        sys::lock(&self.tls.certs)
             .by_reuse()
             .into_iter()
             .map(|(n, c)| (n.to_string(), c))
@@ -728,7 +573,7 @@ impl Server {
         plog!(
             log::CRITICAL,
             "{}",
-            crate::stats_render::stats_line(&snapshot)
+            crate::stats::pages::stats_line(&snapshot)
         );
     }
 }

@@ -218,7 +218,7 @@ impl Transport {
     }
 
     /// Sends close_notify once, without waiting for the peer's: a clean close keeps the
-    /// session resumable (the original never sent it, §12 #21).
+    /// session resumable (the original never sent it, DEFECTS.md #21).
     pub fn close_notify(&mut self) {
         if let Transport::Tls(s) = self {
             if !s.get_shutdown().contains(ShutdownState::SENT) {

@@ -23,6 +23,15 @@ pub struct Reporter {
     pipe: File,
 }
 
+impl Reporter {
+    /// The pipe's descriptor, which the processes the child forks must close: the parent
+    /// waits for its last write end to close.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.pipe.as_raw_fd()
+    }
+}
+
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
         Err(io::Error::last_os_error())
@@ -85,8 +94,13 @@ fn wait(pid: libc::pid_t) -> String {
 impl Reporter {
     /// Startup succeeded: detach (new session, `/` as working directory, stdio on
     /// `/dev/null`), then tell the parent, which exits 0.
+    /// Leaves the starting terminal's session and stdio behind, before the processes that
+    /// will serve are forked (they inherit both).
+    pub fn detach(&self) -> io::Result<()> {
+        detach()
+    }
+
     pub fn ready(mut self) -> io::Result<()> {
-        detach()?;
         match self.pipe.write_all(OK) {
             // The parent was killed while it waited: nobody to tell, but the server is up.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),

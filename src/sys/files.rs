@@ -157,6 +157,16 @@ fn read_checked(fd: OwnedFd, cap: u64, owners: &Owners) -> Result<Contents, File
     })
 }
 
+/// Reads a file opened by `Dir::open_for_later` from its start, with the same checks as
+/// `Dir::read`; the descriptor stays open for the next reader.
+pub fn read_open(fd: &OwnedFd, cap: u64, owners: &Owners) -> Result<Contents, FileError> {
+    let copy = fd.try_clone()?;
+    // SAFETY: lseek on a descriptor we own; the copy shares the offset, which only the
+    // one reader of the moment moves.
+    check(unsafe { libc::lseek(copy.as_raw_fd(), 0, libc::SEEK_SET) } as libc::c_int)?;
+    read_checked(copy, cap, owners)
+}
+
 const READ_FLAGS: libc::c_int =
     libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
 
@@ -202,6 +212,11 @@ impl Dir {
         &self.path
     }
 
+    /// The directory's descriptor, for a forked process to close its copy.
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Owner and permission bits of the directory itself.
     pub fn owner_and_mode(&self) -> io::Result<(libc::uid_t, u32)> {
         let st = fstat(self.fd.as_raw_fd())?;
@@ -228,6 +243,17 @@ impl Dir {
         })?;
         // SAFETY: `fd` was just opened and is owned by nobody else.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Opens `name` for reading later, perhaps by a process that could not open it (the
+    /// monitor keeps `ca.key` open for the signers it starts after dropping root);
+    /// `Ok(None)` when there is no such file. Read it with `read_open`.
+    pub fn open_for_later(&self, name: &str) -> io::Result<Option<OwnedFd>> {
+        match self.open_at(name, READ_FLAGS, 0) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads `name`; `Ok(None)` when there is no such file.
@@ -495,8 +521,7 @@ mod tests {
         let t = Tmp::new("own");
         let dir = Dir::open(&t.0).unwrap();
         std::fs::write(t.0.join("f"), b"x").unwrap();
-        // SAFETY: geteuid never fails.
-        let me = unsafe { libc::geteuid() };
+        let me = crate::sys::process::euid();
         let trusted_me = Owners::Trusted(vec![me]);
         assert!(dir.read("f", 9, &trusted_me).unwrap().is_some());
         if me != 0 {

@@ -81,6 +81,61 @@ fn holders(inodes: &[u64]) -> Vec<Holder> {
     out
 }
 
+/// Port of a TCP service name from the services database (`-p http`).
+pub fn service_port(name: &str) -> Option<u16> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: both arguments are valid NUL-terminated strings that outlive the call; the
+    // returned entry lives in libc's static storage and is read at once, during
+    // single-threaded startup, before any other netdb call can overwrite it.
+    let port = unsafe {
+        let entry = libc::getservbyname(name.as_ptr(), c"tcp".as_ptr());
+        if entry.is_null() {
+            return None;
+        }
+        (*entry).s_port
+    };
+    // s_port holds the 16-bit port in network byte order.
+    match u16::from_be(port as u16) {
+        0 => None,
+        p => Some(p),
+    }
+}
+
+/// The local address of a connected socket, IPv4-mapped IPv6 shown as IPv4.
+pub fn local_ip(fd: std::os::fd::RawFd) -> std::io::Result<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    // SAFETY: sockaddr_storage is plain data, for which all-zero is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `ss` and `len` are valid out-pointers of the sizes given.
+    let rc = unsafe {
+        libc::getsockname(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let ip = match libc::c_int::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel filled a sockaddr_in for AF_INET.
+            let sin: &libc::sockaddr_in =
+                unsafe { &*(&ss as *const libc::sockaddr_storage).cast() };
+            IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel filled a sockaddr_in6 for AF_INET6.
+            let sin6: &libc::sockaddr_in6 =
+                unsafe { &*(&ss as *const libc::sockaddr_storage).cast() };
+            IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+        }
+        _ => return Err(std::io::Error::other("not an IP socket")),
+    };
+    Ok(ip.to_canonical())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,7 +98,7 @@ pub fn is_root() -> bool {
 }
 
 /// Switches to `user` completely: supplementary groups, gid, then uid (the original only
-/// did setuid and kept group 0, §12 #13). Any failure is an error; the caller exits.
+/// did setuid and kept group 0, DEFECTS.md #13). Any failure is an error; the caller exits.
 pub fn drop_privileges(user: &User) -> io::Result<()> {
     let cname = CString::new(user.name.as_str())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name contains NUL"))?;

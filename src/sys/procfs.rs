@@ -5,10 +5,33 @@
 //! `/proc/self/fd` directory counted with `getdents64` into another, `getrlimit`. procfs
 //! files are made by the kernel on read (no disk). `/proc/stat`, larger, is read once for
 //! the boot time. Nothing is allocated per call.
+//!
+//! The network process cannot open files once its system-call filter is in place, so it
+//! opens `/proc/self/stat` and `/proc/self/fd` first (`keep_open`) and reads them again from
+//! their start each time.
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
+
+struct Kept {
+    stat: File,
+    fds: OwnedFd,
+}
+
+static KEPT: OnceLock<Kept> = OnceLock::new();
+
+/// Opens what `read` needs, for good: call in the process the figures are about, before
+/// it may open nothing more.
+pub fn keep_open() -> io::Result<()> {
+    let stat = File::open("/proc/self/stat")?;
+    let fds = open_fd_dir()?;
+    boot_time().ok_or_else(|| bad("/proc/stat btime"))?;
+    let _ = KEPT.set(Kept { stat, fds });
+    Ok(())
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ProcessStats {
@@ -25,7 +48,10 @@ pub struct ProcessStats {
 
 pub fn read() -> io::Result<ProcessStats> {
     let mut buf = [0u8; 1024];
-    let stat = read_small("/proc/self/stat", &mut buf)?;
+    let stat = match KEPT.get() {
+        Some(k) => read_kept(&k.stat, &mut buf)?,
+        None => read_small("/proc/self/stat", &mut buf)?,
+    };
     let fields = StatFields::parse(stat).ok_or_else(|| bad("/proc/self/stat"))?;
     let ticks = sysconf(libc::_SC_CLK_TCK)? as f64;
     let page = sysconf(libc::_SC_PAGESIZE)?;
@@ -117,9 +143,22 @@ fn parse_btime(text: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Entries of `/proc/self/fd`, less the descriptor used to list them.
-fn open_fds() -> io::Result<u64> {
-    // SAFETY: a NUL-terminated path; the descriptor is closed below on every path.
+/// A kept procfs file, read again from its start.
+fn read_kept<'a>(file: &File, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
+    let mut len = 0;
+    loop {
+        match file.read_at(&mut buf[len..], len as u64)? {
+            0 => return Ok(&buf[..len]),
+            n => len += n,
+        }
+        if len == buf.len() {
+            return Err(bad("/proc/self/stat"));
+        }
+    }
+}
+
+fn open_fd_dir() -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated path; the descriptor is owned right after.
     let fd = unsafe {
         libc::open(
             c"/proc/self/fd".as_ptr(),
@@ -129,10 +168,22 @@ fn open_fds() -> io::Result<u64> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    let counted = count_entries(fd);
-    // SAFETY: `fd` is ours and not used afterwards.
-    unsafe { libc::close(fd) };
-    Ok(counted?.saturating_sub(1))
+    // SAFETY: just opened, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Entries of `/proc/self/fd`; a descriptor opened only to list them is not counted.
+fn open_fds() -> io::Result<u64> {
+    if let Some(k) = KEPT.get() {
+        let fd = k.fds.as_raw_fd();
+        // SAFETY: lseek on a directory descriptor we keep: back to its first entry.
+        if unsafe { libc::lseek(fd, 0, libc::SEEK_SET) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        return count_entries(fd);
+    }
+    let fd = open_fd_dir()?;
+    Ok(count_entries(fd.as_raw_fd())?.saturating_sub(1))
 }
 
 fn count_entries(fd: libc::c_int) -> io::Result<u64> {

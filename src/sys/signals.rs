@@ -8,18 +8,21 @@ pub enum Signal {
     Terminate(i32),
     Usr1,
     Hup,
+    /// A child process ended (the monitor's).
+    Child,
 }
 
 pub struct SignalFd {
     fd: OwnedFd,
 }
 
-const HANDLED: [libc::c_int; 5] = [
+const HANDLED: [libc::c_int; 6] = [
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGUSR1,
     libc::SIGUSR2,
     libc::SIGHUP,
+    libc::SIGCHLD,
 ];
 
 impl SignalFd {
@@ -45,6 +48,25 @@ impl SignalFd {
                 fd: OwnedFd::from_raw_fd(fd),
             })
         }
+    }
+
+    /// Waits until a signal is pending, at most `timeout` (`None`: for as long as it takes).
+    pub fn wait(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Next pending signal, or `None` when there is none left.
@@ -78,6 +100,7 @@ impl SignalFd {
                 libc::SIGHUP => Signal::Hup,
                 // SIGUSR2 killed the original without saving; we treat it like SIGUSR1.
                 libc::SIGUSR2 => Signal::Usr1,
+                libc::SIGCHLD => Signal::Child,
                 other => Signal::Terminate(other),
             }));
         }

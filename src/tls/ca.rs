@@ -1,11 +1,13 @@
-//! The signing CA (reference §7.1): `CERT_PATH/ca.crt` + `ca.key` (+ `ca.key.passphrase`),
+//! The signing CA (COMPATIBILITY.md §7.1): `CERT_PATH/ca.crt` + `ca.key` (+ `ca.key.passphrase`),
 //! created on first start when neither exists. Unlike the original, the key must match the
 //! certificate and the certificate must be a CA; without a usable key the server still runs
 //! and serves existing certificates only. The files are read with `sys::files` checks (no
 //! link, regular, size-capped, owned by root or the `-u` user): anything else is refused with
 //! a clear error. Blocking: runs at startup.
 
-use crate::sys::files::{Contents, Dir, FileError, Owners};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use crate::sys::files::{self, Contents, Dir, FileError, Owners};
 use crate::x509::{self, asn1_time, unix_now, KeyType, BACKDATE_SECS, DAY};
 use openssl::asn1::Asn1Time;
 use openssl::hash::MessageDigest;
@@ -97,6 +99,72 @@ pub fn load_existing(dir: &Dir, access: &Access) -> Result<Option<(Ca, CaStatus)
     }
 }
 
+/// The CA's secret files, opened (as root, before the privilege drop) and kept by the
+/// monitor, which never reads them: each signer process it starts reads the key from them.
+/// So the key is never in the memory of a process that forks the network process.
+pub struct KeyFiles {
+    key: Option<OwnedFd>,
+    passphrase: Option<OwnedFd>,
+}
+
+impl KeyFiles {
+    pub fn open(dir: &Dir) -> Result<KeyFiles, String> {
+        let open = |name: &str| {
+            dir.open_for_later(name)
+                .map_err(|e| format!("cannot open {}: {e}", dir.path().join(name).display()))
+        };
+        Ok(KeyFiles {
+            key: open("ca.key")?,
+            passphrase: open("ca.key.passphrase")?,
+        })
+    }
+
+    /// In a forked network process: its copies of the descriptors are closed, while the
+    /// monitor's stay open (the memory that owns them is never dropped there).
+    pub fn close_here(&self) {
+        for fd in self.key.iter().chain(&self.passphrase) {
+            crate::sys::children::close_inherited(fd.as_raw_fd());
+        }
+    }
+}
+
+/// The public half of the CA (what the network process needs: the chain it sends and the
+/// bytes of `/ca.crt`); no key. `None` when there is no ca.crt.
+pub fn load_public(dir: &Dir, access: &Access) -> Result<Option<Ca>, String> {
+    let Some(crt) = read(dir, "ca.crt", MAX_PEM, access)? else {
+        return Ok(None);
+    };
+    let chain = X509::stack_from_pem(&crt.bytes).map_err(|e| format!("ca.crt: {e}"))?;
+    let cert = chain
+        .first()
+        .cloned()
+        .ok_or_else(|| "ca.crt contains no certificate".to_string())?;
+    let pem = chain_pem(&chain)?;
+    Ok(Some(Ca {
+        cert,
+        key: None,
+        chain,
+        pem,
+        warnings: Vec::new(),
+    }))
+}
+
+/// The CA with its key read from `files` (the signer process); warnings were logged when
+/// the monitor checked the CA at startup.
+pub fn load_with(dir: &Dir, files: &KeyFiles, access: &Access) -> Result<(Ca, CaStatus), String> {
+    let crt = read(dir, "ca.crt", MAX_PEM, access)?.ok_or("ca.crt is missing")?;
+    let read_fd = |fd: &Option<OwnedFd>, name: &str, cap| match fd {
+        Some(fd) => files::read_open(fd, cap, &access.owners)
+            .map(|c| Some(c.bytes))
+            .map_err(|e| format!("cannot read {}: {e}", dir.path().join(name).display())),
+        None => Ok(None),
+    };
+    let key = read_fd(&files.key, "ca.key", MAX_PEM)?;
+    let passphrase =
+        read_fd(&files.passphrase, "ca.key.passphrase", MAX_PASSPHRASE)?.map(strip_newline);
+    load_parts(crt.bytes, key, passphrase)
+}
+
 /// Every certificate of the chain as PEM, in order.
 fn chain_pem(chain: &[X509]) -> Result<Vec<u8>, String> {
     let mut pem = Vec::new();
@@ -112,15 +180,23 @@ fn load(
     key: Option<Vec<u8>>,
     access: &Access,
 ) -> Result<(Ca, CaStatus), String> {
+    // Read (and checked) whether or not the key needs it: a link or FIFO here is refused.
+    let passphrase =
+        read(dir, "ca.key.passphrase", MAX_PASSPHRASE, access)?.map(|c| strip_newline(c.bytes));
+    load_parts(file, key, passphrase)
+}
+
+fn load_parts(
+    file: Vec<u8>,
+    key: Option<Vec<u8>>,
+    passphrase: Option<Vec<u8>>,
+) -> Result<(Ca, CaStatus), String> {
     let chain = X509::stack_from_pem(&file).map_err(|e| format!("ca.crt: {e}"))?;
     let cert = chain
         .first()
         .cloned()
         .ok_or_else(|| "ca.crt contains no certificate".to_string())?;
     let pem = chain_pem(&chain)?;
-    // Read (and checked) whether or not the key needs it: a link or FIFO here is refused.
-    let passphrase =
-        read(dir, "ca.key.passphrase", MAX_PASSPHRASE, access)?.map(|c| strip_newline(c.bytes));
     let mut warnings = Vec::new();
     if contains_private_key(&file) {
         warnings.push(
@@ -219,7 +295,7 @@ fn parse_key(pem: &[u8], passphrase: Option<Vec<u8>>) -> Result<PKey<Private>, S
 }
 
 /// The passphrase file without its line ending; the original dropped the last byte
-/// unconditionally (§12 #14).
+/// unconditionally (DEFECTS.md #14).
 fn strip_newline(mut bytes: Vec<u8>) -> Vec<u8> {
     if bytes.ends_with(b"\r\n") {
         bytes.truncate(bytes.len() - 2);

@@ -1,8 +1,8 @@
-//! The in-memory certificate cache (reference §7.6, `-c` entries): an O(1) LRU instead of the
-//! original's linear scan and re-sort (§12 #17). Slots live in one Vec linked into a
-//! most-recent-first list; freed slots are reused, so steady-state operation allocates only
-//! the key of an insert. Reuse counts only order the prefetch file, and reading them never
-//! disturbs the cache (§12 #11).
+//! The in-memory certificate cache (COMPATIBILITY.md §7.6, `-c` entries): an O(1) LRU
+//! instead of the original's linear scan and re-sort (DEFECTS.md #17). Slots live in one Vec
+//! linked into a most-recent-first list; freed slots are reused, so steady-state operation
+//! allocates only the key of an insert. Reuse counts only order the prefetch file, and reading
+//! them never disturbs the cache (DEFECTS.md #11).
 
 use std::collections::HashMap;
 
@@ -292,7 +292,7 @@ mod tests {
         let before = order(&c);
         assert_eq!(c.iter_by_reuse(), [("z", 3), ("a", 1), ("q", 1), ("m", 0)]);
         assert_eq!(order(&c), before);
-        // Lookups still work after producing the prefetch order (§12 #11).
+        // Lookups still work after producing the prefetch order (DEFECTS.md #11).
         for k in ["m", "z", "a", "q"] {
             assert!(c.peek(k).is_some());
         }

@@ -1,6 +1,7 @@
-//! Leaf certificate generation (reference §7.3, with §12 #19/#20 fixed): a modern server
-//! certificate with a 128-bit random serial and a 397-day lifetime (the browsers' limit;
-//! the original's 825 days is rejected by Apple and Chrome). Blocking: worker threads.
+//! Leaf certificate generation (COMPATIBILITY.md §7.3, with DEFECTS.md #19 and #20 fixed): a
+//! modern server certificate with a 128-bit random serial and a 397-day lifetime (the
+//! browsers' limit; the original's 825 days is rejected by Apple and Chrome). Blocking:
+//! worker threads.
 
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;

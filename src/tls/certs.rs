@@ -1,7 +1,8 @@
 //! The in-memory certificate cache the ClientHello callback looks in: certificate file
 //! name → certificate and key, LRU-bounded by `-c`. The `Mutex` around it (in `app` and
-//! `server`) exists because the callback must be `Send + Sync`; the loop thread is the only
-//! one that takes it.
+//! `server`) exists because the callback must be `Send + Sync`. The loop thread takes it to
+//! look up, insert and report; a certificate worker takes it only to ask which names the
+//! cache holds, so that the disk budget spares their files (`tls/workers.rs`).
 
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;

@@ -62,7 +62,7 @@ fn base() -> Result<SslContextBuilder, ErrorStack> {
             | SslOptions::PRIORITIZE_CHACHA
             | SslOptions::NO_RENEGOTIATION
             // Clients rarely send close_notify; without this OpenSSL 3 treats their EOF
-            // as an error and drops the session from the cache (§12 #21).
+            // as an error and drops the session from the cache (DEFECTS.md #21).
             | SslOptions::IGNORE_UNEXPECTED_EOF
             | NO_ANTI_REPLAY,
     );
@@ -122,7 +122,7 @@ fn ctx_read(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// Session cache figures for `ssh`, `ssm`, `ssp` (reference §8.2).
+/// Session cache figures for `ssh`, `ssm`, `ssp` (COMPATIBILITY.md §8.2).
 pub struct SessionStats {
     pub stored: u64,
     pub hits: u64,

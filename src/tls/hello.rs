@@ -5,13 +5,16 @@
 //! the certificate callback (a resumed one needs no certificate, so it costs nothing more):
 //! it looks in the in-memory cache and on a hit installs that certificate on the connection.
 //! On a miss it records what it needs and asks to be called again: OpenSSL reports
-//! WANT_X509_LOOKUP, the loop takes the lookup (`take_lookup`), parks the connection
-//! (`tls::pending`) and asks a worker; when the certificate arrives the loop hands it over
-//! (`install`) and drives the handshake again, which calls the certificate callback again.
+//! WANT_X509_LOOKUP, the loop takes the lookup (`take_lookup`) and hands the connection to
+//! `server::handoff`, which parks it and asks the signer; when the certificate arrives it is
+//! handed over (`install`) and the handshake driven again, which calls the certificate
+//! callback again. A client without SNI gets the certificate for the address it connected
+//! to, which the loop gave the state when it accepted the connection (`attach`).
 //!
 //! The state lives in OpenSSL's per-connection ex_data because the callback can reach
 //! nothing else; every function here takes the connection's `SslRef`.
 
+use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use openssl::error::ErrorStack;
@@ -26,8 +29,8 @@ use super::certs::{Certs, Leaf};
 use super::names::{self, CertName};
 use super::psl::Psl;
 use super::sni;
+use crate::stats::top_names::{self, Observed};
 use crate::stats::HandshakeFailure;
-use crate::top_names::{self, Observed};
 
 /// Names in log lines are cut like the original's (64 bytes).
 const LOG_NAME_MAX: usize = 64;
@@ -37,22 +40,15 @@ const SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN: i32 = 1046;
 const SSL_R_TLSV1_ALERT_UNKNOWN_CA: i32 = 1048;
 const SSL_R_UNEXPECTED_EOF_WHILE_READING: i32 = 294;
 
-/// What the loop must look up after the callback asked for a retry.
-pub enum Lookup {
-    Name(CertName),
-    /// No SNI: the certificate is for the local address the client connected to.
-    NoSni,
-}
-
 #[derive(Default)]
 enum Phase {
     #[default]
     Fresh,
-    /// The ClientHello asked for this certificate (None: it sent no SNI, so the one for the
-    /// local address); the certificate callback installs it if the handshake is a full one.
-    Named(Option<CertName>),
+    /// The ClientHello asked for this certificate (without SNI: the one for the local
+    /// address); the certificate callback installs it if the handshake is a full one.
+    Named(CertName),
     /// The certificate callback asked for a retry; the loop takes this and finds it.
-    Lookup(Lookup),
+    Lookup(CertName),
     /// The loop found it: the certificate callback installs it when called again.
     Install(Leaf),
     /// The loop found none: the certificate callback fails the handshake, counted as this.
@@ -70,6 +66,9 @@ pub struct Hello {
     sni: String,
     /// The SNI for the most requested names, until the loop takes it (`take_name`).
     observed: Option<Observed>,
+    /// The connection's socket: without SNI, its local address names the certificate
+    /// (asked only then, which spares every other handshake a system call).
+    socket: Option<RawFd>,
 }
 
 /// The `Mutex` is only there because ex_data must be `Sync`: the callback and the loop run on
@@ -79,9 +78,13 @@ fn index() -> Index<Ssl, Mutex<Hello>> {
     *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex_data index"))
 }
 
-/// Gives a new connection its (empty) hello state.
-pub fn attach(ssl: &mut SslRef) {
-    ssl.set_ex_data(index(), Mutex::new(Hello::default()));
+/// Gives a new connection its hello state: empty but for its socket, which outlives it.
+pub fn attach(ssl: &mut SslRef, socket: Option<RawFd>) {
+    let hello = Hello {
+        socket,
+        ..Hello::default()
+    };
+    ssl.set_ex_data(index(), Mutex::new(hello));
 }
 
 /// Empties the hello state once the handshake is done (the SNI copy kept for log lines, a
@@ -91,9 +94,15 @@ pub fn release(ssl: &SslRef) {
     with(ssl, |h| *h = Hello::default());
 }
 
+/// No SNI: the certificate for the address the client connected to.
+fn local_name(ssl: &SslRef) -> Option<CertName> {
+    let fd = with(ssl, |h| h.socket).flatten()?;
+    let ip = crate::sys::ports::local_ip(fd).ok()?;
+    Some(names::cert_name_for_ip(ip))
+}
+
 fn state(ssl: &SslRef) -> Option<MutexGuard<'_, Hello>> {
-    ssl.ex_data(index())
-        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    ssl.ex_data(index()).map(crate::sys::lock)
 }
 
 fn with<R>(ssl: &SslRef, f: impl FnOnce(&mut Hello) -> R) -> Option<R> {
@@ -127,10 +136,17 @@ pub fn callback(
             with(ssl, |h| h.phase = phase);
         };
         let raw = match client_hello_ext(ssl, TLSEXT_TYPE_SERVER_NAME).map(sni::server_name) {
-            None | Some(Ok(None)) => {
-                set(ssl, Phase::Named(None));
-                return Ok(ClientHelloResponse::SUCCESS);
-            }
+            None | Some(Ok(None)) => match local_name(ssl) {
+                Some(name) => {
+                    set(ssl, Phase::Named(name));
+                    return Ok(ClientHelloResponse::SUCCESS);
+                }
+                None => {
+                    set(ssl, Phase::Refuse(HandshakeFailure::Other));
+                    *alert = SslAlert::HANDSHAKE_FAILURE;
+                    return Err(ErrorStack::get());
+                }
+            },
             Some(Ok(Some(raw))) => raw.to_vec(),
             Some(Err(_)) => {
                 with(ssl, |h| h.observed = Some(Observed::Invalid));
@@ -145,7 +161,7 @@ pub fn callback(
         });
         match names::cert_name(&raw, &psl) {
             Ok(name) => {
-                set(ssl, Phase::Named(Some(name)));
+                set(ssl, Phase::Named(name));
                 Ok(ClientHelloResponse::SUCCESS)
             }
             Err(_) => {
@@ -198,19 +214,15 @@ fn choose_certificate(ssl: &mut SslRef, certs: &Mutex<Certs>) -> libc::c_int {
     let phase = with(ssl, |h| std::mem::take(&mut h.phase)).unwrap_or_default();
     let leaf = match phase {
         Phase::Install(leaf) => leaf,
-        Phase::Named(Some(name)) => {
-            let cached = certs.lock().ok().and_then(|mut c| c.get(name.file_name()));
+        Phase::Named(name) => {
+            let cached = crate::sys::lock(certs).get(name.file_name());
             match cached {
                 Some(leaf) => leaf,
                 None => {
-                    with(ssl, |h| h.phase = Phase::Lookup(Lookup::Name(name)));
+                    with(ssl, |h| h.phase = Phase::Lookup(name));
                     return -1;
                 }
             }
-        }
-        Phase::Named(None) => {
-            with(ssl, |h| h.phase = Phase::Lookup(Lookup::NoSni));
-            return -1;
         }
         other => {
             with(ssl, |h| h.phase = other);
@@ -261,8 +273,8 @@ fn use_leaf(ssl: &mut SslRef, leaf: &Leaf) -> Result<(), ErrorStack> {
     }
 }
 
-/// After WANT_X509_LOOKUP: what the loop has to find.
-pub fn take_lookup(ssl: &SslRef) -> Option<Lookup> {
+/// After WANT_X509_LOOKUP: the certificate the loop has to find.
+pub fn take_lookup(ssl: &SslRef) -> Option<CertName> {
     with(ssl, |h| match std::mem::take(&mut h.phase) {
         Phase::Lookup(l) => Some(l),
         other => {
@@ -300,7 +312,7 @@ pub fn server_name(ssl: &SslRef) -> String {
     with(ssl, |h| h.sni.clone()).unwrap_or_default()
 }
 
-/// Classifies a failed handshake as reference §6.5.
+/// Classifies a failed handshake as COMPATIBILITY.md §6.5 describes.
 pub fn classify_failure(ssl: &SslRef, e: &openssl::ssl::Error) -> HandshakeFailure {
     let served = match with(ssl, |h| match h.phase {
         Phase::Refuse(why) => Err(why),
@@ -338,15 +350,16 @@ mod tests {
             .unwrap()
             .build();
         let mut ssl = Ssl::new(&ctx).unwrap();
-        attach(&mut ssl);
+        attach(&mut ssl, None);
         ssl
     }
 
     #[test]
     fn state_round_trips_until_released() {
         let ssl = ssl();
-        with(&ssl, |h| h.phase = Phase::Lookup(Lookup::NoSni));
-        assert!(matches!(take_lookup(&ssl), Some(Lookup::NoSni)));
+        let name = CertName::from_file_name("_.a.example").unwrap();
+        with(&ssl, |h| h.phase = Phase::Lookup(name.clone()));
+        assert_eq!(take_lookup(&ssl), Some(name));
         assert!(take_lookup(&ssl).is_none());
         refuse(&ssl, HandshakeFailure::NoCertificate);
         with(&ssl, |h| h.sni = "a.example".into());

@@ -1,5 +1,6 @@
 //! HTTPS: certificate names, the CA, certificate making and storage, the in-memory cache,
-//! the worker pool and the TLS contexts with their ClientHello callback.
+//! the worker pool, the messages between the network and signer processes, and the TLS
+//! contexts with their ClientHello callback.
 
 pub mod ca;
 pub mod cache;
@@ -12,6 +13,7 @@ pub mod names;
 pub mod pending;
 pub mod prefetch;
 pub mod psl;
+pub mod signer_msg;
 pub mod sni;
 pub mod store;
 pub mod workers;

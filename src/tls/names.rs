@@ -1,9 +1,10 @@
 //! Maps an SNI name to the certificate that serves it, and that certificate's file name.
 //!
-//! Unlike the original (§12 #15, #16) names are validated and lower-cased before they become
+//! Unlike the original (DEFECTS.md #15, #16) names are validated and lower-cased before they become
 //! file names, so no SNI can escape CERT_PATH or overwrite our own files there, and a wildcard
 //! is never issued for a public suffix (`*.co.uk`).
 
+use crate::sys::files::TMP_SUFFIX;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -19,8 +20,6 @@ pub const RESERVED: [&str; 5] = [
     "prefetch",
     "public_suffix_list.dat",
 ];
-/// Suffix of temporary files written before an atomic rename.
-const TMP_SUFFIX: &str = ".tmp";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameError {

@@ -1,22 +1,14 @@
-//! Connections parked on a certificate that a worker is making: the one record of "who waits
-//! for which certificate file". The loop parks a connection here when its handshake needs a
-//! certificate that is not cached, and takes the waiters back when the worker reports. One
-//! job runs per file however many connections wait for it, and a job whose every waiter
-//! has gone is flagged so that the worker skips it.
+//! Connections parked on a certificate that the signer is making: the one record of "who
+//! waits for which certificate file". The loop parks a connection here when its handshake
+//! needs a certificate that is not cached, and takes the waiters back when the signer
+//! answers. One request runs per file however many connections wait for it; when its every
+//! waiter has gone the signer is told, so that it can skip the job.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-struct Waiting<Id> {
-    ids: Vec<Id>,
-    /// Shared with the queued job: set while nobody waits.
-    abandoned: Arc<AtomicBool>,
-}
 
 /// Waiters by certificate file name; `Id` identifies a connection across slot reuse.
 pub struct Pending<Id> {
-    waiters: HashMap<String, Waiting<Id>>,
+    waiters: HashMap<String, Vec<Id>>,
 }
 
 impl<Id> Default for Pending<Id> {
@@ -28,44 +20,47 @@ impl<Id> Default for Pending<Id> {
 }
 
 impl<Id: Copy + PartialEq> Pending<Id> {
-    /// Parks `id` on `file`. When no job for it is queued or running, returns the flag for a
-    /// new one, which the caller must queue.
-    pub fn park(&mut self, file: &str, id: Id) -> Option<Arc<AtomicBool>> {
+    /// Parks `id` on `file`; true when no request for it is out yet, which the caller must
+    /// then send. A file whose waiters had all gone is still asked for: the same request
+    /// serves the newcomer unless the signer skipped it (it then says so, and the caller
+    /// asks again for whoever waits by then).
+    pub fn park(&mut self, file: &str, id: Id) -> bool {
         match self.waiters.get_mut(file) {
-            Some(w) => {
-                w.ids.push(id);
-                w.abandoned.store(false, Ordering::Relaxed);
-                None
+            Some(ids) => {
+                ids.push(id);
+                false
             }
             None => {
-                let abandoned = Arc::new(AtomicBool::new(false));
-                let w = Waiting {
-                    ids: vec![id],
-                    abandoned: abandoned.clone(),
-                };
-                self.waiters.insert(file.to_string(), w);
-                Some(abandoned)
+                self.waiters.insert(file.to_string(), vec![id]);
+                true
             }
         }
     }
 
-    /// `id` stopped waiting (its deadline passed, or it closed); when it was the last, the
-    /// job is flagged as abandoned.
-    pub fn forget(&mut self, file: &str, id: Id) {
-        if let Some(w) = self.waiters.get_mut(file) {
-            w.ids.retain(|x| *x != id);
-            if w.ids.is_empty() {
-                w.abandoned.store(true, Ordering::Relaxed);
+    /// `id` stopped waiting (its deadline passed, or it closed); true when it was the last,
+    /// so that the signer may skip the job.
+    pub fn forget(&mut self, file: &str, id: Id) -> bool {
+        match self.waiters.get_mut(file) {
+            Some(ids) => {
+                let before = ids.len();
+                ids.retain(|x| *x != id);
+                ids.is_empty() && before > 0
             }
+            None => false,
         }
     }
 
-    /// The job for `file` finished: everyone who still waits, in the order they came.
+    /// The request for `file` was answered: everyone who still waits, in the order they came.
     pub fn take(&mut self, file: &str) -> Vec<Id> {
-        self.waiters.remove(file).map(|w| w.ids).unwrap_or_default()
+        self.waiters.remove(file).unwrap_or_default()
     }
 
-    /// Files with a job queued or running.
+    /// Every file with a request out, and who waits for it (the signer has gone).
+    pub fn take_all(&mut self) -> Vec<(String, Vec<Id>)> {
+        self.waiters.drain().collect()
+    }
+
+    /// Files with a request out.
     pub fn len(&self) -> usize {
         self.waiters.len()
     }
@@ -80,36 +75,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_job_per_file_and_waiters_in_order() {
+    fn one_request_per_file_and_waiters_in_order() {
         let mut p = Pending::default();
-        assert!(p.park("_.a.com", 1).is_some());
-        assert!(p.park("_.a.com", 2).is_none());
-        assert!(p.park("_.b.com", 3).is_some());
-        assert!(p.park("_.a.com", 4).is_none());
+        assert!(p.park("_.a.com", 1));
+        assert!(!p.park("_.a.com", 2));
+        assert!(p.park("_.b.com", 3));
+        assert!(!p.park("_.a.com", 4));
         assert_eq!(p.len(), 2);
-        p.forget("_.a.com", 2);
-        p.forget("_.nothing", 9);
+        assert!(!p.forget("_.a.com", 2));
+        assert!(!p.forget("_.nothing", 9));
         assert_eq!(p.take("_.a.com"), [1, 4]);
         assert_eq!(p.take("_.a.com"), Vec::<i32>::new());
-        // A new job is needed once the old one reported.
-        assert!(p.park("_.a.com", 5).is_some());
+        // A new request is needed once the old one was answered.
+        assert!(p.park("_.a.com", 5));
         assert_eq!(p.take("_.b.com"), [3]);
-        assert_eq!(p.take("_.a.com"), [5]);
+        assert_eq!(p.take_all(), vec![("_.a.com".to_string(), vec![5])]);
         assert!(p.is_empty());
     }
 
     #[test]
-    fn a_job_nobody_waits_for_is_flagged_until_someone_does() {
+    fn the_last_waiter_leaving_is_told_once() {
         let mut p = Pending::default();
-        let flag = p.park("_.a.com", 1).unwrap();
-        assert!(p.park("_.a.com", 2).is_none());
-        p.forget("_.a.com", 1);
-        assert!(!flag.load(Ordering::Relaxed));
-        p.forget("_.a.com", 2);
-        assert!(flag.load(Ordering::Relaxed));
-        // Someone asks again before the worker got to it: the same job serves them.
-        assert!(p.park("_.a.com", 3).is_none());
-        assert!(!flag.load(Ordering::Relaxed));
+        assert!(p.park("_.a.com", 1));
+        assert!(!p.park("_.a.com", 2));
+        assert!(!p.forget("_.a.com", 1));
+        assert!(p.forget("_.a.com", 2));
+        assert!(!p.forget("_.a.com", 2));
+        // Someone asks again before the signer answered: the same request serves them.
+        assert!(!p.park("_.a.com", 3));
         assert_eq!(p.take("_.a.com"), [3]);
     }
 }

@@ -1,4 +1,4 @@
-//! `CERT_PATH/prefetch` (reference §7.7): the names of the cached certificates, most reused
+//! `CERT_PATH/prefetch` (COMPATIBILITY.md §7.7): the names of the cached certificates, most reused
 //! first, `<name>\t<count>\n`; read at startup to warm the cache. Reading is bounded and
 //! forgiving (the file may be hand-edited or damaged); the caller validates the names.
 

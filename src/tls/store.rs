@@ -1,8 +1,8 @@
-//! Certificate files in CERT_PATH (reference §7.4): one file `<name>` holding the certificate
-//! PEM then the PKCS#8 private key PEM. Files are read and written through `sys::files::Dir`
-//! (no link followed, regular files only, size-capped) and written atomically with mode
-//! 0600, so a reader never sees half a file (§12 #19) and leaf keys are not world-readable
-//! (§12 #14). Blocking: runs on certificate workers or at startup only.
+//! Certificate files in CERT_PATH (COMPATIBILITY.md §7.4): one file `<name>` holding the
+//! certificate PEM then the PKCS#8 private key PEM. Files are read and written through
+//! `sys::files::Dir` (no link followed, regular files only, size-capped) and written atomically
+//! with mode 0600, so a reader never sees half a file (DEFECTS.md #19) and leaf keys are not
+//! world-readable (DEFECTS.md #14). Blocking: runs on certificate workers or at startup only.
 
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};

@@ -1,26 +1,28 @@
-//! Certificate workers: a small thread pool that loads certificates from CERT_PATH or
-//! makes new ones, so that the event loop never reads a file or creates a key. Jobs come
-//! over a bounded channel; results go back over a channel plus a `mio::Waker`. The workers
-//! also keep CERT_PATH within its disk budget (`tls::disk`).
+//! Certificate workers: a small thread pool in the signer process that loads certificates
+//! from CERT_PATH or makes new ones, so that the network process never reads a file or
+//! holds the CA key. Jobs come over a bounded channel; each result goes to a sink (the
+//! signer sends it to the network process). The workers also keep CERT_PATH within its
+//! disk budget (`tls::disk`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::{io, thread};
 
-use mio::Waker;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use super::ca::Ca;
+use super::cache::LruCache;
 use super::certgen;
-use super::certs::{Certs, Leaf};
+use super::certs::Leaf;
 use super::disk::DiskBudget;
 use super::names::CertName;
 use super::store::{self, StoreError};
 use crate::log;
 use crate::plog;
 use crate::sys::files::{Dir, Owners};
+use crate::sys::lock;
 use crate::x509::{self, KeyType};
 
 /// How a job ended.
@@ -60,13 +62,10 @@ pub struct Maker {
     /// made once. ECDSA keys cost microseconds, so each certificate gets its own.
     shared_rsa: OnceLock<PKey<Private>>,
     disk: Arc<Mutex<DiskBudget>>,
-    /// The memory cache, consulted only to spare its names when the budget removes files.
-    certs: Arc<Mutex<Certs>>,
+    /// Names delivered lately, as many as the network process caches (`-c`): the disk
+    /// budget spares their files, which the prefetch list will name at the next start.
+    recent: Mutex<LruCache<()>>,
     disk_warned: AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Maker {
@@ -76,7 +75,7 @@ impl Maker {
         ca: Ca,
         leaf_kind: KeyType,
         disk: Arc<Mutex<DiskBudget>>,
-        certs: Arc<Mutex<Certs>>,
+        cache_size: usize,
     ) -> Maker {
         Maker {
             dir,
@@ -85,9 +84,25 @@ impl Maker {
             leaf_kind,
             shared_rsa: OnceLock::new(),
             disk,
-            certs,
+            recent: Mutex::new(LruCache::new(cache_size.max(1))),
             disk_warned: AtomicBool::new(false),
         }
+    }
+
+    /// `name` went to the network process's cache.
+    pub fn delivered(&self, name: &str) {
+        lock(&self.recent).insert(name.to_string(), ());
+    }
+
+    /// The disk budget and whether the CA can sign, as the stats pages show them.
+    pub fn disk_figures(&self) -> (bool, u64, u64, u64) {
+        let d = lock(&self.disk);
+        (
+            self.ca.key.is_some(),
+            d.files() as u64,
+            d.max_files() as u64,
+            d.evicted(),
+        )
     }
 
     /// A valid, not-expiring certificate from disk, if there is one; a file signed by
@@ -183,7 +198,7 @@ impl Maker {
             }
         };
         plog!(log::NOTICE, "cert generated to disk: {}", file);
-        let in_memory = |n: &str| lock(&self.certs).contains(n);
+        let in_memory = |n: &str| lock(&self.recent).peek(n).is_some();
         let (victims, first) = {
             let mut disk = lock(&self.disk);
             let victims = disk.stored(file, bytes, &in_memory);
@@ -248,10 +263,11 @@ impl Maker {
     }
 }
 
+/// Where a worker puts each finished job.
+pub type Sink = Arc<dyn Fn(Done) + Send + Sync>;
+
 pub struct Workers {
     jobs: SyncSender<Job>,
-    done: Receiver<Done>,
-    can_sign: bool,
 }
 
 impl Workers {
@@ -260,39 +276,24 @@ impl Workers {
         threads: usize,
         queue: usize,
         maker: Arc<Maker>,
-        waker: Arc<Waker>,
+        sink: Sink,
     ) -> io::Result<Workers> {
         let (jobs, job_rx) = mpsc::sync_channel::<Job>(queue);
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let (done_tx, done) = mpsc::channel();
-        let can_sign = maker.ca.key.is_some();
+        let job_rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(job_rx));
         for i in 0..threads.max(1) {
             let job_rx = job_rx.clone();
-            let done_tx = done_tx.clone();
             let maker = maker.clone();
-            let waker = waker.clone();
+            let sink = sink.clone();
             thread::Builder::new()
                 .name(format!("cert-{i}"))
                 .stack_size(256 * 1024)
                 .spawn(move || loop {
-                    let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let job = lock(&job_rx).recv();
                     let Ok(job) = job else { return };
-                    if done_tx.send(maker.obtain(&job)).is_err() {
-                        return;
-                    }
-                    let _ = waker.wake();
+                    sink(maker.obtain(&job));
                 })?;
         }
-        Ok(Workers {
-            jobs,
-            done,
-            can_sign,
-        })
-    }
-
-    /// Whether new certificates can be made; when not, startup has said why, at ERROR.
-    pub fn can_sign(&self) -> bool {
-        self.can_sign
+        Ok(Workers { jobs })
     }
 
     /// Queues a job; gives it back when the queue is full.
@@ -301,9 +302,5 @@ impl Workers {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(j)) | Err(TrySendError::Disconnected(j)) => Err(j),
         }
-    }
-
-    pub fn try_recv(&self) -> Option<Done> {
-        self.done.try_recv().ok()
     }
 }

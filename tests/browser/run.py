@@ -10,10 +10,14 @@ Per browser:
   visit 2  the same page again in the same process (a reload)
   visit 3  the same names in a new browser process (certificates cached by the server)
   control  a profile without the CA: every load must fail
+  setup    the server's setup page at http://127.0.0.1:PORT/ (setup_page.py): "trusted" in a
+           profile that trusts the CA, "not trusted" in one that does not, and the fingerprint
+           of ca.crt
 Every load of visits 1-3 must succeed; the server must have made exactly one certificate
 per new name and refused no handshake for want of one. Exit 0 only then.
 
-Usage: run.py --server PATH [--names N] [--browsers chromium,firefox]
+Usage: run.py --server PATH [--names N] [--browsers chromium,firefox] [--setup-only]
+       run.py --server PATH --screenshot PNG   (the setup page at phone width, Chromium)
 Needs: python3, chromium, firefox-esr, certutil (libnss3-tools).
 """
 
@@ -33,6 +37,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+import setup_page
 
 HERE = Path(__file__).resolve().parent
 RESULT_TIMEOUT = 60  # seconds per visit; the page itself gives up on a load after 30 s
@@ -175,8 +181,10 @@ class Chromium(Browser):
         certutil_db(home / ".pki" / "nssdb", ca_file)
         return {"home": home, "data": root / "data"}
 
-    def launch(self, profile, url, log):
+    def launch(self, profile, url, log, remote=False):
         env = dict(os.environ, HOME=str(profile["home"]))
+        # Port 0: Chromium picks one and prints "DevTools listening on ws://...".
+        debug = ["--remote-debugging-port=0"] if remote else []
         args = [
             self.cmd, "--headless=new", f"--user-data-dir={profile['data']}",
             # Root (CI) cannot use the sandbox; the pages are our own.
@@ -185,6 +193,7 @@ class Chromium(Browser):
             "--disable-component-update", "--disable-sync", "--disable-extensions",
             # Every name to loopback; the port stays the one in the URL (the server's -k).
             "--host-resolver-rules=MAP * 127.0.0.1",
+            *debug,
             url,
         ]
         return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -232,9 +241,11 @@ class Firefox(Browser):
         home.mkdir()
         return {"home": home, "dir": prof}
 
-    def launch(self, profile, url, log):
+    def launch(self, profile, url, log, remote=False):
         env = dict(os.environ, HOME=str(profile["home"]), MOZ_CRASHREPORTER_DISABLE="1")
-        args = [self.cmd, "--headless", "--no-remote", "--profile", str(profile["dir"]), url]
+        # Port 0: Firefox picks one and prints "WebDriver BiDi listening on ws://...".
+        debug = ["--remote-debugging-port", "0"] if remote else []
+        args = [self.cmd, "--headless", "--no-remote", "--profile", str(profile["dir"]), *debug, url]
         return subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -360,7 +371,11 @@ def main():
     ap.add_argument("--names", type=int, default=60, help="never-seen HTTPS names per browser")
     ap.add_argument("--browsers", default="chromium,firefox")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (profiles, logs)")
+    ap.add_argument("--setup-only", action="store_true", help="only the setup page checks")
+    ap.add_argument("--screenshot", metavar="PNG", help="only save the setup page at phone width")
     args = ap.parse_args()
+    if args.screenshot:
+        args.browsers = "chromium"
 
     known = {b.name: b for b in (Chromium(), Firefox())}
     browsers = [known[b] for b in args.browsers.split(",")]
@@ -371,7 +386,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="pixelserv-browser-"))
     pixelserv = Pixelserv(str(Path(args.server).resolve()), work)
     pages = PageServer()
-    rows, failures = [], []
+    rows, setup_rows, failures = [], [], []
     started = time.monotonic()
     try:
         ca_pem = pixelserv.get("/ca.crt")
@@ -379,21 +394,33 @@ def main():
             raise SystemExit(f"/ca.crt is not a lone certificate: {ca_pem[:80]!r}")
         ca_file = work / "downloaded-ca.crt"
         ca_file.write_bytes(ca_pem)
+        if args.screenshot:
+            out = Path(args.screenshot)
+            state = setup_page.screenshot(browsers[0], pixelserv, ca_file, work, stop_browser, out)
+            print(f"{out}: {out.stat().st_size} bytes; the page says {state['chk']!r}")
+            shutil.rmtree(work, ignore_errors=True)
+            return
         for b in browsers:
             try:
-                made, problems = run_browser(b, pixelserv, pages, ca_file, work, args.names, rows)
-                print(f"{b.name}: {b.version()}; certificates made on visit 1: {made:.0f}")
+                if not args.setup_only:
+                    made, problems = run_browser(b, pixelserv, pages, ca_file, work, args.names, rows)
+                    print(f"{b.name}: {b.version()}; certificates made on visit 1: {made:.0f}")
+                    failures += [f"{b.name}: {p}" for p in problems]
+                problems = setup_page.check(b, pixelserv, ca_file, work, stop_browser, setup_rows)
                 failures += [f"{b.name}: {p}" for p in problems]
-            except Failure as e:
+            except (Failure, setup_page.Failure) as e:
                 failures.append(f"{b.name}: {e}")
     finally:
         pages.close()
         pixelserv.stop()
 
-    head = ("browser", "visit", "names ok", "loads ok", "page ms", "slowest load ms")
-    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
-    for r in [head] + rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    for head, table in ((("browser", "visit", "names ok", "loads ok", "page ms", "slowest load ms"), rows),
+                        (("browser", "profile", "the page says", "ms to the answer"), setup_rows)):
+        if not table:
+            continue
+        widths = [max(len(str(r[i])) for r in table + [head]) for i in range(len(head))]
+        for r in [head] + table:
+            print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
     print(f"time: {time.monotonic() - started:.1f} s")
     for f in failures:
         print("FAIL", f)

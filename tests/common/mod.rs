@@ -480,13 +480,43 @@ impl Server {
         exchange(&mut self.connect(), &get_req(path))
     }
 
+    /// The monitor: the process started, which the init scripts see.
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 
-    /// Resident set size of the server process in KiB.
+    /// The network process (the monitor's child with the event loop's epoll descriptor).
+    pub fn network_pid(&self) -> i32 {
+        self.child_pid(true)
+    }
+
+    /// The signer process (the monitor's other child).
+    pub fn signer_pid(&self) -> i32 {
+        self.child_pid(false)
+    }
+
+    fn child_pid(&self, network: bool) -> i32 {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let kids = children_of(self.pid());
+            if kids.len() == 2 {
+                if let Some(&p) = kids.iter().find(|&&p| has_epoll(p) == network) {
+                    return p;
+                }
+            }
+            assert!(
+                Instant::now() < end,
+                "no network and signer process under {}",
+                self.pid()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident set size of the network process in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.network_pid())).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -539,4 +569,36 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Processes whose parent is `pid`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: the command name may hold spaces and parentheses.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        if after.split_whitespace().nth(1).and_then(|v| v.parse().ok()) == Some(pid) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether `pid` holds an epoll descriptor (the network process's event loop does).
+pub fn has_epoll(pid: i32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten().any(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|t| t.to_string_lossy().contains("eventpoll"))
+            })
+        })
+        .unwrap_or(false)
 }

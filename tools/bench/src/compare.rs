@@ -14,6 +14,7 @@ use crate::peers::{self, Material, Peer};
 use crate::sys;
 use crate::target::{self, Target};
 use crate::wire::{self, Wire};
+use openssl::ssl::SslConnector;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -50,13 +51,57 @@ pub const KEYS: &[&str] = &[
     "instructions",
 ];
 
-const TIMED: [(&str, &str); 5] = [
-    ("http", "HTTP keep-alive request"),
-    ("https", "HTTPS keep-alive request"),
-    ("full", "full TLS 1.3 handshake + GET"),
-    ("resume12", "resumed TLS 1.2 handshake + GET"),
-    ("resume13", "TLS 1.3 resumption + GET"),
+/// How a timed figure loads the server.
+#[derive(Clone, Copy)]
+enum How {
+    KeepAlive { tls: bool },
+    Handshakes(Handshake),
+}
+
+/// A timed figure: its `--only` key, its row in the tables, how it is measured.
+struct Timed {
+    key: &'static str,
+    label: &'static str,
+    how: How,
+}
+
+/// The timed figures, in the order they run and are printed.
+const TIMED: [Timed; 5] = [
+    Timed {
+        key: "http",
+        label: "HTTP keep-alive request",
+        how: How::KeepAlive { tls: false },
+    },
+    Timed {
+        key: "https",
+        label: "HTTPS keep-alive request",
+        how: How::KeepAlive { tls: true },
+    },
+    Timed {
+        key: "full",
+        label: "full TLS 1.3 handshake + GET",
+        how: How::Handshakes(Handshake::Full),
+    },
+    Timed {
+        key: "resume12",
+        label: "resumed TLS 1.2 handshake + GET",
+        how: How::Handshakes(Handshake::Resume12),
+    },
+    Timed {
+        key: "resume13",
+        label: "TLS 1.3 resumption + GET",
+        how: How::Handshakes(Handshake::Resume13),
+    },
 ];
+
+impl Opts {
+    /// Whether `--only` (or its absence) asks for figure `key`.
+    fn wants(&self, key: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|x| x == key))
+    }
+}
 
 #[derive(Default)]
 struct Results {
@@ -127,15 +172,35 @@ fn version_of(bin: &str, arg: &str) -> String {
         .unwrap_or_else(|| format!("{bin} ?"))
 }
 
-pub fn run(o: Opts) -> Result<(), String> {
+/// Versions of the TLS library and of each peer, for the header.
+fn versions(peers: &[Peer]) -> Vec<String> {
+    let mut versions = vec![openssl::version::version().to_string()];
+    versions.extend(peers.iter().map(|p| match p {
+        Peer::Nginx => version_of("nginx", "-v"),
+        Peer::Haproxy => version_of("haproxy", "-v"),
+    }));
+    versions
+}
+
+/// The machine as the run found and set it up.
+struct Setup {
+    started: Instant,
+    load_start: String,
+    cpus: usize,
+    pin_on: bool,
+    /// Idle connections every server holds at once.
+    held: usize,
+}
+
+/// Installs what the wanted figures need, raises the fd limit, pins this process and makes
+/// the `--keep-profiles` directory.
+fn set_up(o: &Opts) -> Result<Setup, String> {
     let started = Instant::now();
-    let mut phases = Phases::default();
-    let wanted = |k: &str| o.only.as_ref().is_none_or(|l| l.iter().any(|x| x == k));
     let mut tools: Vec<(&str, &str)> = o.peers.iter().map(|p| p.tool()).collect();
-    if wanted("syscalls") {
+    if o.wants("syscalls") {
         tools.push(("strace", "strace"));
     }
-    if wanted("instructions") {
+    if o.wants("instructions") {
         tools.push(("valgrind", "valgrind"));
         tools.push(("callgrind_control", "valgrind"));
     }
@@ -151,7 +216,6 @@ pub fn run(o: Opts) -> Result<(), String> {
         .min()
         .unwrap_or(usize::MAX);
     let held = o.idle.min(cap.saturating_sub(300)).max(1);
-    let max_conns = held + 300;
     let cpus = sys::allowed_cpus();
     let pin_on = o.pin && cpus >= 2;
     if pin_on {
@@ -161,10 +225,61 @@ pub fn run(o: Opts) -> Result<(), String> {
     if let Some(k) = &o.keep {
         std::fs::create_dir_all(k).map_err(|e| format!("{}: {e}", k.display()))?;
     }
+    Ok(Setup {
+        started,
+        load_start,
+        cpus,
+        pin_on,
+        held,
+    })
+}
+
+pub fn run(o: Opts) -> Result<(), String> {
+    let mut phases = Phases::default();
+    let setup = set_up(&o)?;
 
     // Phase 1: every server at once, timed figures interleaved, then idle memory, bytes
     // and system calls.
     let mut r = Results::default();
+    let (servers, material) = start_all(&o, setup.held + 300)?;
+    r.certs = (material.leaf_der, material.extra_der.clone());
+    let pinned: Vec<String> = servers
+        .iter()
+        .map(|t| pin(t, setup.pin_on, o.server_cpu))
+        .collect();
+    let load = conn::load_connector(None)?;
+    phases.mark("start and warm-up");
+    measure_timed(&o, &servers, &load, &mut r);
+    phases.mark("timed figures");
+    if o.wants("bytes") {
+        measure_bytes(&servers, &mut r);
+    }
+    phases.mark("bytes");
+    if o.wants("idle") {
+        measure_idle(&servers, &load, setup.held, &mut r);
+    }
+    phases.mark("idle memory");
+    if o.wants("syscalls") {
+        measure_syscalls(&o, &servers, &mut r);
+    }
+    let labels: Vec<String> = servers.iter().map(|t| t.label.clone()).collect();
+    drop(servers);
+    phases.mark("system calls");
+
+    // Phase 2: each server alone under callgrind.
+    if o.wants("instructions") {
+        measure_instructions(&o, &labels, &material, setup.pin_on, &mut r)?;
+    }
+    drop(material);
+    phases.mark("instructions");
+
+    let header = header(&o, &setup, &pinned, &phases);
+    print(&o, &labels, &r, setup.held, &header);
+    Ok(())
+}
+
+/// Ours, then each peer with the certificates ours made, all warmed up; ours first.
+fn start_all(o: &Opts, max_conns: usize) -> Result<(Vec<Target>, Material), String> {
     let ours = Target::start(
         &o.server,
         max_conns,
@@ -174,150 +289,139 @@ pub fn run(o: Opts) -> Result<(), String> {
     )?;
     warm_up(&ours)?;
     let material = Material::from_ours(&ours, figures::HANDSHAKE_NAME)?;
-    r.certs = (material.leaf_der, material.extra_der.clone());
     let mut servers = vec![ours];
     for &p in &o.peers {
         let t = peers::start(p, &material, max_conns, &[])?;
         warm_up(&t)?;
         servers.push(t);
     }
-    let pinned: Vec<String> = servers
-        .iter()
-        .map(|t| pin(t, pin_on, o.server_cpu))
-        .collect();
-    let load = conn::load_connector(None)?;
-    phases.mark("start and warm-up");
-    for (key, label) in TIMED {
-        if !wanted(key) {
-            continue;
-        }
+    Ok((servers, material))
+}
+
+/// Each wanted timed figure, repeat by repeat, every server in turn within a repeat.
+fn measure_timed(o: &Opts, servers: &[Target], load: &SslConnector, r: &mut Results) {
+    for f in TIMED.iter().filter(|f| o.wants(f.key)) {
         for rep in 0..o.repeat {
-            for t in &servers {
-                eprintln!("{label}: {} (repeat {}/{})", t.label, rep + 1, o.repeat);
-                let s = match key {
-                    "http" => figures::keepalive(t, None, o.conns, o.client_threads, o.secs),
-                    "https" => {
-                        figures::keepalive(t, Some(&load), o.conns, o.client_threads, o.secs)
+            for t in servers {
+                eprintln!("{}: {} (repeat {}/{})", f.label, t.label, rep + 1, o.repeat);
+                let s = match f.how {
+                    How::KeepAlive { tls } => {
+                        let tls = tls.then_some(load);
+                        figures::keepalive(t, tls, o.conns, o.client_threads, o.secs)
                     }
-                    _ => {
-                        let mode = match key {
-                            "full" => Handshake::Full,
-                            "resume12" => Handshake::Resume12,
-                            _ => Handshake::Resume13,
-                        };
-                        figures::handshakes(t, mode, o.threads, o.secs)
-                    }
+                    How::Handshakes(mode) => figures::handshakes(t, mode, o.threads, o.secs),
                 };
                 r.timed
-                    .entry((key.to_string(), t.label.clone()))
+                    .entry((f.key.to_string(), t.label.clone()))
                     .or_default()
                     .push(s);
             }
         }
     }
-    phases.mark("timed figures");
-    if wanted("bytes") {
-        for t in &servers {
-            match wire::full_handshake(t.https, figures::HANDSHAKE_NAME) {
-                Ok(w) => {
-                    r.bytes.insert(t.label.clone(), w);
-                }
-                Err(e) => r.problems.push(format!("{} bytes: {e}", t.label)),
-            }
-        }
-    }
-    phases.mark("bytes");
-    if wanted("idle") {
-        for t in &servers {
-            eprintln!("idle TLS, {held} connections: {}", t.label);
-            r.idle
-                .insert(t.label.clone(), figures::idle(t, Some(&load), held));
-        }
-    }
-    phases.mark("idle memory");
-    if wanted("syscalls") {
-        for t in &servers {
-            for op in OPS {
-                eprintln!("system calls, {}: {}", op.label(), t.label);
-                match nonoise::syscalls(t, op, o.quick, o.keep.as_deref()) {
-                    Ok(c) => {
-                        r.syscalls
-                            .insert((op.key().to_string(), t.label.clone()), c);
-                    }
-                    Err(e) => r
-                        .problems
-                        .push(format!("{} syscalls {}: {e}", t.label, op.key())),
-                }
-            }
-        }
-    }
-    let labels: Vec<String> = servers.iter().map(|t| t.label.clone()).collect();
-    drop(servers);
-    phases.mark("system calls");
+}
 
-    // Phase 2: each server alone under callgrind.
-    if wanted("instructions") {
-        let scratch = Scratch(target::temp_dir("callgrind")?);
-        for (i, label) in labels.iter().enumerate() {
-            eprintln!("instructions: starting {label} under callgrind...");
-            let wrapper = nonoise::callgrind_wrapper(&scratch.0, label);
-            let t = if i == 0 {
-                Target::start(
-                    &o.server,
-                    300,
-                    &o.server_args,
-                    &wrapper,
-                    o.server_certs.as_deref(),
-                )
-            } else {
-                peers::start(o.peers[i - 1], &material, 300, &wrapper)
-            };
-            let t = match t.and_then(|t| warm_up(&t).map(|()| t)) {
-                Ok(t) => t,
-                Err(e) => {
-                    r.problems.push(format!("{label} under callgrind: {e}"));
-                    continue;
+fn measure_bytes(servers: &[Target], r: &mut Results) {
+    for t in servers {
+        match wire::full_handshake(t.https, figures::HANDSHAKE_NAME) {
+            Ok(w) => {
+                r.bytes.insert(t.label.clone(), w);
+            }
+            Err(e) => r.problems.push(format!("{} bytes: {e}", t.label)),
+        }
+    }
+}
+
+fn measure_idle(servers: &[Target], load: &SslConnector, held: usize, r: &mut Results) {
+    for t in servers {
+        eprintln!("idle TLS, {held} connections: {}", t.label);
+        r.idle
+            .insert(t.label.clone(), figures::idle(t, Some(load), held));
+    }
+}
+
+fn measure_syscalls(o: &Opts, servers: &[Target], r: &mut Results) {
+    for t in servers {
+        for op in OPS {
+            eprintln!("system calls, {}: {}", op.label(), t.label);
+            match nonoise::syscalls(t, op, o.quick, o.keep.as_deref()) {
+                Ok(c) => {
+                    r.syscalls
+                        .insert((op.key().to_string(), t.label.clone()), c);
                 }
-            };
-            pin(&t, pin_on, o.server_cpu);
-            for op in OPS {
-                eprintln!("instructions, {}: {label}", op.label());
-                match nonoise::instructions(&t, op, o.quick, &scratch.0, o.keep.as_deref()) {
-                    Ok(v) => {
-                        r.instructions
-                            .insert((op.key().to_string(), label.clone()), v);
-                    }
-                    Err(e) => r
-                        .problems
-                        .push(format!("{label} instructions {}: {e}", op.key())),
-                }
+                Err(e) => r
+                    .problems
+                    .push(format!("{} syscalls {}: {e}", t.label, op.key())),
             }
         }
     }
-    drop(material);
-    phases.mark("instructions");
+}
 
-    let mut versions = vec![openssl::version::version().to_string()];
-    versions.extend(o.peers.iter().map(|p| match p {
-        Peer::Nginx => version_of("nginx", "-v"),
-        Peer::Haproxy => version_of("haproxy", "-v"),
-    }));
-    let header = format!(
+/// Each server restarted alone under callgrind (ours is `labels[0]`, then the peers in
+/// order); a server that fails there is a problem, not the end of the run.
+fn measure_instructions(
+    o: &Opts,
+    labels: &[String],
+    material: &Material,
+    pin_on: bool,
+    r: &mut Results,
+) -> Result<(), String> {
+    let scratch = Scratch(target::temp_dir("callgrind")?);
+    for (i, label) in labels.iter().enumerate() {
+        eprintln!("instructions: starting {label} under callgrind...");
+        let wrapper = nonoise::callgrind_wrapper(&scratch.0, label);
+        let t = if i == 0 {
+            Target::start(
+                &o.server,
+                300,
+                &o.server_args,
+                &wrapper,
+                o.server_certs.as_deref(),
+            )
+        } else {
+            peers::start(o.peers[i - 1], material, 300, &wrapper)
+        };
+        let t = match t.and_then(|t| warm_up(&t).map(|()| t)) {
+            Ok(t) => t,
+            Err(e) => {
+                r.problems.push(format!("{label} under callgrind: {e}"));
+                continue;
+            }
+        };
+        pin(&t, pin_on, o.server_cpu);
+        for op in OPS {
+            eprintln!("instructions, {}: {label}", op.label());
+            match nonoise::instructions(&t, op, o.quick, &scratch.0, o.keep.as_deref()) {
+                Ok(v) => {
+                    r.instructions
+                        .insert((op.key().to_string(), label.clone()), v);
+                }
+                Err(e) => r
+                    .problems
+                    .push(format!("{label} instructions {}: {e}", op.key())),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The line above the table: what ran where, under what load, and how long each part took.
+fn header(o: &Opts, setup: &Setup, pinned: &[String], phases: &Phases) -> String {
+    format!(
         "{}; {}; client on CPU {}; timed figures interleaved; \
-         {cpus} CPUs; load average at start {load_start}, at end {}; wall time {:.0} s ({})",
-        versions.join("; "),
+         {} CPUs; load average at start {}, at end {}; wall time {:.0} s ({})",
+        versions(&o.peers).join("; "),
         pinned.join(", "),
-        if pin_on {
+        if setup.pin_on {
             o.client_cpu.to_string()
         } else {
             "any".into()
         },
+        setup.cpus,
+        setup.load_start,
         sys::loadavg(),
-        started.elapsed().as_secs_f64(),
+        setup.started.elapsed().as_secs_f64(),
         phases.0.join(", "),
-    );
-    print(&o, &labels, &r, held, &header);
-    Ok(())
+    )
 }
 
 /// How long each part of the run took, for the header.
@@ -410,33 +514,27 @@ fn print_lines(labels: &[String], lines: &[Line]) {
     }
 }
 
-fn print(o: &Opts, labels: &[String], r: &Results, held: usize, header: &str) {
-    let section = |label: &str| Line {
-        label: label.into(),
-        values: vec![None; labels.len()],
-        prec: 0,
-    };
+/// The rows of the main table, each a figure with one value per server: a section heading
+/// where a group starts, then the rows that have a value for some server.
+fn summary(o: &Opts, labels: &[String], r: &Results, held: usize) -> Vec<Line> {
     let per = |f: &dyn Fn(&str) -> Option<f64>| labels.iter().map(|l| f(l)).collect::<Vec<_>>();
     let mut lines = Vec::new();
     if !r.timed.is_empty() {
-        lines.push(section(&format!(
-            "Server CPU per operation, µs (median of {} × {} s)",
-            o.repeat, o.secs
-        )));
+        lines.push(section(
+            &format!(
+                "Server CPU per operation, µs (median of {} × {} s)",
+                o.repeat, o.secs
+            ),
+            labels,
+        ));
     }
-    for (key, label) in TIMED {
+    for f in &TIMED {
         let values = per(&|s| {
             r.timed
-                .get(&(key.to_string(), s.to_string()))
+                .get(&(f.key.to_string(), s.to_string()))
                 .and_then(|v| median(metric(v, 1)))
         });
-        if values.iter().any(Option::is_some) {
-            lines.push(Line {
-                label: label.into(),
-                values,
-                prec: 1,
-            });
-        }
+        lines.extend(row_with_values(f.label, values));
     }
     if !r.idle.is_empty() {
         lines.push(Line {
@@ -456,134 +554,60 @@ fn print(o: &Opts, labels: &[String], r: &Results, held: usize, header: &str) {
         });
     }
     if !r.syscalls.is_empty() {
-        lines.push(section(
-            "System calls per operation (strace -c -f; one paced client)",
-        ));
-        for op in OPS {
-            let values = per(&|s| {
-                r.syscalls
-                    .get(&(op.key().to_string(), s.to_string()))
-                    .map(|c| c.values().map(|(calls, _)| calls).sum())
-            });
-            if values.iter().any(Option::is_some) {
-                lines.push(Line {
-                    label: op.label().into(),
-                    values,
-                    prec: 1,
-                });
-            }
-        }
+        let title = "System calls per operation (strace -c -f; one paced client)";
+        lines.extend(per_op(title, labels, |op, s| {
+            let c = r.syscalls.get(&(op.to_string(), s.to_string()))?;
+            Some(c.values().map(|(calls, _)| calls).sum())
+        }));
     }
     if !r.instructions.is_empty() {
-        lines.push(section(
-            "Instructions per operation, thousands (callgrind; one paced client)",
-        ));
-        for op in OPS {
-            let values = per(&|s| {
-                r.instructions
-                    .get(&(op.key().to_string(), s.to_string()))
-                    .map(|v| v / 1000.0)
-            });
-            if values.iter().any(Option::is_some) {
-                lines.push(Line {
-                    label: op.label().into(),
-                    values,
-                    prec: 1,
-                });
-            }
-        }
+        let title = "Instructions per operation, thousands (callgrind; one paced client)";
+        lines.extend(per_op(title, labels, |op, s| {
+            let v = r.instructions.get(&(op.to_string(), s.to_string()))?;
+            Some(v / 1000.0)
+        }));
     }
+    lines
+}
+
+/// A heading row: no values.
+fn section(label: &str, labels: &[String]) -> Line {
+    Line {
+        label: label.into(),
+        values: vec![None; labels.len()],
+        prec: 0,
+    }
+}
+
+/// A row with one decimal, left out when no server has a value.
+fn row_with_values(label: &str, values: Vec<Option<f64>>) -> Option<Line> {
+    values.iter().any(Option::is_some).then(|| Line {
+        label: label.into(),
+        values,
+        prec: 1,
+    })
+}
+
+/// A section of one row per operation, `value(op key, server)` in each cell.
+fn per_op(title: &str, labels: &[String], value: impl Fn(&str, &str) -> Option<f64>) -> Vec<Line> {
+    let mut lines = vec![section(title, labels)];
+    for op in OPS {
+        let values = labels.iter().map(|s| value(op.key(), s)).collect();
+        lines.extend(row_with_values(op.label(), values));
+    }
+    lines
+}
+
+fn print(o: &Opts, labels: &[String], r: &Results, held: usize, header: &str) {
+    let lines = summary(o, labels, r, held);
     println!("{header}\n");
     print_lines(labels, &lines);
 
     // Details: what the table's cells rest on.
-    if !r.timed.is_empty() {
-        println!("\nDetails of the timed figures (rate: median; CPU: min–max over the repeats):\n");
-        println!("| Figure | Server | ops/s | server CPU µs/op min–max | Notes |");
-        println!("|---|---|---:|---:|---|");
-    }
-    for (key, label) in TIMED {
-        for s in labels {
-            let Some(v) = r.timed.get(&(key.to_string(), s.clone())) else {
-                continue;
-            };
-            let mut cpu = metric(v, 1);
-            cpu.sort_by(f64::total_cmp);
-            let range = match (cpu.first(), cpu.last()) {
-                (Some(a), Some(b)) => format!("{a:.1}–{b:.1}"),
-                _ => "n/a".into(),
-            };
-            let note = v.last().map(|x| x.note.as_str()).unwrap_or_default();
-            println!(
-                "| {label} | {s} | {} | {range} | {note} |",
-                fmt(median(metric(v, 0)), 0)
-            );
-        }
-    }
-    if !r.idle.is_empty() {
-        println!("\n| Idle TLS | RSS before kB | with all open kB | 2 s after close kB | second request answered | Notes |");
-        println!("|---|---:|---:|---:|---:|---|");
-        for s in labels {
-            if let Some(x) = r.idle.get(s) {
-                let v = |i: usize| fmt(x.metrics.get(i).and_then(|m| m.value), 0);
-                println!(
-                    "| {s} | {} | {} | {} | {} | {} |",
-                    v(0),
-                    v(1),
-                    v(3),
-                    v(4),
-                    x.note
-                );
-            }
-        }
-    }
-    if !r.bytes.is_empty() {
-        println!("\n| Full TLS 1.3 handshake, server → client | handshake bytes | records | Certificate message bytes | NewSessionTickets | response records bytes |");
-        println!("|---|---:|---:|---:|---:|---:|");
-        for s in labels {
-            if let Some(w) = r.bytes.get(s) {
-                println!(
-                    "| {s} | {} | {} | {} | {} | {} |",
-                    w.handshake, w.handshake_records, w.certificate, w.tickets, w.app
-                );
-            }
-        }
-        let extra: String = r.certs.1.iter().map(|n| format!(" + {n}")).collect();
-        println!(
-            "\nEvery server sends the chain ours sends (a self-signed CA is left out): leaf {} bytes{extra} (DER).",
-            r.certs.0
-        );
-    }
-    if !r.syscalls.is_empty() {
-        println!("\nSystem calls per operation by name (calls; errors, e.g. EAGAIN, in brackets):");
-        for op in OPS {
-            let cols: Vec<Option<&Counts>> = labels
-                .iter()
-                .map(|s| r.syscalls.get(&(op.key().to_string(), s.clone())))
-                .collect();
-            if cols.iter().all(Option::is_none) {
-                continue;
-            }
-            let mut names: Vec<&String> = cols.iter().flatten().flat_map(|c| c.keys()).collect();
-            names.sort();
-            names.dedup();
-            println!("\n| {} | {} |", op.label(), labels.join(" | "));
-            println!("|---|{}", "---:|".repeat(labels.len()));
-            for n in names {
-                let cells: Vec<String> = cols
-                    .iter()
-                    .map(|c| match c.and_then(|c| c.get(n)) {
-                        Some((calls, errors)) if *errors >= 0.05 => {
-                            format!("{calls:.1} ({errors:.1})")
-                        }
-                        Some((calls, _)) => format!("{calls:.1}"),
-                        None => "".into(),
-                    })
-                    .collect();
-                println!("| {n} | {} |", cells.join(" | "));
-            }
-        }
-    }
+    print_timed_details(labels, r);
+    print_idle_details(labels, r);
+    print_bytes_details(labels, r);
+    print_syscall_details(labels, r);
     if !r.problems.is_empty() {
         println!("\nProblems:");
         for p in &r.problems {
@@ -595,5 +619,111 @@ fn print(o: &Opts, labels: &[String], r: &Results, held: usize, header: &str) {
             "\nstrace summaries and callgrind dumps kept in {}",
             k.display()
         );
+    }
+}
+
+fn print_timed_details(labels: &[String], r: &Results) {
+    if r.timed.is_empty() {
+        return;
+    }
+    println!("\nDetails of the timed figures (rate: median; CPU: min–max over the repeats):\n");
+    println!("| Figure | Server | ops/s | server CPU µs/op min–max | Notes |");
+    println!("|---|---|---:|---:|---|");
+    for f in &TIMED {
+        for s in labels {
+            let Some(v) = r.timed.get(&(f.key.to_string(), s.clone())) else {
+                continue;
+            };
+            let mut cpu = metric(v, 1);
+            cpu.sort_by(f64::total_cmp);
+            let range = match (cpu.first(), cpu.last()) {
+                (Some(a), Some(b)) => format!("{a:.1}–{b:.1}"),
+                _ => "n/a".into(),
+            };
+            let note = v.last().map(|x| x.note.as_str()).unwrap_or_default();
+            println!(
+                "| {} | {s} | {} | {range} | {note} |",
+                f.label,
+                fmt(median(metric(v, 0)), 0)
+            );
+        }
+    }
+}
+
+fn print_idle_details(labels: &[String], r: &Results) {
+    if r.idle.is_empty() {
+        return;
+    }
+    println!("\n| Idle TLS | RSS before kB | with all open kB | 2 s after close kB | second request answered | Notes |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for s in labels {
+        if let Some(x) = r.idle.get(s) {
+            let v = |i: usize| fmt(x.metrics.get(i).and_then(|m| m.value), 0);
+            println!(
+                "| {s} | {} | {} | {} | {} | {} |",
+                v(0),
+                v(1),
+                v(3),
+                v(4),
+                x.note
+            );
+        }
+    }
+}
+
+fn print_bytes_details(labels: &[String], r: &Results) {
+    if r.bytes.is_empty() {
+        return;
+    }
+    println!("\n| Full TLS 1.3 handshake, server → client | handshake bytes | records | Certificate message bytes | NewSessionTickets | response records bytes |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for s in labels {
+        if let Some(w) = r.bytes.get(s) {
+            println!(
+                "| {s} | {} | {} | {} | {} | {} |",
+                w.handshake, w.handshake_records, w.certificate, w.tickets, w.app
+            );
+        }
+    }
+    let extra: String = r.certs.1.iter().map(|n| format!(" + {n}")).collect();
+    println!(
+        "\nEvery server sends the chain ours sends (a self-signed CA is left out): leaf {} bytes{extra} (DER).",
+        r.certs.0
+    );
+}
+
+fn print_syscall_details(labels: &[String], r: &Results) {
+    if r.syscalls.is_empty() {
+        return;
+    }
+    println!("\nSystem calls per operation by name (calls; errors, e.g. EAGAIN, in brackets):");
+    for op in OPS {
+        let cols: Vec<Option<&Counts>> = labels
+            .iter()
+            .map(|s| r.syscalls.get(&(op.key().to_string(), s.clone())))
+            .collect();
+        if cols.iter().any(Option::is_some) {
+            print_syscall_table(op.label(), labels, &cols);
+        }
+    }
+}
+
+/// One operation's calls by name, a column per server (empty where it made none).
+fn print_syscall_table(op: &str, labels: &[String], cols: &[Option<&Counts>]) {
+    let mut names: Vec<&String> = cols.iter().flatten().flat_map(|c| c.keys()).collect();
+    names.sort();
+    names.dedup();
+    println!("\n| {op} | {} |", labels.join(" | "));
+    println!("|---|{}", "---:|".repeat(labels.len()));
+    for n in names {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| match c.and_then(|c| c.get(n)) {
+                Some((calls, errors)) if *errors >= 0.05 => format!("{calls:.1} ({errors:.1})"),
+                Some((calls, _)) => format!("{calls:.1}"),
+                None => "".into(),
+            })
+            .collect();
+        println!("| {n} | {} |", cells.join(" | "));
     }
 }

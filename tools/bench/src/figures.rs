@@ -6,7 +6,7 @@ use crate::target::Target;
 use openssl::ssl::{SslConnector, SslVersion};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Barrier;
+use std::sync::{Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,23 @@ fn window(a: &Snap, b: &Snap, unit: &str, errors: u64) -> Sample {
     }
 }
 
+/// Releases the clients waiting at `barrier` and snaps the window of `secs` they run in,
+/// then tells them to stop.
+fn timed_window(
+    t: &Target,
+    barrier: &Barrier,
+    ops: &AtomicU64,
+    stop: &AtomicBool,
+    secs: f64,
+) -> (Snap, Snap) {
+    barrier.wait();
+    let a = snap(t, ops);
+    thread::sleep(Duration::from_secs_f64(secs));
+    let b = snap(t, ops);
+    stop.store(true, Relaxed);
+    (a, b)
+}
+
 /// Splits `n` items over `parts` nearly equal chunks.
 fn chunk_sizes(n: usize, parts: usize) -> Vec<usize> {
     (0..parts)
@@ -145,12 +162,7 @@ pub fn keepalive(
                 }
             });
         }
-        barrier.wait();
-        let a = snap(t, &ops);
-        thread::sleep(Duration::from_secs_f64(secs));
-        let b = snap(t, &ops);
-        stop.store(true, Relaxed);
-        (a, b)
+        timed_window(t, &barrier, &ops, &stop, secs)
     });
     window(&a, &b, "req", errors.load(Relaxed))
 }
@@ -160,6 +172,17 @@ pub enum Handshake {
     Full,
     Resume12,
     Resume13,
+}
+
+/// What the handshake clients share.
+#[derive(Default)]
+struct Tally {
+    stop: AtomicBool,
+    ops: AtomicU64,
+    errors: AtomicU64,
+    reused: AtomicU64,
+    /// The protocol version of the first connection that completed.
+    version: Mutex<String>,
 }
 
 /// Fresh connections, each a handshake plus one GET, from `threads` clients for `secs`.
@@ -172,77 +195,76 @@ pub fn handshakes(t: &Target, mode: Handshake, threads: usize, secs: f64) -> Sam
         Ok(c) => c,
         Err(e) => return failed(&e),
     };
-    let (stop, ops, errors, reused) = (
-        AtomicBool::new(false),
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-    );
-    let version = std::sync::Mutex::new(String::new());
+    let tally = Tally::default();
     let barrier = Barrier::new(threads + 1);
-    let req = conn::request(HANDSHAKE_NAME);
     let (a, b) = thread::scope(|s| {
         for _ in 0..threads {
-            let (stop, ops, errors, reused, barrier, req, connector, version) = (
-                &stop, &ops, &errors, &reused, &barrier, &req, &connector, &version,
-            );
-            s.spawn(move || {
-                let mut session = None;
-                if mode != Handshake::Full {
-                    // The session of a first connection whose response (and so the TLS 1.3
-                    // NewSessionTicket before it) has been read.
-                    if let Ok(mut c) = conn::tls(connector, t.https, HANDSHAKE_NAME, None) {
-                        if conn::exchange(&mut c, req).is_ok() {
-                            session = conn::session(&c).0;
-                        }
-                    }
-                }
-                barrier.wait();
-                while !stop.load(Relaxed) {
-                    let one = conn::tls(connector, t.https, HANDSHAKE_NAME, session.as_deref())
-                        .and_then(|mut c| match conn::exchange(&mut c, req) {
-                            Ok(200..=299) => Ok(c),
-                            other => Err(format!("{other:?}")),
-                        });
-                    match one {
-                        Ok(c) => {
-                            ops.fetch_add(1, Relaxed);
-                            let (next, was) = conn::session(&c);
-                            reused.fetch_add(u64::from(was), Relaxed);
-                            if mode == Handshake::Resume13 {
-                                session = next.or(session);
-                            }
-                            if let (Ok(mut v), Conn::Tls(s)) = (version.lock(), &c) {
-                                if v.is_empty() {
-                                    *v = s.ssl().version_str().to_string();
-                                }
-                            }
-                        }
-                        Err(_) => {
-                            if errors.fetch_add(1, Relaxed) > 10_000 {
-                                break;
-                            }
-                        }
-                    }
-                }
-            });
+            let (connector, tally, barrier) = (&connector, &tally, &barrier);
+            s.spawn(move || handshake_client(t, mode, connector, tally, barrier));
         }
-        barrier.wait();
-        let a = snap(t, &ops);
-        thread::sleep(Duration::from_secs_f64(secs));
-        let b = snap(t, &ops);
-        stop.store(true, Relaxed);
-        (a, b)
+        timed_window(t, &barrier, &tally.ops, &tally.stop, secs)
     });
-    let mut out = window(&a, &b, "handshake", errors.load(Relaxed));
-    let total = ops.load(Relaxed).max(1);
-    let v = version.lock().map(|v| v.clone()).unwrap_or_default();
+    let mut out = window(&a, &b, "handshake", tally.errors.load(Relaxed));
+    let total = tally.ops.load(Relaxed).max(1);
+    let v = tally.version.lock().map(|v| v.clone()).unwrap_or_default();
     out.note = format!(
         "{v}; resumed {:.1}%; {}",
-        reused.load(Relaxed) as f64 * 100.0 / total as f64,
+        tally.reused.load(Relaxed) as f64 * 100.0 / total as f64,
         out.note
     );
     out
+}
+
+/// One client of `handshakes`: after the barrier, handshake + GET until told to stop (or
+/// after too many errors). Resumption modes offer the session of a first connection; TLS 1.3
+/// takes each new ticket, TLS 1.2 keeps the first session.
+fn handshake_client(
+    t: &Target,
+    mode: Handshake,
+    connector: &SslConnector,
+    tally: &Tally,
+    barrier: &Barrier,
+) {
+    let req = conn::request(HANDSHAKE_NAME);
+    let mut session = match mode {
+        Handshake::Full => None,
+        _ => first_session(t, connector, &req),
+    };
+    barrier.wait();
+    while !tally.stop.load(Relaxed) {
+        let one =
+            conn::tls(connector, t.https, HANDSHAKE_NAME, session.as_deref()).and_then(|mut c| {
+                match conn::exchange(&mut c, &req) {
+                    Ok(200..=299) => Ok(c),
+                    other => Err(format!("{other:?}")),
+                }
+            });
+        let Ok(c) = one else {
+            if tally.errors.fetch_add(1, Relaxed) > 10_000 {
+                break;
+            }
+            continue;
+        };
+        tally.ops.fetch_add(1, Relaxed);
+        let (next, was) = conn::session(&c);
+        tally.reused.fetch_add(u64::from(was), Relaxed);
+        if mode == Handshake::Resume13 {
+            session = next.or(session);
+        }
+        if let (Ok(mut v), Conn::Tls(s)) = (tally.version.lock(), &c) {
+            if v.is_empty() {
+                *v = s.ssl().version_str().to_string();
+            }
+        }
+    }
+}
+
+/// The session of a first connection whose response (and so the TLS 1.3 NewSessionTicket
+/// before it) has been read.
+fn first_session(t: &Target, connector: &SslConnector, req: &[u8]) -> Option<Vec<u8>> {
+    let mut c = conn::tls(connector, t.https, HANDSHAKE_NAME, None).ok()?;
+    conn::exchange(&mut c, req).ok()?;
+    conn::session(&c).0
 }
 
 fn failed(why: &str) -> Sample {

@@ -13,21 +13,10 @@ mod target;
 mod wire;
 
 use figures::{Handshake, Sample};
+use openssl::ssl::SslConnector;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use target::Target;
-
-const FIGURES: &[&str] = &[
-    "http",
-    "https",
-    "full",
-    "resume12",
-    "resume13",
-    "idle",
-    "idle-http",
-    "names",
-    "underload",
-];
 
 const USAGE: &str = "\
 usage: pixelserv-bench (--server PATH | --http PORT --https PORT --cacert FILE [--pid PID])
@@ -104,100 +93,149 @@ struct Opts {
     keep: Option<PathBuf>,
 }
 
-fn parse(args: &[String]) -> Result<Opts, String> {
-    let mut o = Opts {
-        server: None,
-        server_args: Vec::new(),
-        server_certs: None,
-        http: None,
-        https: None,
-        cacert: None,
-        pid: None,
-        quick: false,
-        only: None,
-        repeat: None,
-        duration: None,
-        conns: 50,
-        client_threads: 8,
-        threads: 16,
-        idle: None,
-        names: None,
-        server_cpu: 0,
-        client_cpu: 1,
-        pin: true,
-        soak: None,
-        soak_rate: 300.0,
-        first_visits: None,
-        clients: 24,
-        wrapper: Vec::new(),
-        peers: None,
-        keep: None,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
-        fn num<T: std::str::FromStr>(a: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{a}: '{v}' is not a number"))
-        }
-        match a.as_str() {
-            "--server" => o.server = Some(val()?.into()),
-            "--server-arg" => o.server_args.push(val()?),
-            "--server-certs" => o.server_certs = Some(val()?.into()),
-            "--http" => o.http = Some(num(a, val()?)?),
-            "--https" => o.https = Some(num(a, val()?)?),
-            "--cacert" => o.cacert = Some(val()?.into()),
-            "--pid" => o.pid = Some(num(a, val()?)?),
-            "--quick" => o.quick = true,
-            "--only" => {
-                o.only = Some(val()?.split(',').map(|s| s.trim().to_string()).collect());
-            }
-            "--peer" => {
-                let list = o.peers.get_or_insert_with(Vec::new);
-                for name in val()?.split(',').map(str::trim) {
-                    if name != "none" {
-                        let p = peers::Peer::parse(name)?;
-                        if !list.contains(&p) {
-                            list.push(p);
-                        }
-                    }
-                }
-            }
-            "--keep-profiles" => o.keep = Some(val()?.into()),
-            "--repeat" => o.repeat = Some(num::<usize>(a, val()?)?.max(1)),
-            "--duration" => o.duration = Some(num(a, val()?)?),
-            "--conns" => o.conns = num::<usize>(a, val()?)?.max(1),
-            "--client-threads" => o.client_threads = num::<usize>(a, val()?)?.max(1),
-            "--threads" => o.threads = num::<usize>(a, val()?)?.max(1),
-            "--idle" | "--rss-idle" => o.idle = Some(num(a, val()?)?),
-            "--names" => o.names = Some(num::<usize>(a, val()?)?.max(1)),
-            "--server-cpu" => o.server_cpu = num(a, val()?)?,
-            "--client-cpu" => o.client_cpu = num(a, val()?)?,
-            "--no-pin" => o.pin = false,
-            "--soak" => o.soak = Some(num(a, val()?)?),
-            "--soak-rate" => o.soak_rate = num(a, val()?)?,
-            "--first-visits" => o.first_visits = Some(num::<usize>(a, val()?)?.max(1)),
-            "--clients" => o.clients = num::<usize>(a, val()?)?.max(1),
-            "--server-wrapper" => {
-                o.wrapper = val()?.split_whitespace().map(str::to_string).collect();
-            }
-            "-h" | "--help" => return Err(String::new()),
-            _ => return Err(format!("unknown argument {a}")),
+impl Default for Opts {
+    fn default() -> Opts {
+        Opts {
+            server: None,
+            server_args: Vec::new(),
+            server_certs: None,
+            http: None,
+            https: None,
+            cacert: None,
+            pid: None,
+            quick: false,
+            only: None,
+            repeat: None,
+            duration: None,
+            conns: 50,
+            client_threads: 8,
+            threads: 16,
+            idle: None,
+            names: None,
+            server_cpu: 0,
+            client_cpu: 1,
+            pin: true,
+            soak: None,
+            soak_rate: 300.0,
+            first_visits: None,
+            clients: 24,
+            wrapper: Vec::new(),
+            peers: None,
+            keep: None,
         }
     }
+}
+
+/// What an option does to `Opts`: a flag alone; or with the next argument, taken as it is
+/// or parsed (the parser gets the option's name for its error message).
+enum Handler {
+    Flag(fn(&mut Opts)),
+    Text(fn(&mut Opts, String)),
+    Parsed(fn(&mut Opts, &str, String) -> Result<(), String>),
+}
+
+use Handler::{Flag, Parsed, Text};
+
+fn num<T: std::str::FromStr>(a: &str, v: String) -> Result<T, String> {
+    v.parse().map_err(|_| format!("{a}: '{v}' is not a number"))
+}
+
+/// A count of at least one.
+fn count(a: &str, v: String) -> Result<usize, String> {
+    Ok(num::<usize>(a, v)?.max(1))
+}
+
+/// Every option `parse` knows (`-h`/`--help` aside), as in USAGE. One line each: a table.
+#[rustfmt::skip]
+const OPTIONS: &[(&[&str], Handler)] = &[
+    (&["--server"],             Text(|o, v| o.server = Some(v.into()))),
+    (&["--server-arg"],         Text(|o, v| o.server_args.push(v))),
+    (&["--server-certs"],       Text(|o, v| o.server_certs = Some(v.into()))),
+    (&["--http"],               Parsed(|o, a, v| num(a, v).map(|n| o.http = Some(n)))),
+    (&["--https"],              Parsed(|o, a, v| num(a, v).map(|n| o.https = Some(n)))),
+    (&["--cacert"],             Text(|o, v| o.cacert = Some(v.into()))),
+    (&["--pid"],                Parsed(|o, a, v| num(a, v).map(|n| o.pid = Some(n)))),
+    (&["--quick"],              Flag(|o| o.quick = true)),
+    (&["--only"],               Text(|o, v| o.only = Some(comma_list(&v)))),
+    (&["--peer"],               Parsed(add_peers)),
+    (&["--keep-profiles"],      Text(|o, v| o.keep = Some(v.into()))),
+    (&["--repeat"],             Parsed(|o, a, v| count(a, v).map(|n| o.repeat = Some(n)))),
+    (&["--duration"],           Parsed(|o, a, v| num(a, v).map(|n| o.duration = Some(n)))),
+    (&["--conns"],              Parsed(|o, a, v| count(a, v).map(|n| o.conns = n))),
+    (&["--client-threads"],     Parsed(|o, a, v| count(a, v).map(|n| o.client_threads = n))),
+    (&["--threads"],            Parsed(|o, a, v| count(a, v).map(|n| o.threads = n))),
+    (&["--idle", "--rss-idle"], Parsed(|o, a, v| num(a, v).map(|n| o.idle = Some(n)))),
+    (&["--names"],              Parsed(|o, a, v| count(a, v).map(|n| o.names = Some(n)))),
+    (&["--server-cpu"],         Parsed(|o, a, v| num(a, v).map(|n| o.server_cpu = n))),
+    (&["--client-cpu"],         Parsed(|o, a, v| num(a, v).map(|n| o.client_cpu = n))),
+    (&["--no-pin"],             Flag(|o| o.pin = false)),
+    (&["--soak"],               Parsed(|o, a, v| num(a, v).map(|n| o.soak = Some(n)))),
+    (&["--soak-rate"],          Parsed(|o, a, v| num(a, v).map(|n| o.soak_rate = n))),
+    (&["--first-visits"],       Parsed(|o, a, v| count(a, v).map(|n| o.first_visits = Some(n)))),
+    (&["--clients"],            Parsed(|o, a, v| count(a, v).map(|n| o.clients = n))),
+    (&["--server-wrapper"],     Text(|o, v| o.wrapper = words(&v))),
+];
+
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',').map(|s| s.trim().to_string()).collect()
+}
+
+fn words(v: &str) -> Vec<String> {
+    v.split_whitespace().map(str::to_string).collect()
+}
+
+/// `--peer none` still selects side-by-side mode, with ours alone.
+fn add_peers(o: &mut Opts, _: &str, v: String) -> Result<(), String> {
+    let list = o.peers.get_or_insert_with(Vec::new);
+    for name in v.split(',').map(str::trim) {
+        if name != "none" {
+            let p = peers::Peer::parse(name)?;
+            if !list.contains(&p) {
+                list.push(p);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn value<'a>(a: &str, it: &mut impl Iterator<Item = &'a String>) -> Result<String, String> {
+    it.next().cloned().ok_or(format!("{a} needs a value"))
+}
+
+/// `Err("")` asks for the usage alone (`--help`).
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-h" || a == "--help" {
+            return Err(String::new());
+        }
+        let Some((_, handler)) = OPTIONS
+            .iter()
+            .find(|(names, _)| names.contains(&a.as_str()))
+        else {
+            return Err(format!("unknown argument {a}"));
+        };
+        match handler {
+            Flag(set) => set(&mut o),
+            Text(set) => set(&mut o, value(a, &mut it)?),
+            Parsed(set) => set(&mut o, a, value(a, &mut it)?)?,
+        }
+    }
+    check(&o)?;
+    Ok(o)
+}
+
+/// The combinations `parse` accepts option by option but no mode can run.
+fn check(o: &Opts) -> Result<(), String> {
     if o.server.is_none() && (o.http.is_none() || o.https.is_none() || o.cacert.is_none()) {
         return Err("give --server PATH, or --http, --https and --cacert".into());
     }
-    let known = if o.peers.is_some() {
-        compare::KEYS
-    } else {
-        FIGURES
+    let known = |f: &str| match o.peers {
+        Some(_) => compare::KEYS.contains(&f),
+        None => FIGURES.iter().any(|x| x.key == f),
     };
-    if let Some(bad) = o
-        .only
-        .iter()
-        .flatten()
-        .find(|f| !known.contains(&f.as_str()))
-    {
+    if let Some(bad) = o.only.iter().flatten().find(|f| !known(f)) {
         return Err(format!("--only: unknown figure '{bad}'"));
     }
     if o.first_visits.is_some() && o.server.is_none() {
@@ -206,7 +244,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
     if o.peers.is_some() && o.server.is_none() {
         return Err("--peer needs --server (the peers serve our server's certificates)".into());
     }
-    Ok(o)
+    Ok(())
 }
 
 /// One table row per metric: min/median/max over the repeats.
@@ -279,6 +317,16 @@ fn print_table(rows: &[Row]) {
     }
 }
 
+/// A server someone else started (`--http`, `--https`, `--cacert`, `--pid`).
+fn running_target(o: &Opts) -> Target {
+    Target::running(
+        o.http.unwrap_or(80),
+        o.https.unwrap_or(443),
+        o.cacert.clone().unwrap_or_default(),
+        o.pid,
+    )
+}
+
 /// Soak mode: no pinning (it shares the machine at a bounded rate), short keep-alive timeout.
 fn run_soak(o: &Opts, minutes: f64) -> Result<(), String> {
     sys::raise_nofile();
@@ -291,12 +339,7 @@ fn run_soak(o: &Opts, minutes: f64) -> Result<(), String> {
             eprintln!("soak: server args {}", args.join(" "));
             Target::start(bin, 1000, &args, &[], o.server_certs.as_deref())?
         }
-        None => Target::running(
-            o.http.unwrap_or(80),
-            o.https.unwrap_or(443),
-            o.cacert.clone().unwrap_or_default(),
-            o.pid,
-        ),
+        None => running_target(o),
     };
     soak::run(&t, minutes, o.soak_rate)
 }
@@ -339,16 +382,136 @@ fn run(mut o: Opts) -> Result<(), String> {
     if let Some(peers) = o.peers.take() {
         return run_compare(o, peers);
     }
-    let quick = o.quick;
-    let repeat = o.repeat.unwrap_or(if quick { 1 } else { 3 });
-    let secs = o.duration.unwrap_or(if quick { 2.0 } else { 5.0 });
-    let idle_n = o.idle.unwrap_or(if quick { 2000 } else { 10_000 });
-    let names_n = o.names.unwrap_or(if quick { 100 } else { 200 });
-    let wanted = |f: &str| match &o.only {
-        Some(list) => list.iter().any(|x| x == f),
-        None => f != "underload" || !quick,
-    };
+    run_figures(&o)
+}
 
+/// Figure mode's sizes: `--quick` shortens every default.
+struct Sizes {
+    repeat: usize,
+    secs: f64,
+    idle: usize,
+    names: usize,
+}
+
+impl Sizes {
+    fn of(o: &Opts) -> Sizes {
+        let quick = o.quick;
+        Sizes {
+            repeat: o.repeat.unwrap_or(if quick { 1 } else { 3 }),
+            secs: o.duration.unwrap_or(if quick { 2.0 } else { 5.0 }),
+            idle: o.idle.unwrap_or(if quick { 2000 } else { 10_000 }),
+            names: o.names.unwrap_or(if quick { 100 } else { 200 }),
+        }
+    }
+}
+
+/// What every figure is measured with.
+struct Bench<'a> {
+    o: &'a Opts,
+    n: &'a Sizes,
+    t: &'a Target,
+    /// Checks the chain and the name: for figures about certificates being right.
+    verify: &'a SslConnector,
+    /// Checks nothing: for load, where the client's own work should be small.
+    load: &'a SslConnector,
+}
+
+/// One figure of figure mode: its `--only` key, the progress line, the table label, how it
+/// is measured, and whether it is measured once instead of once per repeat.
+struct Figure {
+    key: &'static str,
+    progress: &'static str,
+    label: fn(&Bench) -> String,
+    measure: fn(&Bench) -> Sample,
+    once: bool,
+}
+
+/// Figure mode's figures, in the order they run and are printed.
+///
+/// Idle figures run once: the server's heap keeps freed memory and hands it out again, so a
+/// repeat on the same server shows ~0 kB per connection. Plain HTTP first for the same reason.
+const FIGURES: &[Figure] = &[
+    Figure {
+        key: "http",
+        progress: "http keep-alive...",
+        label: |b| format!("1. HTTP keep-alive, {} conns", b.o.conns),
+        measure: |b| figures::keepalive(b.t, None, b.o.conns, b.o.client_threads, b.n.secs),
+        once: false,
+    },
+    Figure {
+        key: "https",
+        progress: "https keep-alive...",
+        label: |b| format!("2. HTTPS keep-alive, {} conns", b.o.conns),
+        measure: |b| figures::keepalive(b.t, Some(b.load), b.o.conns, b.o.client_threads, b.n.secs),
+        once: false,
+    },
+    Figure {
+        key: "full",
+        progress: "full...",
+        label: |b| format!("3. Full TLS handshake + GET, {} clients", b.o.threads),
+        measure: |b| figures::handshakes(b.t, Handshake::Full, b.o.threads, b.n.secs),
+        once: false,
+    },
+    Figure {
+        key: "resume12",
+        progress: "resume12...",
+        label: |b| format!("4. TLS 1.2 resumption + GET, {} clients", b.o.threads),
+        measure: |b| figures::handshakes(b.t, Handshake::Resume12, b.o.threads, b.n.secs),
+        once: false,
+    },
+    Figure {
+        key: "resume13",
+        progress: "resume13...",
+        label: |b| format!("5. TLS 1.3 resumption + GET, {} clients", b.o.threads),
+        measure: |b| figures::handshakes(b.t, Handshake::Resume13, b.o.threads, b.n.secs),
+        once: false,
+    },
+    Figure {
+        key: "idle-http",
+        progress: "idle HTTP...",
+        label: |b| format!("6a. Idle HTTP keep-alive, {}", b.n.idle),
+        measure: |b| figures::idle(b.t, None, b.n.idle),
+        once: true,
+    },
+    Figure {
+        key: "idle",
+        progress: "idle TLS...",
+        label: |b| format!("6b. Idle TLS keep-alive, {}", b.n.idle),
+        measure: |b| figures::idle(b.t, Some(b.load), b.n.idle),
+        once: true,
+    },
+    Figure {
+        key: "names",
+        progress: "new names...",
+        label: |_| "7. New-name certificates".into(),
+        measure: |b| figures::names(b.t, b.verify, b.n.names),
+        once: false,
+    },
+    Figure {
+        key: "underload",
+        progress: "under load...",
+        label: |b| {
+            format!(
+                "8. Under load: {} new names + {} idle TLS",
+                b.n.names, b.n.idle
+            )
+        },
+        measure: |b| figures::under_load(b.t, b.verify, b.load, b.n.idle, b.n.names),
+        once: false,
+    },
+];
+
+/// Whether `key` runs: `--only`, or by default all but the slow under-load figure when quick.
+fn wanted(o: &Opts, key: &str) -> bool {
+    match &o.only {
+        Some(list) => list.iter().any(|x| x == key),
+        None => key != "underload" || !o.quick,
+    }
+}
+
+/// Figure mode: one server (started or given), the figures one after another.
+fn run_figures(o: &Opts) -> Result<(), String> {
+    let n = Sizes::of(o);
     let load_start = sys::loadavg();
     let nofile = sys::raise_nofile();
     let cpus = sys::allowed_cpus();
@@ -360,18 +523,43 @@ fn run(mut o: Opts) -> Result<(), String> {
     let mut t = match &o.server {
         Some(bin) => Target::start(
             bin,
-            idle_n + names_n + 200,
+            n.idle + n.names + 200,
             &o.server_args,
             &[],
             o.server_certs.as_deref(),
         )?,
-        None => Target::running(
-            o.http.unwrap_or(80),
-            o.https.unwrap_or(443),
-            o.cacert.clone().unwrap_or_default(),
-            o.pid,
-        ),
+        None => running_target(o),
     };
+    let pinned = pin_server(o, &t, pin, cpus);
+    let verify = conn::verifying_connector(&t.cacert)?;
+    let load = conn::load_connector(None)?;
+    let leaf = warm_up(&t, &verify)?;
+    eprintln!(
+        "target http {} https {} ({leaf}); {pinned}; RLIMIT_NOFILE {nofile}; repeat {}",
+        t.http, t.https, n.repeat
+    );
+    let bench = Bench {
+        o,
+        n: &n,
+        t: &t,
+        verify: &verify,
+        load: &load,
+    };
+    let rows = measure_all(&bench);
+    t.stop();
+    println!(
+        "{leaf}; {pinned}; duration {} s; repeat {}; \
+         load average at start {load_start}, at end {}\n",
+        n.secs,
+        n.repeat,
+        sys::loadavg()
+    );
+    print_table(&rows);
+    Ok(())
+}
+
+/// Pins the server (when `pin`) and says where server and client run.
+fn pin_server(o: &Opts, t: &Target, pin: bool, cpus: usize) -> String {
     let pinned = match (pin, t.pid) {
         (true, Some(pid)) => match sys::pin_process(pid, o.server_cpu) {
             Ok(n) => format!("server ({n} threads) on CPU {}, ", o.server_cpu),
@@ -379,95 +567,36 @@ fn run(mut o: Opts) -> Result<(), String> {
         },
         _ => "server not pinned, ".into(),
     };
-    let pinned = if pin {
+    if pin {
         format!("{pinned}client on CPU {}", o.client_cpu)
     } else {
         format!("{pinned}client not pinned ({cpus} CPUs)")
-    };
+    }
+}
 
-    let verify = conn::verifying_connector(&t.cacert)?;
-    let load = conn::load_connector(None)?;
-    // Warm-up: every name the figures reuse gets its certificate made and checked now.
-    let leaf = conn::describe(&verify, t.https, figures::HANDSHAKE_NAME)?;
+/// Every name the figures reuse gets its certificate made and checked now, so no figure pays
+/// for it. Returns the served leaf's description.
+fn warm_up(t: &Target, verify: &SslConnector) -> Result<String, String> {
+    let leaf = conn::describe(verify, t.https, figures::HANDSHAKE_NAME)?;
     for n in figures::keepalive_names() {
-        conn::visit(&verify, t.https, &n).map_err(|e| format!("warm-up {n}: {e}"))?;
+        conn::visit(verify, t.https, &n).map_err(|e| format!("warm-up {n}: {e}"))?;
     }
     let mut c = conn::plain(t.http)?;
     conn::exchange(&mut c, &conn::request("warmup.bench"))
         .map_err(|e| format!("HTTP warm-up: {e}"))?;
-    drop(c);
+    Ok(leaf)
+}
 
-    eprintln!(
-        "target http {} https {} ({leaf}); {pinned}; RLIMIT_NOFILE {nofile}; repeat {repeat}",
-        t.http, t.https
-    );
+/// The wanted figures, in order, each `--repeat` times unless it runs once.
+fn measure_all(b: &Bench) -> Vec<Row> {
     let mut rows = Vec::new();
-    let reps = |f: &mut dyn FnMut() -> Sample| (0..repeat).map(|_| f()).collect::<Vec<_>>();
-    let c = o.conns;
-    if wanted("http") {
-        eprintln!("http keep-alive...");
-        let s = reps(&mut || figures::keepalive(&t, None, c, o.client_threads, secs));
-        add(&mut rows, &format!("1. HTTP keep-alive, {c} conns"), s);
+    for f in FIGURES.iter().filter(|f| wanted(b.o, f.key)) {
+        eprintln!("{}", f.progress);
+        let times = if f.once { 1 } else { b.n.repeat };
+        let samples = (0..times).map(|_| (f.measure)(b)).collect();
+        add(&mut rows, &(f.label)(b), samples);
     }
-    if wanted("https") {
-        eprintln!("https keep-alive...");
-        let s = reps(&mut || figures::keepalive(&t, Some(&load), c, o.client_threads, secs));
-        add(&mut rows, &format!("2. HTTPS keep-alive, {c} conns"), s);
-    }
-    let hs = [
-        ("full", Handshake::Full, "3. Full TLS handshake + GET"),
-        (
-            "resume12",
-            Handshake::Resume12,
-            "4. TLS 1.2 resumption + GET",
-        ),
-        (
-            "resume13",
-            Handshake::Resume13,
-            "5. TLS 1.3 resumption + GET",
-        ),
-    ];
-    for (key, mode, label) in hs {
-        if wanted(key) {
-            eprintln!("{key}...");
-            let s = reps(&mut || figures::handshakes(&t, mode, o.threads, secs));
-            add(&mut rows, &format!("{label}, {} clients", o.threads), s);
-        }
-    }
-    // Idle figures run once: the server's heap keeps freed memory and hands it out again, so a
-    // repeat on the same server shows ~0 kB per connection. Plain HTTP first for the same reason.
-    if wanted("idle-http") {
-        eprintln!("idle HTTP...");
-        let s = vec![figures::idle(&t, None, idle_n)];
-        add(&mut rows, &format!("6a. Idle HTTP keep-alive, {idle_n}"), s);
-    }
-    if wanted("idle") {
-        eprintln!("idle TLS...");
-        let s = vec![figures::idle(&t, Some(&load), idle_n)];
-        add(&mut rows, &format!("6b. Idle TLS keep-alive, {idle_n}"), s);
-    }
-    if wanted("names") {
-        eprintln!("new names...");
-        let s = reps(&mut || figures::names(&t, &verify, names_n));
-        add(&mut rows, "7. New-name certificates", s);
-    }
-    if wanted("underload") {
-        eprintln!("under load...");
-        let s = reps(&mut || figures::under_load(&t, &verify, &load, idle_n, names_n));
-        add(
-            &mut rows,
-            &format!("8. Under load: {names_n} new names + {idle_n} idle TLS"),
-            s,
-        );
-    }
-    t.stop();
-    println!(
-        "{leaf}; {pinned}; duration {secs} s; repeat {repeat}; \
-         load average at start {load_start}, at end {}\n",
-        sys::loadavg()
-    );
-    print_table(&rows);
-    Ok(())
+    rows
 }
 
 fn main() -> ExitCode {

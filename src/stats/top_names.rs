@@ -15,7 +15,7 @@
 //! Memory is fixed: a `topk::TopK` of `CAPACITY` slots of `NAME_MAX` bytes (about 15 kB).
 //! Counting a name copies it into a stack buffer; nothing is allocated.
 
-use crate::topk::TopK;
+use crate::stats::topk::TopK;
 
 /// Slots of the table: twice what is shown, so the counts of the shown names are exact
 /// or close to it for any but the flattest traffic.

@@ -1,11 +1,11 @@
-//! The statistics pages: text (§8.4, also the syslog line of §8.6), HTML (§8.5, byte-exact
-//! for the original 51 rows), JSON, and the most requested names (`/servstats/top`, and in
-//! the JSON). `/metrics` is `metrics.rs`.
+//! The statistics pages: text (COMPATIBILITY.md §8.4, also the syslog line of §8.6), HTML
+//! (COMPATIBILITY.md §8.5, byte-exact for the original 51 rows), JSON, and the most requested
+//! names (`/servstats/top`, and in the JSON). `/metrics` is `metrics.rs`.
 
 use std::fmt::Write;
 
+use crate::stats::top_names::{Source, TopNames};
 use crate::stats::{Counter, CounterInfo, Format, Snapshot, ORIGINAL_COUNT, TABLE};
-use crate::top_names::{Source, TopNames};
 
 /// Value as on the text page: `uts` in seconds, `kvg` two decimals, the rest integers
 /// (averages rounded to nearest, as C's `%.0f`).
@@ -60,11 +60,15 @@ const SEPARATOR: &str = "<tr><th colspan=\"3\"></th></tr>";
 /// whose row it follows.
 fn html_after(c: Counter) -> &'static str {
     match c {
-        Counter::Krq | Counter::Tmx | Counter::Ssp | Counter::Ufe | Counter::Bad => SEPARATOR,
-        Counter::Slu => "<th colspan=\"3\"></th></tr>",
-        Counter::Zrt => "    <tr><th colspan=\"3\"></th></tr>    ",
-        Counter::Ush => "<tr><tr><th colspan=\"3\"></th></tr>",
-        Counter::Sch | Counter::Scm => "<tr>",
+        Counter::RequestsPerConnMax
+        | Counter::RequestTimeMax
+        | Counter::SessionCachePurges
+        | Counter::OtherExtension
+        | Counter::BadRequest => SEPARATOR,
+        Counter::HttpsHandshakeFailed => "<th colspan=\"3\"></th></tr>",
+        Counter::EarlyData => "    <tr><th colspan=\"3\"></th></tr>    ",
+        Counter::HungUpAfterHello => "<tr><tr><th colspan=\"3\"></th></tr>",
+        Counter::CertCacheHits | Counter::CertCacheMisses => "<tr>",
         _ => "",
     }
 }
@@ -213,8 +217,8 @@ pub fn top_names_page(version: &str, s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::top_names;
     use crate::stats::{Gauges, Stats};
-    use crate::top_names;
 
     /// 1d 02:03:04.
     const UTS: u64 = 93_784;
@@ -227,17 +231,17 @@ mod tests {
         Snapshot {
             stats: s,
             gauges: Gauges {
-                log_level: g(Counter::Log) as u8,
-                certs_cached: g(Counter::Sct),
-                cert_hits: g(Counter::Sch),
-                cert_misses: g(Counter::Scm),
-                cert_purges: g(Counter::Scp),
-                sessions: g(Counter::Ssh),
-                session_misses: g(Counter::Ssm),
-                session_purges: g(Counter::Ssp),
-                cert_files: g(Counter::Dsk),
-                cert_files_max: g(Counter::Dsx),
-                cert_files_removed: g(Counter::Dse),
+                log_level: g(Counter::LogLevel) as u8,
+                certs_cached: g(Counter::CertCacheEntries),
+                cert_hits: g(Counter::CertCacheHits),
+                cert_misses: g(Counter::CertCacheMisses),
+                cert_purges: g(Counter::CertCachePurges),
+                sessions: g(Counter::SessionCacheHits),
+                session_misses: g(Counter::SessionCacheMisses),
+                session_purges: g(Counter::SessionCachePurges),
+                cert_files: g(Counter::CertFiles),
+                cert_files_max: g(Counter::CertFilesMax),
+                cert_files_removed: g(Counter::CertFilesRemoved),
                 ..Gauges::default()
             },
         }

@@ -18,19 +18,19 @@ const RESPONSE_TYPES: [Counter; 18] = [
     Counter::Jpg,
     Counter::Ico,
     Counter::Swf,
-    Counter::Txt,
-    Counter::Nfe,
-    Counter::Ufe,
-    Counter::Opt,
-    Counter::Pst,
-    Counter::Hed,
-    Counter::Rdr,
-    Counter::Nou,
-    Counter::Pth,
-    Counter::N204,
-    Counter::Bad,
-    Counter::Sta,
-    Counter::Stt,
+    Counter::Script,
+    Counter::NoExtension,
+    Counter::OtherExtension,
+    Counter::Options,
+    Counter::Post,
+    Counter::Head,
+    Counter::Redirect,
+    Counter::EmptyUrl,
+    Counter::MalformedPath,
+    Counter::NoContent,
+    Counter::BadRequest,
+    Counter::StatsHtml,
+    Counter::StatsText,
 ];
 
 /// The whole page, with this process's figures read now.
@@ -156,12 +156,12 @@ fn connections(m: &mut Exposition, s: &Snapshot) {
     m.gauge(
         "pixelserv_connections_open",
         "Client connections open now, this one included (servstats kcc: one event loop serves them all; there are no service threads).",
-        s.stats.get(Counter::Kcc),
+        s.stats.get(Counter::ConnsOpen),
     );
     m.gauge(
         "pixelserv_connections_open_max",
         "Most client connections open at once since the start (servstats kmx).",
-        s.stats.get(Counter::Kmx),
+        s.stats.get(Counter::ConnsOpenMax),
     );
     m.labelled(
         "pixelserv_connections_closed_total",
@@ -179,7 +179,7 @@ fn connections(m: &mut Exposition, s: &Snapshot) {
     m.gauge(
         "pixelserv_connection_requests_max",
         "Most requests answered on one connection (servstats krq).",
-        s.stats.get(Counter::Krq),
+        s.stats.get(Counter::RequestsPerConnMax),
     );
 }
 
@@ -201,11 +201,11 @@ fn requests(m: &mut Exposition, s: &Snapshot) {
     m.gauge(
         "pixelserv_request_size_max_bytes",
         "Largest request received (servstats rmx).",
-        s.stats.get(Counter::Rmx),
+        s.stats.get(Counter::RequestSizeMax),
     );
     m.summary(
         "pixelserv_request_duration_seconds",
-        "Time from the first byte of a request to its response being ready to send, on the event loop's clock, which is read once per wake-up: a request that arrives whole and is answered at once counts 0 (servstats tav averages these, in ms).",
+        "Time from the event-loop wake-up that read the first byte of a request to its response being ready to send (servstats tav averages these, in ms).",
         d.request_micros,
         1e-6,
     );
@@ -222,12 +222,12 @@ fn tls(m: &mut Exposition, s: &Snapshot) {
     m.counter(
         "pixelserv_https_requests_total",
         "Requests answered over TLS (servstats slh).",
-        s.stats.get(Counter::Slh),
+        s.stats.get(Counter::HttpsAnswered),
     );
     m.counter(
         "pixelserv_tls_early_data_requests_total",
         "Requests answered from TLS 1.3 early data, 0-RTT (servstats zrt).",
-        s.stats.get(Counter::Zrt),
+        s.stats.get(Counter::EarlyData),
     );
     m.labelled(
         "pixelserv_tls_handshakes_total",
@@ -246,7 +246,7 @@ fn tls(m: &mut Exposition, s: &Snapshot) {
     m.counter(
         "pixelserv_tls_connections_unused_total",
         "TLS connections that completed the handshake and closed without a request (servstats slc; browsers open some ahead of need).",
-        s.stats.get(Counter::Slc),
+        s.stats.get(Counter::HttpsSilent),
     );
     m.gauge(
         "pixelserv_tls_session_cache_sessions",
@@ -297,10 +297,10 @@ fn certificates(m: &mut Exposition, s: &Snapshot) {
         "Certificates asked of the workers after a cache miss, by outcome: generated (made and signed by the CA; servstats cgn), loaded (a usable file in CERT_PATH), failed (servstats cgf), queue_full (refused, the job queue was full; servstats cqf), abandoned (every client waiting for it had gone before a worker took it: nothing was done).",
         "outcome",
         [
-            ("generated", s.stats.get(Counter::Cgn)),
+            ("generated", s.stats.get(Counter::CertsGenerated)),
             ("loaded", s.stats.detail().certs_loaded),
-            ("failed", s.stats.get(Counter::Cgf)),
-            ("queue_full", s.stats.get(Counter::Cqf)),
+            ("failed", s.stats.get(Counter::CertJobsFailed)),
+            ("queue_full", s.stats.get(Counter::CertQueueFull)),
             ("abandoned", s.stats.detail().certs_abandoned),
         ],
     );
@@ -322,7 +322,7 @@ fn certificates(m: &mut Exposition, s: &Snapshot) {
     m.counter(
         "pixelserv_certificate_files_replaced_total",
         "Certificate files in CERT_PATH found corrupt or unusable and made again (servstats sle).",
-        s.stats.get(Counter::Sle),
+        s.stats.get(Counter::HttpsCertificateUnusable),
     );
 }
 
@@ -363,8 +363,8 @@ fn process_families(m: &mut Exposition, p: &ProcessStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::top_names;
     use crate::stats::{CloseReason, Ended, Gauges, Stats};
-    use crate::top_names;
     use std::collections::{BTreeMap, BTreeSet};
 
     fn process() -> ProcessStats {
@@ -382,7 +382,7 @@ mod tests {
         let mut s = Stats::new();
         s.conn_opened();
         s.request(Counter::Gif, 120, 2_500);
-        s.request(Counter::N204, 80, 500);
+        s.request(Counter::NoContent, 80, 500);
         s.handshake_done(TlsVersion::V12);
         s.tls_request(TlsVersion::V12, false);
         s.closed(Ended {
@@ -391,7 +391,7 @@ mod tests {
             tls: None,
         });
         s.conn_closed(2);
-        s.bump(Counter::Cgn);
+        s.bump(Counter::CertsGenerated);
         s.cert_loaded();
         s.name_seen(top_names::Source::Http, top_names::from_host(b"x.example"));
         s
