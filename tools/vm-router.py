@@ -16,7 +16,8 @@ and kB per connection (server RSS, and all-in: the guest's MemAvailable drop). T
 fresh boot at the default -T, --flood attempts (connections that send nothing, as a scanner
 or a stuck client would), with first visits of new names verified during it.
 
-The guest prints "MEM <MemAvailable kB> <server VmRSS kB>" on its console every second; the
+The guest prints "MEM <MemAvailable kB> <server VmRSS kB> <descriptors>" on its console every
+second (server: the sum over its processes); the
 host reads the console file. Nothing leaves the guest but the forwarded ports (restrict=on).
 """
 
@@ -50,10 +51,15 @@ route add default gw 10.0.2.2
 echo 65535 > /proc/sys/net/core/somaxconn
 echo 1024 65535 > /proc/sys/net/ipv4/ip_local_port_range
 mem() { awk '/^MemAvailable/ { print $2 }' /proc/meminfo; }
+# Every pixelserv-tls process (the monitor, the signer, the network process): RSS and
+# descriptors summed.
 rss() {
-	p=$(pidof pixelserv-tls)
-	[ -n "$p" ] && echo "$(awk '/^VmRSS/ { print $2 }' /proc/$p/status) $(ls /proc/$p/fd | wc -l)" ||
-		echo 0 0
+	r=0 f=0
+	for p in $(pidof pixelserv-tls); do
+		r=$((r + $(awk '/^VmRSS/ { print $2 }' /proc/$p/status)))
+		f=$((f + $(ls /proc/$p/fd | wc -l)))
+	done
+	echo "$r $f"
 }
 sleep 2
 echo "BEFORE $(mem)"

@@ -36,7 +36,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+def tree(pid):
+    """pid and its descendants (the monitor forks the signer and the network process)."""
+    out = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                for child in f.read().split():
+                    out += tree(int(child))
+    except OSError:
+        pass
+    return out
+
+
 def rss_kb(pid, guest):
+    """The server's resident memory: summed over its processes."""
+    return sum(one_rss_kb(p, guest) for p in tree(pid))
+
+
+def one_rss_kb(pid, guest):
     if not guest:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
