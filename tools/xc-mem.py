@@ -5,10 +5,11 @@
 
 Starts BINARY on free loopback ports with its own CERT_PATH, makes one certificate
 (an HTTPS first visit), then prints
-  - idle RSS: the server's resident memory, idle, after that first visit;
+  - idle RSS of each of its processes (monitor, signer, network), after that first visit;
   - kB per idle TLS connection: N keep-alive TLS 1.3 connections, each after one answered
-    request (as tools/bench's idle figure does), held open: (RSS with them - idle) / N;
-  - the RSS 10 s after they all close (memory back after a burst).
+    request (as tools/bench's idle figure does), held open: (network process's RSS with
+    them - idle) / N;
+  - the network process's RSS 10 s after they all close (memory back after a burst).
 
 Under qemu-user the process's VmRSS is mostly qemu's own (its translated-code cache and
 heap, ~20 MB). The guest view counts only pages inside the guest's address space: qemu is
@@ -36,26 +37,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def tree(pid):
-    """pid and its descendants (the monitor forks the signer and the network process)."""
-    out = [pid]
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                for child in f.read().split():
-                    out += tree(int(child))
-    except OSError:
-        pass
-    return out
-
-
-def rss_kb(pid, guest):
-    """The server's resident memory: summed over its processes."""
-    return sum(one_rss_kb(p, guest) for p in tree(pid))
-
-
-def one_rss_kb(pid, guest):
-    if not guest:
+def rss_kb(pid, guest, field="Rss"):
+    if not guest and field == "Rss":
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
@@ -67,8 +50,8 @@ def one_rss_kb(pid, guest):
             head = line.split(" ", 1)[0]
             if "-" in head and not head.endswith(":"):
                 start = int(head.split("-")[0], 16)
-                inside = GUEST_BASE <= start < GUEST_BASE + GUEST_SPAN
-            elif inside and line.startswith("Rss:"):
+                inside = not guest or GUEST_BASE <= start < GUEST_BASE + GUEST_SPAN
+            elif inside and line.startswith(field + ":"):
                 total += int(line.split()[1])
     return total
 
@@ -83,6 +66,42 @@ def settled_rss(pid, guest):
             return now
         last = now
     return last
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(rest[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+def has_epoll(pid):
+    try:
+        return any("eventpoll" in os.readlink(f"/proc/{pid}/fd/{fd}")
+                   for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+def roles(pid):
+    """The server's processes: the monitor started, its signer and network children
+    (include-docs/SECURITY.md, "Processes"); the network one holds the epoll descriptor."""
+    for _ in range(100):
+        kids = children(pid)
+        net = [k for k in kids if has_epoll(k)]
+        if len(kids) == 2 and len(net) == 1:
+            signer = [k for k in kids if k != net[0]][0]
+            return {"monitor": pid, "signer": signer, "network": net[0]}
+        time.sleep(0.1)
+    raise RuntimeError("no signer and network process under the monitor")
 
 
 def get(sock, host):
@@ -154,26 +173,34 @@ def main():
         for n in names:  # certificates made, code paths warm
             tls_conn(ctx, https, n).close()
         time.sleep(0.5)
-        idle = settled_rss(srv.pid, bool(qemu))
+        procs = roles(srv.pid)
+        net = procs["network"]
+        each = {r: settled_rss(p, bool(qemu)) for r, p in procs.items()}
+        idle = each["network"]
 
         t = time.monotonic()
         for i in range(a.conns):
             conns.append(tls_conn(ctx, https, names[i % len(names)]))
         opened = time.monotonic() - t
-        held = settled_rss(srv.pid, bool(qemu))
+        held = settled_rss(net, bool(qemu))
         for c in conns:  # still alive, not only held by the kernel
             get(c, "idle.bench")
         view = "guest view" if qemu else "VmRSS"
         print(f"binary: {a.binary}" + (f" under {a.qemu}" if qemu else ""))
-        print(f"idle RSS ({view}): {idle} kB")
+        print(f"idle RSS ({view}): monitor {each['monitor']} kB, signer {each['signer']} kB, "
+              f"network {idle} kB (each counts the pages they share)")
+        pss = {r: rss_kb(p, bool(qemu), "Pss") for r, p in procs.items()}
+        print(f"idle PSS (shared pages split between the processes): monitor "
+              f"{pss['monitor']} kB, signer {pss['signer']} kB, network {pss['network']} kB")
         print(f"{a.conns} idle TLS connections: {held} kB, "
               f"{(held - idle) / a.conns:.1f} kB each (opened in {opened:.1f} s, all answered again)")
         for c in conns:
             c.close()
         conns = []
         time.sleep(10)
-        after = rss_kb(srv.pid, bool(qemu))
-        print(f"10 s after they close: {after} kB ({(after - idle) / 1024:.1f} MB over idle)")
+        after = rss_kb(net, bool(qemu))
+        print(f"network process 10 s after they close: {after} kB "
+              f"({(after - idle) / 1024:.1f} MB over idle)")
     finally:
         for c in conns:
             c.close()

@@ -516,7 +516,10 @@ impl Conn {
             Handshake::NeedCert => Some(Step::NeedCert),
             Handshake::Failed(e) => {
                 let (why, sni) = match self.transport.ssl() {
-                    Some(ssl) => (hello::classify_failure(ssl, &e), hello::server_name(ssl)),
+                    Some(ssl) => (
+                        hello::classify_failure(ssl, &e, self.transport.raw_alert()),
+                        hello::server_name(ssl),
+                    ),
                     None => (HandshakeFailure::Other, String::new()),
                 };
                 log::limited(

@@ -10,11 +10,7 @@ use openssl::ssl::{ErrorCode, ShutdownState, SslRef, SslStream, SslVersion};
 
 use super::wire::Wire;
 use crate::stats::TlsVersion;
-
-extern "C" {
-    // In libssl since 1.1.0; the openssl-sys bindings lack it.
-    fn SSL_has_pending(s: *const openssl_sys::SSL) -> libc::c_int;
-}
+use crate::tls::backend;
 
 /// Which readiness an operation is blocked on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,11 +131,7 @@ impl Transport {
     pub fn drained(&self, short: bool) -> bool {
         match self {
             Transport::Plain(_) => short,
-            Transport::Tls(s) => {
-                let raw = s.ssl() as *const SslRef as *const openssl_sys::SSL;
-                // SAFETY: `&SslRef` is the live `SSL*` of this stream; the call only reads.
-                s.get_ref().drained() && unsafe { SSL_has_pending(raw) } == 0
-            }
+            Transport::Tls(s) => s.get_ref().drained() && !backend::has_pending(s.ssl()),
         }
     }
 
@@ -198,7 +190,7 @@ impl Transport {
         let result = if early_done {
             s.do_handshake().map(|()| 0)
         } else {
-            match s.read_early_data(early) {
+            match backend::read_early_data(s, early) {
                 Ok(0) => return Handshake::Early(0),
                 Ok(n) => return Handshake::Early(n),
                 Err(e) => Err(e),
@@ -224,6 +216,14 @@ impl Transport {
             if !s.get_shutdown().contains(ShutdownState::SENT) {
                 let _ = s.shutdown();
             }
+        }
+    }
+
+    /// An unencrypted alert the peer ended its last bytes with.
+    pub fn raw_alert(&self) -> Option<u8> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls(s) => s.get_ref().raw_alert(),
         }
     }
 

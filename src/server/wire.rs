@@ -25,6 +25,9 @@ pub struct Wire {
     /// A readiness event said the peer closed its side: an EOF may follow data without a
     /// new event, so every read goes to the socket from then on.
     peer_closed: bool,
+    /// The description of an unencrypted alert record that ended the last read, if one did
+    /// (see `tls::backend::reason_with_raw_alert`).
+    raw_alert: Option<u8>,
 }
 
 impl Wire {
@@ -35,6 +38,7 @@ impl Wire {
             sent: 0,
             drained: false,
             peer_closed: false,
+            raw_alert: None,
         }
     }
 
@@ -76,6 +80,10 @@ impl Wire {
 
     /// The loop saw a readiness event: the socket may hold new bytes; `closed`: the peer
     /// closed its side.
+    pub fn raw_alert(&self) -> Option<u8> {
+        self.raw_alert
+    }
+
     pub fn readable(&mut self, closed: bool) {
         self.drained = false;
         self.peer_closed |= closed;
@@ -90,6 +98,10 @@ impl Read for Wire {
         match self.tcp.read(buf) {
             Ok(n) => {
                 self.drained = n < buf.len();
+                self.raw_alert = match buf[..n] {
+                    [.., 0x15, 0x03, 1..=4, 0x00, 0x02, _, d] => Some(d),
+                    _ => None,
+                };
                 Ok(n)
             }
             Err(e) => {

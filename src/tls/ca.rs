@@ -240,7 +240,7 @@ fn load_parts(
 
 /// Ok(Some(warning)) for a v1 certificate, which cannot say whether it is a CA.
 fn check_ca(cert: &X509) -> Result<Option<String>, String> {
-    if cert.version() == 0 {
+    if super::backend::x509_version(cert) == 0 {
         return Ok(Some(
             "ca.crt is an X.509 v1 certificate; accepted as CA without basicConstraints"
                 .to_string(),

@@ -14,6 +14,7 @@ use openssl::x509::extension::{
 use openssl::x509::{X509Builder, X509NameBuilder, X509};
 use std::net::IpAddr;
 
+use super::backend;
 use super::ca::Ca;
 use crate::x509::{self, asn1_time, random_serial, unix_now, BACKDATE_SECS, DAY};
 
@@ -78,10 +79,11 @@ pub fn generate(
     }
     let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(Some(&ca.cert), None))?;
     builder.append_extension(ski)?;
-    let digest = match ca_key.id() {
-        // EdDSA signs the message itself; OpenSSL wants no digest for it.
-        Id::ED25519 | Id::ED448 => MessageDigest::null(),
-        _ => MessageDigest::sha256(),
+    // EdDSA signs the message itself, with no digest.
+    let digest = if backend::is_eddsa(ca_key.id()) {
+        backend::eddsa_digest()
+    } else {
+        MessageDigest::sha256()
     };
     builder.sign(ca_key, digest)?;
     x509::reparsed(builder.build())
@@ -144,7 +146,7 @@ mod tests {
                 let ca_public = ca.cert.public_key().unwrap();
                 assert!(cert.verify(&ca_public).unwrap());
                 assert!(cert.public_key().unwrap().public_eq(&key));
-                assert_eq!(cert.version(), 2);
+                assert_eq!(backend::x509_version(&cert), 2);
                 assert_eq!(
                     cert.issuer_name().to_der().unwrap(),
                     ca.cert.subject_name().to_der().unwrap()
@@ -298,7 +300,7 @@ mod tests {
             .unwrap();
         b.append_extension(BasicConstraints::new().ca().build().unwrap())
             .unwrap();
-        b.sign(&ca_key, MessageDigest::null()).unwrap();
+        b.sign(&ca_key, backend::eddsa_digest()).unwrap();
         ca.cert = b.build();
         ca.key = Some(ca_key);
         let key = new_leaf_key(KeyType::Ecdsa).unwrap();

@@ -10,6 +10,8 @@ use openssl::ssl::{
 };
 use openssl::x509::{X509VerifyResult, X509};
 
+use super::backend;
+pub use super::backend::TICKET_KEYS_LEN;
 use super::certs::Certs;
 use super::hello;
 use super::psl::Psl;
@@ -20,32 +22,23 @@ use crate::sys::files::{read_path, FileError, Owners};
 const SESSION_ID_CONTEXT: &[u8] = b"pixelserv-tls";
 /// The original's size: enough for a home network, and every cached session pins heap.
 const SESSION_CACHE_SIZE: i32 = 2560;
-const MAX_EARLY_DATA: u32 = 16384;
 
 /// TLS 1.0-1.2: forward-secret suites first; ChaCha20 goes first for clients that prefer
 /// it (routers and phones without AES instructions); `@SECLEVEL=0` keeps TLS 1.0/1.1
-/// (SHA-1 signatures) working for old devices under OpenSSL 3.
+/// (SHA-1 signatures) working for old devices under OpenSSL 3 (`backend::SECLEVEL`).
 const CIPHERS_TLS12: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
 ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
 ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
 ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:\
-AES128-GCM-SHA256:AES128-SHA:AES256-SHA:@SECLEVEL=0";
+AES128-GCM-SHA256:AES128-SHA:AES256-SHA";
 const CIPHERS_TLS13: &str =
     "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384";
 const GROUPS: &str = "X25519:P-256:P-384";
 
-/// SSL_OP_NO_ANTI_REPLAY (not named by the openssl crate). With 0-RTT on, OpenSSL would
-/// otherwise keep every TLS 1.3 session in the server cache only to refuse a replayed early
-/// request: thousands of sessions that pin heap pages after a burst of connections. A
-/// replayed request for an empty pixel is harmless.
-const NO_ANTI_REPLAY: SslOptions = SslOptions::from_bits_retain(1 << 24);
-const SSL_CTRL_SESS_NUMBER: libc::c_int = 20;
-const SSL_CTRL_SESS_HIT: libc::c_int = 27;
-const SSL_CTRL_SESS_MISSES: libc::c_int = 29;
-const SSL_CTRL_SESS_CACHE_FULL: libc::c_int = 31;
-const SSL_CTRL_SET_TLSEXT_TICKET_KEYS: libc::c_int = 59;
-/// Ticket key material: 16-byte name, 32-byte HMAC secret, 32-byte AES key.
-pub const TICKET_KEYS_LEN: usize = 80;
+// backend::library_options: SSL_OP_NO_ANTI_REPLAY. With 0-RTT on, OpenSSL would otherwise
+// keep every TLS 1.3 session in the server cache only to refuse a replayed early request:
+// thousands of sessions that pin heap pages after a burst of connections. A replayed
+// request for an empty pixel is harmless.
 
 /// Protocols, ciphers and modes (also used by the timing tests below).
 fn base() -> Result<SslContextBuilder, ErrorStack> {
@@ -53,18 +46,16 @@ fn base() -> Result<SslContextBuilder, ErrorStack> {
     b.set_session_id_context(SESSION_ID_CONTEXT)?;
     b.set_min_proto_version(Some(SslVersion::TLS1))?;
     b.set_max_proto_version(Some(SslVersion::TLS1_3))?;
-    b.set_cipher_list(CIPHERS_TLS12)?;
-    b.set_ciphersuites(CIPHERS_TLS13)?;
+    b.set_cipher_list(&format!("{CIPHERS_TLS12}{}", backend::SECLEVEL))?;
+    backend::set_tls13_suites(&mut b, CIPHERS_TLS13)?;
     b.set_groups_list(GROUPS)?;
+    // backend::library_options: no compression, ChaCha20 for clients that prefer it, and
+    // IGNORE_UNEXPECTED_EOF: clients rarely send close_notify; without it OpenSSL 3 treats
+    // their EOF as an error and drops the session from the cache (DEFECTS.md #21).
     b.set_options(
-        SslOptions::NO_COMPRESSION
-            | SslOptions::CIPHER_SERVER_PREFERENCE
-            | SslOptions::PRIORITIZE_CHACHA
+        SslOptions::CIPHER_SERVER_PREFERENCE
             | SslOptions::NO_RENEGOTIATION
-            // Clients rarely send close_notify; without this OpenSSL 3 treats their EOF
-            // as an error and drops the session from the cache (DEFECTS.md #21).
-            | SslOptions::IGNORE_UNEXPECTED_EOF
-            | NO_ANTI_REPLAY,
+            | backend::library_options(),
     );
     // Idle connections hold no TLS buffers; writes may be partial and resumed.
     // No chain built from a certificate store: the chain sent is exactly the one configured.
@@ -93,12 +84,11 @@ pub fn server_context(
     // Sessions live for the library default (2 h for TLS), bounded in number.
     b.set_session_cache_size(SESSION_CACHE_SIZE);
     // One ticket per full handshake is enough for a client that reconnects.
-    b.set_num_tickets(1)?;
-    b.set_max_early_data(MAX_EARLY_DATA)?;
+    backend::set_tickets_and_early_data(&mut b)?;
     for c in chain.iter().filter(|c| !self_signed(c)) {
         b.add_extra_chain_cert(c.clone())?;
     }
-    b.set_client_hello_callback(hello::callback(psl));
+    backend::set_client_hello_callback(&mut b, hello::callback(psl));
     hello::set_cert_callback(&mut b, certs);
     Ok(b.build())
 }
@@ -107,19 +97,6 @@ pub fn server_context(
 fn self_signed(c: &X509) -> bool {
     c.issued(c) == X509VerifyResult::OK
         && c.public_key().and_then(|k| c.verify(&k)).unwrap_or(false)
-}
-
-fn ctx_read(ctx: &SslContextRef, cmd: libc::c_int) -> u64 {
-    // SAFETY: `&SslContextRef` is the `SSL_CTX*`; these controls only read counters.
-    let v = unsafe {
-        openssl_sys::SSL_CTX_ctrl(
-            ctx as *const SslContextRef as *mut openssl_sys::SSL_CTX,
-            cmd,
-            0,
-            std::ptr::null_mut(),
-        )
-    };
-    u64::try_from(v).unwrap_or(0)
 }
 
 /// Session cache figures for `ssh`, `ssm`, `ssp` (COMPATIBILITY.md §8.2).
@@ -131,11 +108,12 @@ pub struct SessionStats {
 }
 
 pub fn session_stats(ctx: &SslContextRef) -> SessionStats {
+    let c = backend::session_counters(ctx);
     SessionStats {
-        stored: ctx_read(ctx, SSL_CTRL_SESS_NUMBER),
-        hits: ctx_read(ctx, SSL_CTRL_SESS_HIT),
-        misses: ctx_read(ctx, SSL_CTRL_SESS_MISSES),
-        full: ctx_read(ctx, SSL_CTRL_SESS_CACHE_FULL),
+        stored: c.stored,
+        hits: c.hits,
+        misses: c.misses,
+        full: c.full,
     }
 }
 
@@ -144,21 +122,7 @@ pub fn set_ticket_keys(
     ctx: &SslContextRef,
     keys: &[u8; TICKET_KEYS_LEN],
 ) -> Result<(), ErrorStack> {
-    let mut copy = *keys;
-    // SAFETY: OpenSSL copies exactly TICKET_KEYS_LEN bytes from the buffer we own.
-    let rc = unsafe {
-        openssl_sys::SSL_CTX_ctrl(
-            ctx as *const SslContextRef as *mut openssl_sys::SSL_CTX,
-            SSL_CTRL_SET_TLSEXT_TICKET_KEYS,
-            TICKET_KEYS_LEN as libc::c_long,
-            copy.as_mut_ptr().cast(),
-        )
-    };
-    if rc == 1 {
-        Ok(())
-    } else {
-        Err(ErrorStack::get())
-    }
+    backend::set_ticket_keys(ctx, keys)
 }
 
 /// Reads a ticket-key file: exactly 80 bytes of key material (e.g. `head -c 80
@@ -259,12 +223,9 @@ mod tests {
             let switch = t.elapsed().as_secs_f64() * 1e6 / n as f64;
             let t = std::time::Instant::now();
             for _ in 0..n {
+                // What the certificate callback does (the chain comes from the context).
                 let mut ssl = Ssl::new(&server).unwrap();
-                ssl.set_certificate(&cert).unwrap();
-                ssl.set_private_key(&key).unwrap();
-                for c in &ca.chain {
-                    ssl.add_chain_cert(c.clone()).unwrap();
-                }
+                backend::use_cert_and_key(&mut ssl, &cert, &key).unwrap();
             }
             let install = t.elapsed().as_secs_f64() * 1e6 / n as f64;
             println!(

@@ -20,11 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
 use openssl::pkey::{PKeyRef, Private};
-use openssl::ssl::{
-    ClientHelloResponse, ErrorCode, Ssl, SslAlert, SslContext, SslContextBuilder, SslRef,
-};
+use openssl::ssl::{ErrorCode, Ssl, SslAlert, SslContext, SslContextBuilder, SslRef};
 use openssl::x509::X509Ref;
 
+use super::backend;
 use super::certs::{Certs, Leaf};
 use super::names::{self, CertName};
 use super::psl::Psl;
@@ -38,7 +37,6 @@ const TLSEXT_TYPE_SERVER_NAME: libc::c_uint = 0;
 const SSL_R_SSLV3_ALERT_BAD_CERTIFICATE: i32 = 1042;
 const SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN: i32 = 1046;
 const SSL_R_TLSV1_ALERT_UNKNOWN_CA: i32 = 1048;
-const SSL_R_UNEXPECTED_EOF_WHILE_READING: i32 = 294;
 
 #[derive(Default)]
 enum Phase {
@@ -129,8 +127,7 @@ fn client_hello_ext(ssl: &SslRef, ty: libc::c_uint) -> Option<&[u8]> {
 /// Builds the ClientHello callback installed on the server context.
 pub fn callback(
     psl: Arc<Psl>,
-) -> impl Fn(&mut SslRef, &mut SslAlert) -> Result<ClientHelloResponse, ErrorStack> + Send + Sync + 'static
-{
+) -> impl Fn(&mut SslRef, &mut SslAlert) -> Result<(), ErrorStack> + Send + Sync + 'static {
     move |ssl, alert| {
         let set = |ssl: &SslRef, phase: Phase| {
             with(ssl, |h| h.phase = phase);
@@ -139,7 +136,7 @@ pub fn callback(
             None | Some(Ok(None)) => match local_name(ssl) {
                 Some(name) => {
                     set(ssl, Phase::Named(name));
-                    return Ok(ClientHelloResponse::SUCCESS);
+                    return Ok(());
                 }
                 None => {
                     set(ssl, Phase::Refuse(HandshakeFailure::Other));
@@ -162,7 +159,7 @@ pub fn callback(
         match names::cert_name(&raw, &psl) {
             Ok(name) => {
                 set(ssl, Phase::Named(name));
-                Ok(ClientHelloResponse::SUCCESS)
+                Ok(())
             }
             Err(_) => {
                 set(ssl, Phase::Invalid);
@@ -179,21 +176,10 @@ fn certs_index() -> Index<SslContext, Arc<Mutex<Certs>>> {
     *INDEX.get_or_init(|| SslContext::new_ex_index().expect("OpenSSL ex_data index"))
 }
 
-extern "C" {
-    // Not bound by the openssl crate; in libssl since 1.0.2.
-    fn SSL_CTX_set_cert_cb(
-        ctx: *mut openssl_sys::SSL_CTX,
-        cb: Option<unsafe extern "C" fn(*mut openssl_sys::SSL, *mut libc::c_void) -> libc::c_int>,
-        arg: *mut libc::c_void,
-    );
-}
-
 /// Installs the certificate callback, which looks in `certs`.
 pub fn set_cert_callback(b: &mut SslContextBuilder, certs: Arc<Mutex<Certs>>) {
     b.set_ex_data(certs_index(), certs);
-    // SAFETY: the builder's live `SSL_CTX*`; `cert_callback` matches the C signature and
-    // uses no argument.
-    unsafe { SSL_CTX_set_cert_cb(b.as_ptr(), Some(cert_callback), std::ptr::null_mut()) };
+    backend::set_cert_callback(b, cert_callback);
 }
 
 unsafe extern "C" fn cert_callback(
@@ -242,35 +228,10 @@ fn choose_certificate(ssl: &mut SslRef, certs: &Mutex<Certs>) -> libc::c_int {
 /// One call for both: the two separate installs each compare certificate and key, which for a
 /// key parsed apart from its certificate costs about 15,000 instructions per handshake.
 fn use_leaf(ssl: &mut SslRef, leaf: &Leaf) -> Result<(), ErrorStack> {
-    extern "C" {
-        // In libssl since 1.1.1; not bound by the openssl crate.
-        fn SSL_use_cert_and_key(
-            ssl: *mut openssl_sys::SSL,
-            x509: *mut openssl_sys::X509,
-            key: *mut openssl_sys::EVP_PKEY,
-            chain: *mut libc::c_void,
-            replace: libc::c_int,
-        ) -> libc::c_int;
-    }
     let cert: &X509Ref = &leaf.cert;
     let key: &PKeyRef<Private> = &leaf.key;
-    // SAFETY: live `SSL*`, `X509*` and `EVP_PKEY*` behind the crate's opaque references;
-    // OpenSSL takes its own references to the certificate and key. No chain (NULL) leaves
-    // the context's extra chain certificates to be sent.
-    let ok = unsafe {
-        SSL_use_cert_and_key(
-            ssl as *mut SslRef as *mut openssl_sys::SSL,
-            cert as *const X509Ref as *mut openssl_sys::X509,
-            key as *const PKeyRef<Private> as *mut openssl_sys::EVP_PKEY,
-            std::ptr::null_mut(),
-            1,
-        )
-    };
-    if ok == 1 {
-        Ok(())
-    } else {
-        Err(ErrorStack::get())
-    }
+    // The context's extra chain certificates are sent after it.
+    backend::use_cert_and_key(ssl, cert, key)
 }
 
 /// After WANT_X509_LOOKUP: the certificate the loop has to find.
@@ -313,7 +274,12 @@ pub fn server_name(ssl: &SslRef) -> String {
 }
 
 /// Classifies a failed handshake as COMPATIBILITY.md §6.5 describes.
-pub fn classify_failure(ssl: &SslRef, e: &openssl::ssl::Error) -> HandshakeFailure {
+/// `raw_alert`: an unencrypted alert the client's last bytes ended with.
+pub fn classify_failure(
+    ssl: &SslRef,
+    e: &openssl::ssl::Error,
+    raw_alert: Option<u8>,
+) -> HandshakeFailure {
     let served = match with(ssl, |h| match h.phase {
         Phase::Refuse(why) => Err(why),
         Phase::Invalid => Err(HandshakeFailure::InvalidSni),
@@ -327,12 +293,14 @@ pub fn classify_failure(ssl: &SslRef, e: &openssl::ssl::Error) -> HandshakeFailu
     let reason = e
         .ssl_error()
         .and_then(|s| s.errors().first())
-        .map(|err| err.reason_code());
+        .map(backend::reason_code);
+    let reason = backend::reason_with_raw_alert(reason, raw_alert);
     match reason {
+        None if !seen(ssl) && backend::refused_sni(ssl, true) => HandshakeFailure::InvalidSni,
         Some(SSL_R_TLSV1_ALERT_UNKNOWN_CA) => HandshakeFailure::UnknownCa,
         Some(SSL_R_SSLV3_ALERT_BAD_CERTIFICATE) => HandshakeFailure::BadCertificate,
         Some(SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN) => HandshakeFailure::CertificateUnknown,
-        Some(SSL_R_UNEXPECTED_EOF_WHILE_READING) if served => HandshakeFailure::ClientHungUp,
+        Some(r) if served && Some(r) == backend::R_UNEXPECTED_EOF => HandshakeFailure::ClientHungUp,
         _ if served && matches!(e.code(), ErrorCode::SYSCALL | ErrorCode::ZERO_RETURN) => {
             HandshakeFailure::ClientHungUp
         }

@@ -2,6 +2,7 @@
 //! the worker pool, the messages between the network and signer processes, and the TLS
 //! contexts with their ClientHello callback.
 
+pub mod backend;
 pub mod ca;
 pub mod cache;
 pub mod certgen;

@@ -21,6 +21,8 @@ use std::time::Instant;
 
 pub struct Opts {
     pub server: PathBuf,
+    /// Another build of ours (label, binary): a column after ours, not a peer.
+    pub also: Option<(String, PathBuf)>,
     pub server_args: Vec<String>,
     pub server_certs: Option<PathBuf>,
     pub peers: Vec<Peer>,
@@ -100,6 +102,19 @@ impl Opts {
         self.only
             .as_ref()
             .is_none_or(|l| l.iter().any(|x| x == key))
+    }
+
+    /// How many columns are builds of ours (ours, then `--also`); the peers follow.
+    fn builds(&self) -> usize {
+        1 + usize::from(self.also.is_some())
+    }
+
+    /// The binary of build column `i` (0: ours, 1: `--also`).
+    fn build_path(&self, i: usize) -> &PathBuf {
+        match (i, &self.also) {
+            (1, Some((_, p))) => p,
+            _ => &self.server,
+        }
     }
 }
 
@@ -278,7 +293,8 @@ pub fn run(o: Opts) -> Result<(), String> {
     Ok(())
 }
 
-/// Ours, then each peer with the certificates ours made, all warmed up; ours first.
+/// Ours (and the `--also` build), then each peer with the certificates ours made, all
+/// warmed up; ours first.
 fn start_all(o: &Opts, max_conns: usize) -> Result<(Vec<Target>, Material), String> {
     let ours = Target::start(
         &o.server,
@@ -290,6 +306,18 @@ fn start_all(o: &Opts, max_conns: usize) -> Result<(Vec<Target>, Material), Stri
     warm_up(&ours)?;
     let material = Material::from_ours(&ours, figures::HANDSHAKE_NAME)?;
     let mut servers = vec![ours];
+    if let Some((label, path)) = &o.also {
+        let mut t = Target::start(
+            path,
+            max_conns,
+            &o.server_args,
+            &[],
+            o.server_certs.as_deref(),
+        )?;
+        t.label = label.clone();
+        warm_up(&t)?;
+        servers.push(t);
+    }
     for &p in &o.peers {
         let t = peers::start(p, &material, max_conns, &[])?;
         warm_up(&t)?;
@@ -356,8 +384,8 @@ fn measure_syscalls(o: &Opts, servers: &[Target], r: &mut Results) {
     }
 }
 
-/// Each server restarted alone under callgrind (ours is `labels[0]`, then the peers in
-/// order); a server that fails there is a problem, not the end of the run.
+/// Each server restarted alone under callgrind (ours is `labels[0]`, then the `--also`
+/// build, then the peers in order); a server that fails there is a problem, not the end of the run.
 fn measure_instructions(
     o: &Opts,
     labels: &[String],
@@ -369,16 +397,20 @@ fn measure_instructions(
     for (i, label) in labels.iter().enumerate() {
         eprintln!("instructions: starting {label} under callgrind...");
         let wrapper = nonoise::callgrind_wrapper(&scratch.0, label);
-        let t = if i == 0 {
+        let t = if i < o.builds() {
             Target::start(
-                &o.server,
+                o.build_path(i),
                 300,
                 &o.server_args,
                 &wrapper,
                 o.server_certs.as_deref(),
             )
+            .map(|mut t| {
+                t.label = label.clone();
+                t
+            })
         } else {
-            peers::start(o.peers[i - 1], material, 300, &wrapper)
+            peers::start(o.peers[i - o.builds()], material, 300, &wrapper)
         };
         let t = match t.and_then(|t| warm_up(&t).map(|()| t)) {
             Ok(t) => t,
@@ -480,8 +512,9 @@ fn fmt(v: Option<f64>, prec: usize) -> String {
     }
 }
 
-fn print_lines(labels: &[String], lines: &[Line]) {
-    let ratio = labels.len() > 1;
+/// `builds`: how many columns are builds of ours (the ratio is the first to the best peer).
+fn print_lines(labels: &[String], builds: usize, lines: &[Line]) {
+    let ratio = labels.len() > builds;
     let mut head = format!("| Figure | {} |", labels.join(" | "));
     let mut rule = format!("|---|{}", "---:|".repeat(labels.len()));
     if ratio {
@@ -499,7 +532,7 @@ fn print_lines(labels: &[String], lines: &[Line]) {
         }
         let mut row = format!("| {} | {} |", l.label, cells.join(" | "));
         if ratio {
-            let best = l.values[1..]
+            let best = l.values[builds..]
                 .iter()
                 .flatten()
                 .copied()
@@ -601,7 +634,7 @@ fn per_op(title: &str, labels: &[String], value: impl Fn(&str, &str) -> Option<f
 fn print(o: &Opts, labels: &[String], r: &Results, held: usize, header: &str) {
     let lines = summary(o, labels, r, held);
     println!("{header}\n");
-    print_lines(labels, &lines);
+    print_lines(labels, o.builds(), &lines);
 
     // Details: what the table's cells rest on.
     print_timed_details(labels, r);

@@ -55,6 +55,9 @@ side by side (needs --server; makes its own servers):
   --peer NAME          nginx or haproxy (repeatable, or a comma list; installs Debian's
                        nginx-core / haproxy with apt-get when missing); prints one table:
                        ours, each peer, ours ÷ best peer. `--peer none`: ours alone
+  --also LABEL=PATH    another build of ours (e.g. 'ours, OpenSSL=target/release/pixelserv-tls')
+                       measured the same way in a column of its own, after ours; not a
+                       peer, so not in the best-peer ratio
   --only LIST          here a comma list of: http,https,full,resume12,resume13,idle,bytes,
                        syscalls,instructions (default: all)
   --keep-profiles DIR  keep the strace summaries and callgrind dumps (per server and op)
@@ -65,6 +68,7 @@ side by side (needs --server; makes its own servers):
 
 struct Opts {
     server: Option<PathBuf>,
+    also: Option<(String, PathBuf)>,
     server_args: Vec<String>,
     server_certs: Option<PathBuf>,
     http: Option<u16>,
@@ -97,6 +101,7 @@ impl Default for Opts {
     fn default() -> Opts {
         Opts {
             server: None,
+            also: None,
             server_args: Vec::new(),
             server_certs: None,
             http: None,
@@ -149,6 +154,7 @@ fn count(a: &str, v: String) -> Result<usize, String> {
 #[rustfmt::skip]
 const OPTIONS: &[(&[&str], Handler)] = &[
     (&["--server"],             Text(|o, v| o.server = Some(v.into()))),
+    (&["--also"],               Parsed(set_also)),
     (&["--server-arg"],         Text(|o, v| o.server_args.push(v))),
     (&["--server-certs"],       Text(|o, v| o.server_certs = Some(v.into()))),
     (&["--http"],               Parsed(|o, a, v| num(a, v).map(|n| o.http = Some(n)))),
@@ -182,6 +188,15 @@ fn comma_list(v: &str) -> Vec<String> {
 
 fn words(v: &str) -> Vec<String> {
     v.split_whitespace().map(str::to_string).collect()
+}
+
+/// `--also LABEL=PATH`: another build of ours, in a column of its own.
+fn set_also(o: &mut Opts, a: &str, v: String) -> Result<(), String> {
+    let (label, path) = v
+        .split_once('=')
+        .ok_or_else(|| format!("{a}: '{v}' is not LABEL=PATH"))?;
+    o.also = Some((label.to_string(), path.into()));
+    Ok(())
 }
 
 /// `--peer none` still selects side-by-side mode, with ours alone.
@@ -348,6 +363,7 @@ fn run_compare(o: Opts, peers: Vec<peers::Peer>) -> Result<(), String> {
     let quick = o.quick;
     compare::run(compare::Opts {
         server: o.server.unwrap_or_default(),
+        also: o.also,
         server_args: o.server_args,
         server_certs: o.server_certs,
         peers,

@@ -285,10 +285,11 @@ fn parse_strace(text: &str) -> Counts {
 fn strace_window(t: &Target, pass: &mut Pass, n: usize, out: &Path) -> Result<Counts, String> {
     let pid = t.pid.ok_or("no server pid")?;
     let mut cmd = Command::new("strace");
-    cmd.args(["-f", "-c", "-o"])
-        .arg(out)
-        .args(["-p", &pid.to_string()])
-        .stdin(Stdio::null())
+    cmd.args(["-f", "-c", "-o"]).arg(out);
+    for p in crate::sys::tree(pid) {
+        cmd.args(["-p", &p.to_string()]);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     crate::sys::die_with_parent(&mut cmd);
@@ -371,7 +372,9 @@ pub fn callgrind_wrapper(dir: &Path, label: &str) -> Vec<String> {
             "--callgrind-out-file={}",
             dir.join(format!("{label}.callgrind.%p")).display()
         ),
-        "--trace-children=no".into(),
+        // Forked processes stay under valgrind anyway; this also gives each its own
+        // control pipe, so that callgrind_control can reach ours' signer and network process.
+        "--trace-children=yes".into(),
         // Each dump names its functions in full, so a kept dump reads on its own.
         "--compress-strings=no".into(),
     ]
@@ -391,6 +394,20 @@ fn callgrind_control(pid: u32, flag: &str) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ))
     }
+}
+
+/// Dumps every process of the tree; the server process's dump (the first) and the total
+/// instruction count of all of them.
+fn dump_all(dir: &Path, label: &str, pids: &[u32]) -> Result<(PathBuf, u64), String> {
+    let mut first = None;
+    let mut total = 0;
+    for &p in pids {
+        callgrind_control(p, "-d")?;
+        let (path, n) = last_dump(dir, label, p)?;
+        first.get_or_insert(path);
+        total += n;
+    }
+    Ok((first.ok_or("no process")?, total))
 }
 
 /// The newest dump part of process `pid` in `dir` and its total instruction count.
@@ -434,15 +451,17 @@ pub fn instructions(
     let n = op.n(quick);
     let mut pass = Pass::new(t, op)?;
     settle(t, Duration::from_secs(5));
-    callgrind_control(pid, "-z")?;
+    // Every process of the tree runs under callgrind (a fork stays under valgrind).
+    let pids = crate::sys::tree(pid);
+    for &p in &pids {
+        callgrind_control(p, "-z")?;
+    }
     pass.run(n)?;
     settle(t, Duration::from_secs(5));
-    callgrind_control(pid, "-d")?;
-    let (first, a) = last_dump(dir, &t.label, pid)?;
+    let (first, a) = dump_all(dir, &t.label, &pids)?;
     pass.run(2 * n)?;
     settle(t, Duration::from_secs(5));
-    callgrind_control(pid, "-d")?;
-    let (_, b) = last_dump(dir, &t.label, pid)?;
+    let (_, b) = dump_all(dir, &t.label, &pids)?;
     if let Some(k) = keep {
         let to = k.join(format!("{}-{}-{n}ops.callgrind", t.label, op.key()));
         std::fs::copy(&first, &to).map_err(|e| format!("{}: {e}", to.display()))?;

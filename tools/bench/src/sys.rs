@@ -2,8 +2,51 @@
 
 use std::io;
 
-/// Server CPU time (user + system, all threads) in microseconds, from /proc/<pid>/stat.
+/// `pid` and every process below it. A server is a process tree: ours is a monitor with a
+/// signer and a network process (include-docs/SECURITY.md, "Processes"), nginx a master with
+/// workers; its CPU time, memory, system calls and instructions are those of the tree.
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok());
+            if let Some(ppid) = ppid {
+                parents.push((p, ppid));
+            }
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out
+}
+
+/// CPU time of the server's process tree (`tree`), in microseconds.
 pub fn proc_cpu_us(pid: u32) -> io::Result<u64> {
+    tree(pid).into_iter().map(one_cpu_us).sum()
+}
+
+/// Resident set size of the server's process tree in kB. Pages the processes share after a
+/// fork count once per process.
+pub fn proc_rss_kb(pid: u32) -> io::Result<u64> {
+    tree(pid).into_iter().map(one_rss_kb).sum()
+}
+
+/// CPU time (user + system, all threads) of one process in microseconds, from its stat.
+fn one_cpu_us(pid: u32) -> io::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     let rest = stat
@@ -33,7 +76,7 @@ fn clock_ticks() -> u64 {
 }
 
 /// Resident set size in kB (VmRSS of /proc/<pid>/status).
-pub fn proc_rss_kb(pid: u32) -> io::Result<u64> {
+fn one_rss_kb(pid: u32) -> io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -81,14 +124,16 @@ pub fn pin(tid: i32, cpu: usize) -> io::Result<()> {
     }
 }
 
-/// Pins every thread of process `pid` (threads it makes later inherit the mask).
+/// Pins every thread of the process tree of `pid` (threads made later inherit the mask).
 pub fn pin_process(pid: u32, cpu: usize) -> io::Result<usize> {
     let mut n = 0;
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let tid = entry?.file_name().to_string_lossy().parse::<i32>();
-        if let Ok(tid) = tid {
-            pin(tid, cpu)?;
-            n += 1;
+    for p in tree(pid) {
+        for entry in std::fs::read_dir(format!("/proc/{p}/task"))? {
+            let tid = entry?.file_name().to_string_lossy().parse::<i32>();
+            if let Ok(tid) = tid {
+                pin(tid, cpu)?;
+                n += 1;
+            }
         }
     }
     Ok(n)
@@ -170,6 +215,15 @@ pub fn which(name: &str) -> Option<std::path::PathBuf> {
 /// Whether every thread of `pid` is asleep in the kernel (state S): for an event-loop
 /// server, waiting for its next event with nothing left to do.
 pub fn all_threads_sleeping(pid: u32) -> io::Result<bool> {
+    for p in tree(pid) {
+        if !threads_sleeping(p)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn threads_sleeping(pid: u32) -> io::Result<bool> {
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let stat = std::fs::read_to_string(entry?.path().join("stat"))?;
         let state = stat
