@@ -4,6 +4,9 @@
 #   make -f Makefile.xc static        x86-64 static musl, vendored minimal OpenSSL (after setup)
 #   make -f Makefile.xc armv7 aarch64 mipsel mips   static musl router builds (after setup)
 #   make -f Makefile.xc smoke-armv7   (-aarch64, -mipsel, -mips, -x86_64) HTTP + HTTPS test
+#   make -f Makefile.xc smoke-old-armv7 (-aarch64, -mipsel, -mips) the same on the feed's old kernel
+#   make -f Makefile.xc smoke-novfp-armv7  the same on a Cortex-A9 without VFP/NEON (BCM4708)
+#   make -f Makefile.xc vm-armv7      an emulated 256 MB Cortex-A9 router: memory table, flood
 #   make -f Makefile.xc ipk ipk-test  6 Entware + 7 OpenWrt packages; install each into a
 #                                     scratch root, run it from there
 #   make -f Makefile.xc release       dist/: binaries, .ipk, tarballs, SHA256SUMS
@@ -74,7 +77,7 @@ define xbuild
 endef
 
 .PHONY: all static armv7 aarch64 mipsel mips routers setup setup-apt armv7-smoke msrv-check size install clean \
-	ipk ipk-files ipk-test release release-check measure docker-test
+	ipk ipk-files ipk-test release release-check measure docker-test smoke-novfp-armv7 vm-armv7 vm-armv7-boot
 
 all: static
 
@@ -181,9 +184,10 @@ setup:
 	rustup component add rust-src --toolchain $(NIGHTLY) 2>/dev/null || \
 		rustup toolchain install $(NIGHTLY) --profile minimal --component rust-src
 	command -v qemu-arm >/dev/null && command -v file >/dev/null && \
-		python3 -m pip --version >/dev/null 2>&1 || \
+		python3 -m pip --version >/dev/null 2>&1 && \
+		/usr/bin/python3 -c 'import seccomp' 2>/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-			qemu-user file python3-pip; }
+			qemu-user file python3-pip python3-seccomp; }
 	[ -x "$(ZIG)" ] || python3 -m pip install -q --disable-pip-version-check \
 		--target $(TOOLS)/pip ziglang==$(ZIG_VERSION)
 	"$(ZIG)" version
@@ -283,6 +287,25 @@ routers: $(ROUTERS)
 smoke-%:
 	sh .ci/static-check.sh --no-build --run "$(QEMU_$*)" $(DIST)/$(BIN)-$*-static
 
+# The same on the oldest kernel each Entware feed supports (the .ipk's -3.2/-3.10/-3.4 is
+# the feed's; armv7's oldest router kernels are 2.6.36): xc/old-kernel refuses every newer
+# system call with ENOSYS and the options such a kernel does not know (SO_REUSEPORT,
+# TCP_FASTOPEN, PR_SET_NO_NEW_PRIVS, CLOCK_BOOTTIME) as it would; qemu's -r fakes uname.
+OLD_KERNEL_armv7   := 2.6.36
+OLD_KERNEL_aarch64 := 3.10
+OLD_KERNEL_mipsel  := 3.4
+OLD_KERNEL_mips    := 3.4
+smoke-old-%:
+	sh .ci/static-check.sh --no-build --run "xc/old-kernel $(OLD_KERNEL_$*) \
+		$(firstword $(QEMU_$*)) -r $(OLD_KERNEL_$*) $(wordlist 2,9,$(QEMU_$*))" \
+		$(DIST)/$(BIN)-$*-static
+
+# A Cortex-A9 without VFP and NEON, as in Broadcom's BCM4708/4709: a floating-point
+# instruction anywhere on the path dies with SIGILL. (mipsel's 24Kc has no FPU already.)
+smoke-novfp-armv7:
+	sh .ci/static-check.sh --no-build --run "qemu-arm -cpu cortex-a9,vfp=off,neon=off" \
+		$(DIST)/$(BIN)-armv7-static
+
 # 2,500 first visits of never-seen names from 24 concurrent clients, each verified against
 # the CA; fails unless all verify and the server is still alive (issue 22). The time is
 # printed, not judged. stress-x86_64 runs natively, the routers under qemu-user.
@@ -320,6 +343,8 @@ release: ipk
 # Everything a release needs to have passed, longer than CI allows for every CPU.
 release-check: release
 	$(foreach c,$(CPUS),$(MAKE) -f Makefile.xc smoke-$(c) stress-$(c) &&) true
+	$(foreach r,$(ROUTERS),$(MAKE) -f Makefile.xc smoke-old-$(r) &&) true
+	$(MAKE) -f Makefile.xc smoke-novfp-armv7
 	sh xc/ipk-test.sh $(ENTWARE_IPKS)
 	sh xc/openwrt-test.sh $(OPENWRT_IPKS)
 	$(MAKE) -f Makefile.xc size docker-test measure
@@ -336,6 +361,32 @@ MEASURE_CONNS ?= 1000
 measure:
 	ulimit -n 8192 && $(foreach r,$(ROUTERS),python3 tools/xc-mem.py --qemu "$(QEMU_$(r))" \
 		--conns $(MEASURE_CONNS) $(DIST)/$(BIN)-$(r)-static &&) true
+
+# --- The emulated router (issue 18) ------------------------------------------------------
+# A 256 MB Cortex-A9 (qemu-system-arm -M vexpress-a9) with Debian's armhf kernel
+# (linux-image-armmp, its vexpress-v2p-ca9.dtb, virtio_mmio/virtio_net) and busybox-static,
+# fetched with apt-get download (registries only) and kept under target/vm. The armv7 binary
+# runs as the Entware package starts it; the host reaches it through qemu's user network,
+# forwarded from 127.0.0.1 only (restrict=on: the guest reaches nothing). tools/vm-router.py
+# prints MemAvailable and server RSS before start / idle / VM_CONNS idle TLS 1.3 connections
+# / 10 s after they close, then floods a fresh boot at the default -T with VM_FLOOD attempts.
+#   make -f Makefile.xc vm-armv7        the table and the flood (about 15 min)
+#   make -f Makefile.xc vm-armv7-boot   boot, serve, print idle memory, stop (about 40 s)
+VM         := $(CURDIR)/target/vm
+VM_CONNS   ?= 10000
+VM_FLOOD   ?= 30000
+$(VM)/armhf/root/bin/busybox:
+	command -v qemu-system-arm >/dev/null || apt-get install -y -qq --no-install-recommends qemu-system-arm
+	dpkg --print-foreign-architectures | grep -qx armhf || dpkg --add-architecture armhf
+	apt-cache show busybox-static:armhf >/dev/null 2>&1 || apt-get update -qq
+	rm -rf $(VM)/armhf && mkdir -p $(VM)/armhf/debs
+	k=$$(apt-cache depends linux-image-armmp:armhf | sed -n 's/.*Depends: \(linux-image-[^:]*\).*/\1/p' | head -n 1) && \
+		cd $(VM)/armhf/debs && apt-get download -q "$$k:armhf" busybox-static:armhf
+	for f in $(VM)/armhf/debs/*.deb; do dpkg -x "$$f" $(VM)/armhf/root || exit 1; done
+vm-armv7 vm-armv7-boot: $(VM)/armhf/root/bin/busybox
+	[ -x $(DIST)/$(BIN)-armv7-static ] || $(MAKE) -f Makefile.xc armv7
+	python3 tools/vm-router.py --root $(VM)/armhf/root --bin $(DIST)/$(BIN)-armv7-static \
+		$(if $(filter vm-armv7-boot,$@),--boot-only,--conns $(VM_CONNS) --flood $(VM_FLOOD))
 
 # --- misc --------------------------------------------------------------------------------
 # Budgets (issues 11, 19): armv7 2.5 MB, aarch64 2.8 MB, mipsel and mips 3.4 MB, x86-64

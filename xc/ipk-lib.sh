@@ -32,7 +32,8 @@ check_arch() {
 # $qemu (how to run its binaries here) and $elf (readelf -h's class, byte order, machine).
 cpu_of() {
 	case $1 in
-	armv7-2.6) qemu="qemu-arm -cpu cortex-a9 -r 2.6.36" ;;
+	# System calls newer than 2.6.36 refused as that kernel would (xc/old-kernel, issue 18).
+	armv7-2.6) qemu="$PWD/xc/old-kernel 2.6.36 qemu-arm -cpu cortex-a9 -r 2.6.36" ;;
 	armv7-3.2 | arm_cortex-a9 | arm_cortex-a9_vfpv3-d16) qemu="qemu-arm -cpu cortex-a9" ;;
 	aarch64-3.10 | aarch64_cortex-a53 | aarch64_generic) qemu="qemu-aarch64" ;;
 	mipsel-3.4 | mipsel_24kc) qemu="qemu-mipsel -cpu 24Kc" ;;

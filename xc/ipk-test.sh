@@ -6,7 +6,8 @@
 # is the scratch root's: HTTP GIF and an HTTPS first visit verified against the CA made
 # there. Then it runs postinst again (an upgrade) and starts once more: the CA must be the
 # same bytes. The binary must be a static one of the feed's CPU (readelf -h). armv7-2.6
-# runs under qemu-arm -r 2.6.36 (uname says that kernel). Needs root (unshare -m,
+# runs under qemu-arm -r 2.6.36 (uname says that kernel) with every newer system call
+# refused (xc/old-kernel). Needs root (unshare -m,
 # mount --bind).
 #
 #   xc/ipk-test.sh dist/pixelserv-tls_*_{armv7-2.6,armv7-3.2,aarch64-3.10,mipsel-3.4,mips-3.4,x64-3.2}.ipk

@@ -37,6 +37,15 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// After a burst: hand every pooled buffer back to the allocator (up to 64 receive
+    /// buffers of 16 kB and 64 send buffers of up to 64 kB would otherwise stay).
+    pub fn release(&mut self) {
+        self.rx = Vec::new();
+        self.tx = Vec::new();
+    }
+}
+
 /// Received bytes not yet consumed: `buf[start..end]`.
 pub struct RxBuf {
     pub buf: Box<[u8]>,
@@ -87,6 +96,17 @@ impl RxBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_empties_the_pool() {
+        let mut pool = Pool::default();
+        let (rx, tx) = (pool.rx(), pool.tx());
+        pool.put_rx(rx);
+        pool.put_tx(tx);
+        assert_eq!((pool.rx.len(), pool.tx.len()), (1, 1));
+        pool.release();
+        assert_eq!((pool.rx.capacity(), pool.tx.capacity()), (0, 0));
+    }
 
     #[test]
     fn rx_compacts_when_full() {

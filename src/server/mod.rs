@@ -461,6 +461,7 @@ impl Server {
         if self.peak >= TRIM_AFTER && self.conns.len() <= self.peak / 8 {
             self.conns.shrink_to_fit();
             self.timers.shrink_to_fit();
+            self.pool.release();
             crate::sys::process::trim_heap();
             self.peak = self.conns.len();
         }
