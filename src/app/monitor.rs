@@ -32,6 +32,12 @@ const STOP_GRACE: Duration = Duration::from_secs(8);
 const PARTNER_GRACE: Duration = Duration::from_secs(2);
 /// Restarts come no closer together than this: a child that dies at once must not spin.
 const RESTART_GAP: Duration = Duration::from_secs(1);
+/// Children that die this soon after their start, more than `YOUNG_DEATHS` times in a row,
+/// double the gap before the next start each time, up to `MAX_RESTART_GAP` (a broken setup
+/// must not fill the log); one that ran longer brings it back to `RESTART_GAP`.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+const YOUNG_DEATHS: u32 = 3;
+const MAX_RESTART_GAP: Duration = Duration::from_secs(60);
 
 /// What every network process is made from (each is a fresh fork of this).
 pub struct NetworkParts {
@@ -60,6 +66,9 @@ pub struct Monitor {
     /// A child ended: the other is stopping, then both start again.
     restart: Option<Instant>,
     last_start: Instant,
+    /// The least time between two starts, grown while children keep dying young.
+    gap: Duration,
+    young_deaths: u32,
     /// Descriptors of the monitor's own that no child may keep (the daemon's report pipe).
     not_for_children: Vec<RawFd>,
 }
@@ -97,6 +106,8 @@ impl Monitor {
             stopping: None,
             restart: None,
             last_start: Instant::now(),
+            gap: RESTART_GAP,
+            young_deaths: 0,
             not_for_children: Vec::new(),
         }
     }
@@ -240,7 +251,7 @@ impl Monitor {
         [
             self.stopping.map(|t| t + STOP_GRACE),
             self.restart
-                .map(|t| (t + PARTNER_GRACE).max(self.last_start + RESTART_GAP)),
+                .map(|t| (t + PARTNER_GRACE).max(self.last_start + self.gap)),
         ]
         .into_iter()
         .flatten()
@@ -329,6 +340,14 @@ impl Monitor {
                 ended
             );
             self.restart = Some(Instant::now());
+            self.young_deaths = match self.last_start.elapsed() < STABLE_AFTER {
+                true => self.young_deaths + 1,
+                false => 0,
+            };
+            self.gap = match self.young_deaths.checked_sub(YOUNG_DEATHS) {
+                Some(n) if n > 0 => (RESTART_GAP * 2u32.pow(n.min(6))).min(MAX_RESTART_GAP),
+                _ => RESTART_GAP,
+            };
             // The network process drains its connections; the signer ends when it does.
             self.kill(Role::Network, libc::SIGTERM);
         }
@@ -353,12 +372,15 @@ impl Monitor {
             }
             return;
         }
-        if now < self.last_start + RESTART_GAP {
+        if now < self.last_start + self.gap {
             return;
         }
         self.restart = None;
         if let Err(msg) = self.start_children() {
             plog!(ERROR, "monitor: {}; retrying", msg);
+            // A half-made pair goes too: the next start makes both.
+            self.kill(Role::Network, libc::SIGKILL);
+            self.kill(Role::Signer, libc::SIGKILL);
             self.restart = Some(now);
         }
     }
