@@ -130,10 +130,13 @@ impl Monitor {
         let me = children::pid();
         match children::fork().map_err(|e| format!("fork: {e}"))? {
             Fork::Child => {
+                // First: a monitor killed before this line must not leave an orphan.
+                if !children::die_with_parent(libc::SIGKILL, me) {
+                    children::exit(1);
+                }
                 drop((for_network, control, for_control));
                 self.close_monitor_fds();
                 self.close_for_signer();
-                children::die_with_parent(libc::SIGKILL, me);
                 signer::run(self.signer.clone(), for_signer)
             }
             Fork::Parent(pid) => self
@@ -143,9 +146,11 @@ impl Monitor {
         drop(for_signer);
         match children::fork().map_err(|e| format!("fork: {e}"))? {
             Fork::Child => {
+                if !children::die_with_parent(libc::SIGTERM, me) {
+                    children::exit(1);
+                }
                 drop(control);
                 self.close_monitor_fds();
-                children::die_with_parent(libc::SIGTERM, me);
                 self.run_network(for_network, for_control)
             }
             Fork::Parent(pid) => self.children.push((
