@@ -34,6 +34,8 @@ import tempfile
 import threading
 import time
 
+from pxclient import free_port, get
+
 MODULES = ["kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko",
            "kernel/drivers/virtio/virtio_mmio.ko", "kernel/drivers/net/virtio_net.ko"]
 
@@ -111,12 +113,6 @@ def initramfs(root, binary, path):
     with open(path, "wb") as o:
         o.write(gzip.compress(cpio(entries), 6))
     return kver
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Guest:
@@ -206,28 +202,6 @@ class Guest:
         self.qemu.wait()
 
 
-def get(sock, host, path="/x.gif"):
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise RuntimeError("closed before the response")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length":
-            length = int(v)
-    while len(body) < length:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise RuntimeError("short body")
-        body += chunk
-    if int(head.split(b" ")[1]) != 200:
-        raise RuntimeError(f"HTTP {head.split(b' ')[1]}")
-    return body
 
 
 def tls_get(ctx, port, name, timeout=120):

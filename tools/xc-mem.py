@@ -27,14 +27,10 @@ import sys
 import tempfile
 import time
 
+from pxclient import free_port, get
+
 GUEST_BASE = 0x100000000000
 GUEST_SPAN = 1 << 40  # more than any guest here maps
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kb(pid, guest, field="Rss"):
@@ -102,27 +98,6 @@ def roles(pid):
             return {"monitor": pid, "signer": signer, "network": net[0]}
         time.sleep(0.1)
     raise RuntimeError("no signer and network process under the monitor")
-
-
-def get(sock, host):
-    sock.sendall(f"GET /x.gif HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise RuntimeError("closed before the response")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length":
-            length = int(v)
-    while len(body) < length:
-        body += sock.recv(4096)
-    status = int(head.split(b" ")[1])
-    if status != 200:
-        raise RuntimeError(f"HTTP {status}")
 
 
 def tls_conn(ctx, port, name):
