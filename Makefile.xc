@@ -68,15 +68,15 @@ RUSTFLAGS_COMMON := -C force-unwind-tables=no \
 # Non-PIE: a static-pie carries ~440 KB of relocations; nothing here needs ASLR of the image.
 RUSTFLAGS_STATIC := -C target-feature=+crt-static -C relocation-model=static $(RUSTFLAGS_COMMON)
 
-# $(call xbuild,TRIPLE,DIST-NAME,EXTRA-RUSTFLAGS,EXTRA-CARGO-ARGS)
+# $(call xbuild,TRIPLE,DIST-NAME,EXTRA-RUSTFLAGS,EXTRA-CARGO-ARGS[,FEATURES])
 define xbuild
 	RUSTFLAGS="$(RUSTFLAGS_STATIC) $(3)" $(CARGO) $(4) build $(CARGO_FLAGS) --profile $(PROFILE) \
-		--features vendored --target $(1) --target-dir $(XCDIR) --bin $(BIN)
+		--features $(or $(5),vendored) --target $(1) --target-dir $(XCDIR) --bin $(BIN)
 	mkdir -p $(DIST)
 	cp $(XCDIR)/$(1)/$(PROFILE)/$(BIN) $(DIST)/$(BIN)-$(2)
 endef
 
-.PHONY: all static armv7 aarch64 mipsel mips routers setup setup-apt armv7-smoke msrv-check size install clean \
+.PHONY: all static armv7 aarch64 mipsel mips routers setup setup-apt awslc-deps armv7-smoke msrv-check size install clean \
 	ipk ipk-files ipk-test release release-check measure docker-test smoke-novfp-armv7 vm-armv7 vm-armv7-boot
 
 all: static
@@ -119,9 +119,50 @@ ROUTER_RUSTFLAGS := -C link-self-contained=no --cfg libc_unstable_musl_v1_2 -Z l
 # log gets anyway) and with "optimize_for_size" (smaller sort and formatting code).
 ROUTER_BUILD_STD := -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
 
+# --- AWS-LC instead of OpenSSL (TLS=aws-lc) ----------------------------------------------
+# Any static build takes TLS=aws-lc (cargo feature aws-lc instead of vendored); without it
+# each CPU's TLS_<cpu> below decides. openssl-sys turns on aws-lc-sys's `ssl` feature, and
+# with it aws-lc-sys builds with CMake (its cc-only builder has no libssl) and generates its
+# bindings with bindgen (libclang): `awslc-deps` installs cmake, clang and libclang-dev.
+#  - C and C++ compiler: Zig (xc/zig-cc, xc/zig-cxx: AWS-LC's libssl is C++); archiver
+#    Zig's too, which CMake finds as xc/zig-llvm-ar (see xc/zig-tool).
+#  - Source paths in AWS-LC's error and assert strings: /crates/..., as in RUSTFLAGS_COMMON
+#    (aws-lc-sys shortens them for its C files, not for libssl's C++).
+#  - bindgen: the host's libclang with the target's musl headers, Zig's (-nostdlibinc
+#    keeps libclang's own stddef.h and the like, drops the host's /usr/include).
+#  - Size: CMake builds MinSizeRel (-Os) for profile release-small (opt-level s or z).
+#  - No CPU Jitter Entropy (AWS_LC_SYS_NO_JITTER_ENTROPY): AWS-LC then seeds its DRBG from
+#    the kernel alone (getrandom, else /dev/urandom), as OpenSSL does. Jitter's second
+#    source cost every process 0.3-0.7 s at start on x86-64 (its C is -O0 by design),
+#    2.6 s under qemu-aarch64, and 170 KB. AWSLC_JITTER=1 keeps it.
+TLS ?=
+AWSLC_JITTER ?=
+TLS_x86_64  := aws-lc
+TLS_aarch64 := aws-lc
+TLS_armv7   := openssl
+TLS_mipsel  := openssl
+TLS_mips    := openssl
+ZIG_INCLUDE = $(dir $(ZIG))lib/libc/include
+# Zig's header directories per Zig CPU name: <musl-dir> <linux-any-dir>.
+ZIG_HDRS_x86_64  := x86_64-linux-musl x86-linux-any
+ZIG_HDRS_aarch64 := aarch64-linux-musl aarch64-linux-any
+ZIG_HDRS_arm     := arm-linux-musl arm-linux-any
+ZIG_HDRS_mipsel  := mips-linux-musl mips-linux-any
+ZIG_HDRS_mips    := mips-linux-musl mips-linux-any
+# $(call awslc_env,TRIPLE,ZIG-TARGET)
+awslc_env = CXX_$(subst -,_,$(1))=$(CURDIR)/xc/zig-cxx \
+	$(if $(filter 1,$(AWSLC_JITTER)),,AWS_LC_SYS_NO_JITTER_ENTROPY=1) \
+	XC_ZIG_EXTRA_CFLAGS="-ffile-prefix-map=$(CARGO_HOME_DIR)/registry/src=/crates" \
+	BINDGEN_EXTRA_CLANG_ARGS_$(subst -,_,$(1))="-nostdlibinc \
+		$(foreach d,$(firstword $(ZIG_HDRS_$(firstword $(subst -, ,$(2))))) generic-musl \
+		$(lastword $(ZIG_HDRS_$(firstword $(subst -, ,$(2))))) any-linux-any,-isystem $(ZIG_INCLUDE)/$(d))"
+
 # $(call router,TRIPLE,TRIPLE_IN_UPPER_CASE,ZIG-TARGET,ZIG-CPU-FLAGS,DIST-NAME,RUSTFLAGS[,CERT_PATH])
+# The TLS library: $(TLS), else TLS_<cpu> (DIST-NAME is <cpu>-static).
 define router
 	[ -x "$(ZIG)" ] || { echo "no zig at $(ZIG): run make -f Makefile.xc setup" >&2; exit 1; }
+	$(if $(filter aws-lc,$(or $(TLS),$(TLS_$(5:-static=)))),$(MAKE) -f Makefile.xc awslc-deps && \
+		$(call awslc_env,$(1),$(3))) \
 	ZIG="$(ZIG)" \
 	XC_ZIG_TARGET=$(3) XC_ZIG_CFLAGS="$(4)" XC_OPENSSL_EXTRA="$(OPENSSL_EXTRA_$(1))" \
 	CC_$(subst -,_,$(1))=$(CURDIR)/xc/zig-cc AR_$(subst -,_,$(1))=$(CURDIR)/xc/zig-ar \
@@ -129,7 +170,8 @@ define router
 	CARGO_TARGET_$(2)_LINKER=$(CURDIR)/xc/zig-cc \
 	PIXELSERV_DEFAULT_CERT_PATH=$(or $(7),$(ROUTER_CERT_PATH)) \
 	$(MAKE) -f Makefile.xc xc-one T=$(1) N=$(5) XCARGO="+$(NIGHTLY)" \
-		XBUILDSTD="$(ROUTER_BUILD_STD)" XRUSTFLAGS="$(ROUTER_RUSTFLAGS) $(6)"
+		XBUILDSTD="$(ROUTER_BUILD_STD)" XRUSTFLAGS="$(ROUTER_RUSTFLAGS) $(6)" \
+		XFEATURES=$(if $(filter aws-lc,$(or $(TLS),$(TLS_$(5:-static=)))),aws-lc,vendored)
 endef
 
 # armv7 Rust code at opt-level "z": the 2.5 MB budget (issue 11) did not hold the three
@@ -173,7 +215,7 @@ mips:
 		-mcpu=mips32r2+soft_float -DBROKEN_CLANG_ATOMICS,mips-static,)
 
 xc-one:
-	$(call xbuild,$(T),$(N),$(XRUSTFLAGS),$(XCARGO))
+	$(call xbuild,$(T),$(N),$(XRUSTFLAGS),$(XCARGO),$(XFEATURES))
 	@file $(DIST)/$(BIN)-$(N)
 # build-std is a `build` flag, so it rides in CARGO_FLAGS.
 xc-one: CARGO_FLAGS += $(XBUILDSTD)
@@ -191,6 +233,13 @@ setup:
 	[ -x "$(ZIG)" ] || python3 -m pip install -q --disable-pip-version-check \
 		--target $(TOOLS)/pip ziglang==$(ZIG_VERSION)
 	"$(ZIG)" version
+
+# What TLS=aws-lc needs besides `setup`: cmake, and clang with libclang for bindgen (apt).
+awslc-deps:
+	command -v cmake >/dev/null && command -v clang >/dev/null && \
+		ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+			cmake clang libclang-dev; }
 
 # --- Debian's rustc 1.85 (the MSRV), and armv7 with Debian packages only ------------------
 # Debian bookworm's rustc-web 1.85, unpacked under $(DEB) with dpkg -x (the system
