@@ -1,8 +1,10 @@
 # Static and cross builds of pixelserv-tls (router builds). See include-docs/BUILD-ROUTER.md.
 #
 #   make -f Makefile.xc setup         nightly rust-src (rustup), Zig (PyPI), qemu-user (apt)
-#   make -f Makefile.xc static        x86-64 static musl, vendored minimal OpenSSL (after setup)
-#   make -f Makefile.xc armv7 aarch64 mipsel mips   static musl router builds (after setup)
+#   make -f Makefile.xc static        x86-64 static musl, AWS-LC (after setup)
+#   make -f Makefile.xc armv7 aarch64 mipsel mips   static musl router builds (after setup):
+#                                     vendored minimal OpenSSL, AWS-LC on aarch64
+#   make -f Makefile.xc TLS=aws-lc armv7   (or TLS=openssl static) the other TLS library
 #   make -f Makefile.xc smoke-armv7   (-aarch64, -mipsel, -mips, -x86_64) HTTP + HTTPS test
 #   make -f Makefile.xc smoke-old-armv7 (-aarch64, -mipsel, -mips) the same on the feed's old kernel
 #   make -f Makefile.xc smoke-novfp-armv7  the same on a Cortex-A9 without VFP/NEON (BCM4708)
@@ -17,8 +19,9 @@
 #   make -f Makefile.xc install       PREFIX=/usr/local DESTDIR=
 #
 # Every build leaves a stripped binary dist/pixelserv-tls-<name>. Only registries are
-# needed: crates.io for sources (OpenSSL comes from the openssl-src crate), PyPI for Zig,
-# rustup for nightly's rust-src, apt for qemu. After `cargo fetch` the `static` target also
+# needed: crates.io for sources (OpenSSL comes from the openssl-src crate, AWS-LC from
+# aws-lc-sys), PyPI for Zig, rustup for nightly's rust-src, apt for qemu (and for AWS-LC's
+# cmake and libclang). After `cargo fetch` the `static` target also
 # works with CARGO_FLAGS="--locked --offline".
 
 CARGO       ?= cargo
