@@ -3,7 +3,7 @@
 #   make -f Makefile.xc setup         nightly rust-src (rustup), Zig (PyPI), qemu-user (apt)
 #   make -f Makefile.xc static        x86-64 static musl, AWS-LC (after setup)
 #   make -f Makefile.xc armv7 aarch64 mipsel mips   static musl router builds (after setup):
-#                                     vendored minimal OpenSSL, AWS-LC on aarch64
+#                                     AWS-LC, vendored minimal OpenSSL on armv7
 #   make -f Makefile.xc TLS=aws-lc armv7   (or TLS=openssl static) the other TLS library
 #   make -f Makefile.xc smoke-armv7   (-aarch64, -mipsel, -mips, -x86_64) HTTP + HTTPS test
 #   make -f Makefile.xc smoke-old-armv7 (-aarch64, -mipsel, -mips) the same on the feed's old kernel
@@ -143,8 +143,8 @@ AWSLC_JITTER ?=
 TLS_x86_64  := aws-lc
 TLS_aarch64 := aws-lc
 TLS_armv7   := openssl
-TLS_mipsel  := openssl
-TLS_mips    := openssl
+TLS_mipsel  := aws-lc
+TLS_mips    := aws-lc
 ZIG_INCLUDE = $(dir $(ZIG))lib/libc/include
 # Zig's header directories per Zig CPU name: <musl-dir> <linux-any-dir>.
 ZIG_HDRS_x86_64  := x86_64-linux-musl x86-linux-any
@@ -203,7 +203,8 @@ static:
 # mutex-based fallback (a few reference counts and flags, never on a hot path here).
 # OpenSSL's MIPS assembly, put through clang's integrated assembler (Zig has no GNU as),
 # crashed at the first hash (a load past its input under qemu-mipsel), so OpenSSL is
-# built with no-asm there: its C code.
+# built with no-asm there: its C code. (All this for TLS=openssl: mipsel and mips link
+# AWS-LC by default, C only as well, which needed none of it; BUILD-ROUTER.md.)
 OPENSSL_EXTRA_$(MIPSEL_TARGET) := no-asm
 mipsel:
 	$(call router,$(MIPSEL_TARGET),MIPSEL_UNKNOWN_LINUX_MUSL,mipsel-linux-musleabi,\
