@@ -58,6 +58,18 @@ pub fn library_options() -> SslOptions {
     SslOptions::empty()
 }
 
+/// Whether AES-GCM runs in hardware on this CPU: OpenSSL has no public call for it (we read
+/// the CPU's features, `sys::cpu`); AWS-LC answers itself.
+#[cfg(not(feature = "aws-lc"))]
+pub fn aes_hardware() -> bool {
+    crate::sys::cpu::aes_instructions()
+}
+#[cfg(feature = "aws-lc")]
+pub fn aes_hardware() -> bool {
+    // SAFETY: a query of the CPU's features.
+    unsafe { openssl_sys::EVP_has_aes_hardware() == 1 }
+}
+
 /// TLS 1.3 suites. OpenSSL picks them in this order (server preference); AWS-LC follows
 /// the client's order, so there the ClientHello callback picks one per connection.
 #[cfg(not(feature = "aws-lc"))]
