@@ -137,7 +137,8 @@ extern "C" {
 }
 
 /// The certificate callback: OpenSSL calls it on full handshakes only; AWS-LC on every
-/// one, before it decides to resume (see `resumption_expected`).
+/// one, before it decides to resume, and it needs a certificate then (PERFORMANCE.md, the
+/// AWS-LC section: why a resumption there still looks its certificate up).
 pub fn set_cert_callback(b: &mut SslContextBuilder, cb: CertCallback) {
     // SAFETY: the builder's live `SSL_CTX*`; `cb` has the C signature and takes no argument.
     #[cfg(not(feature = "aws-lc"))]
@@ -146,17 +147,6 @@ pub fn set_cert_callback(b: &mut SslContextBuilder, cb: CertCallback) {
     };
     #[cfg(feature = "aws-lc")]
     awslc::set_cert_callback(b, cb);
-}
-
-/// Under AWS-LC, whether this ClientHello will resume a session we issued, judged before
-/// the library decides: then the certificate callback installs nothing. OpenSSL never asks.
-#[cfg(not(feature = "aws-lc"))]
-pub fn resumption_expected(_ssl: &SslRef) -> bool {
-    false
-}
-#[cfg(feature = "aws-lc")]
-pub fn resumption_expected(ssl: &SslRef) -> bool {
-    awslc::resumption_expected(ssl)
 }
 
 /// Whether the library refused the ClientHello's server_name before our callback saw it

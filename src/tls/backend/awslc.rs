@@ -288,10 +288,6 @@ pub fn set_cert_callback(b: &mut SslContextBuilder, cb: super::CertCallback) {
     unsafe { ffi::SSL_CTX_set_cert_cb(b.as_ptr(), Some(cb), std::ptr::null_mut()) };
 }
 
-pub fn resumption_expected(_ssl: &SslRef) -> bool {
-    false
-}
-
 /// SSL_use_cert_and_key with the context's extra chain, which AWS-LC would otherwise drop.
 ///
 /// SAFETY: live `SSL*`, `X509*` and `EVP_PKEY*`.
