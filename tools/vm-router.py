@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""The router the design names, emulated: a 256 MB Cortex-A9 (qemu-system-arm -M vexpress-a9)
-with Debian's armhf kernel and busybox, running the armv7 binary as the Entware package
-starts it, measured from the host through qemu's user network (hostfwd to 127.0.0.1 only).
+"""The router the design names, emulated: a 256 MB ARM board with Debian's kernel and
+busybox, running the router binary as the Entware package starts it, measured from the host
+through qemu's user network (hostfwd to 127.0.0.1 only). --arch picks the board:
 
-    tools/vm-router.py --root target/vm/armhf/root --bin dist/pixelserv-tls-armv7-static \\
-        [--conns 10000] [--flood 30000] [--boot-only]
+  armv7    qemu-system-arm -M vexpress-a9 -cpu cortex-a9, linux-image-armmp (armhf) and its
+           vexpress-v2p-ca9.dtb
+  aarch64  qemu-system-aarch64 -M virt -cpu cortex-a53, linux-image-arm64 (qemu makes the
+           device tree)
 
---root is the packages unpacked with dpkg -x (linux-image-*-armmp, busybox-static), see
-`make -f Makefile.xc vm-armv7`. Prints one table:
+    tools/vm-router.py [--arch armv7] --root target/vm/armhf/root \\
+        --bin dist/pixelserv-tls-armv7-static [--conns 10000] [--flood 30000] [--boot-only]
+
+--root is the packages unpacked with dpkg -x (linux-image-*, busybox-static), see
+`make -f Makefile.xc vm-armv7` and `vm-aarch64`. Prints one table:
 
   point                         guest MemAvailable   server RSS
   before start / started, idle / N idle TLS 1.3 connections held / 10 s after they close
@@ -36,8 +41,20 @@ import time
 
 from pxclient import free_port, get
 
-MODULES = ["kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko",
-           "kernel/drivers/virtio/virtio_mmio.ko", "kernel/drivers/net/virtio_net.ko"]
+# virtio-net on the board's virtio-mmio transports. Both Debian kernels build virtio itself in
+# and these four as modules (config-*: CONFIG_VIRTIO_MMIO=m, CONFIG_VIRTIO_NET=m, ...),
+# loaded in this order (no modules.dep: dpkg -x runs no depmod).
+VIRTIO_MMIO_NET = ["kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko",
+                   "kernel/drivers/virtio/virtio_mmio.ko", "kernel/drivers/net/virtio_net.ko"]
+# qemu, board, CPU, device tree (None: qemu's own, for -M virt; else a file of the kernel
+# package's /usr/lib/linux-image-<version>), kernel modules. The console is the board's
+# PL011 (ttyAMA0) on both.
+ARCHES = {
+    "armv7": {"qemu": "qemu-system-arm", "machine": "vexpress-a9", "cpu": "cortex-a9",
+              "dtb": "vexpress-v2p-ca9.dtb", "modules": VIRTIO_MMIO_NET},
+    "aarch64": {"qemu": "qemu-system-aarch64", "machine": "virt", "cpu": "cortex-a53",
+                "dtb": None, "modules": VIRTIO_MMIO_NET},
+}
 
 # As include-docs/init/S80pixelserv-tls starts it (daemonizes, drops to nobody), with the
 # guest's address; EXTRA comes from the kernel command line (pixelserv.args=).
@@ -46,7 +63,7 @@ INIT = r"""#!/bin/busybox sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in failover net_failover virtio_mmio virtio_net; do insmod /lib/modules/$m.ko; done
+for m in $(cat /etc/modules); do insmod /lib/modules/$m; done
 ifconfig lo 127.0.0.1 up
 ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up
 route add default gw 10.0.2.2
@@ -91,7 +108,7 @@ def cpio(entries):
     return bytes(out)
 
 
-def initramfs(root, binary, path):
+def initramfs(root, binary, modules, path):
     kdir = os.path.join(root, "lib/modules")
     kver = sorted(os.listdir(kdir))[-1]
     d, f, x = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o644, stat.S_IFREG | 0o755
@@ -106,8 +123,9 @@ def initramfs(root, binary, path):
         ("etc/passwd", f, b"root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n"),
         ("etc/group", f, b"root:x:0:\nnogroup:x:65534:\n"),
         ("opt/sbin/pixelserv-tls", x, rd(binary)),
+        ("etc/modules", f, "".join(os.path.basename(m) + "\n" for m in modules).encode()),
     ]
-    for m in MODULES:
+    for m in modules:
         entries.append(("lib/modules/" + os.path.basename(m), f,
                         rd(os.path.join(kdir, kver, m))))
     with open(path, "wb") as o:
@@ -117,19 +135,22 @@ def initramfs(root, binary, path):
 
 class Guest:
     def __init__(self, a, args, work):
-        kver = initramfs(a.root, a.bin, os.path.join(work, "initrd.gz"))
+        arch = ARCHES[a.arch]
+        kver = initramfs(a.root, a.bin, arch["modules"], os.path.join(work, "initrd.gz"))
         self.console = os.path.join(work, "console.log")
         open(self.console, "w").close()
         self.http, self.https = free_port(), free_port()
         fwd = f"hostfwd=tcp:127.0.0.1:{self.http}-:80,hostfwd=tcp:127.0.0.1:{self.https}-:443"
-        cmd = ["qemu-system-arm", "-M", "vexpress-a9", "-cpu", "cortex-a9", "-m", "256M",
+        cmd = [arch["qemu"], "-M", arch["machine"], "-cpu", arch["cpu"], "-m", "256M",
                "-kernel", os.path.join(a.root, f"boot/vmlinuz-{kver}"),
-               "-dtb", os.path.join(a.root, f"usr/lib/linux-image-{kver}/vexpress-v2p-ca9.dtb"),
                "-initrd", os.path.join(work, "initrd.gz"),
                "-append", f"console=ttyAMA0 rdinit=/init quiet pixelserv.args={args}",
                "-netdev", f"user,id=n0,restrict=on,{fwd}",
                "-device", "virtio-net-device,netdev=n0",
-               "-display", "none", "-monitor", "none", "-audiodev", "none,id=snd0", "-serial", f"file:{self.console}"]
+               "-display", "none", "-monitor", "none", "-audiodev", "none,id=snd0",
+               "-serial", f"file:{self.console}"]
+        if arch["dtb"]:
+            cmd += ["-dtb", os.path.join(a.root, f"usr/lib/linux-image-{kver}", arch["dtb"])]
         self.t0 = time.monotonic()
         self.qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
         self.before = int(self.wait_line("BEFORE ", 120).split()[1])
@@ -362,6 +383,7 @@ def flood(a, work):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--arch", choices=sorted(ARCHES), default="armv7")
     ap.add_argument("--root", required=True)
     ap.add_argument("--bin", required=True)
     ap.add_argument("--conns", type=int, default=10000)
