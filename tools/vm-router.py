@@ -47,13 +47,18 @@ from pxclient import free_port, get
 VIRTIO_MMIO_NET = ["kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko",
                    "kernel/drivers/virtio/virtio_mmio.ko", "kernel/drivers/net/virtio_net.ko"]
 # qemu, board, CPU, device tree (None: qemu's own, for -M virt; else a file of the kernel
-# package's /usr/lib/linux-image-<version>), kernel modules. The console is the board's
-# PL011 (ttyAMA0) on both.
+# package's /usr/lib/linux-image-<version>), kernel modules, kernel arguments. The console is
+# the board's PL011 (ttyAMA0) on both.
+# cma=16M: Debian's arm64 kernel sets aside 64 MB of the 256 for the contiguous allocator
+# (CONFIG_CMA_SIZE_MBYTES=64, for GPUs and cameras), which user pages may use but the
+# kernel's own allocations (sockets) may not: with 10,000 connections held the kernel ran out
+# while 10 MB of CMA were free and the OOM killer took the network process. The armhf kernel
+# sets aside 16 MB; both boards now do.
 ARCHES = {
     "armv7": {"qemu": "qemu-system-arm", "machine": "vexpress-a9", "cpu": "cortex-a9",
-              "dtb": "vexpress-v2p-ca9.dtb", "modules": VIRTIO_MMIO_NET},
+              "dtb": "vexpress-v2p-ca9.dtb", "modules": VIRTIO_MMIO_NET, "append": ""},
     "aarch64": {"qemu": "qemu-system-aarch64", "machine": "virt", "cpu": "cortex-a53",
-                "dtb": None, "modules": VIRTIO_MMIO_NET},
+                "dtb": None, "modules": VIRTIO_MMIO_NET, "append": "cma=16M "},
 }
 
 # As include-docs/init/S80pixelserv-tls starts it (daemonizes, drops to nobody), with the
@@ -71,14 +76,15 @@ echo 65535 > /proc/sys/net/core/somaxconn
 echo 1024 65535 > /proc/sys/net/ipv4/ip_local_port_range
 mem() { awk '/^MemAvailable/ { print $2 }' /proc/meminfo; }
 # Every pixelserv-tls process (the monitor, the signer, the network process): RSS and
-# descriptors summed.
+# descriptors summed, and each one's seccomp mode (2: filtered), e.g. 0,0,2.
 rss() {
-	r=0 f=0
+	r=0 f=0 s=
 	for p in $(pidof pixelserv-tls); do
 		r=$((r + $(awk '/^VmRSS/ { print $2 }' /proc/$p/status)))
 		f=$((f + $(ls /proc/$p/fd | wc -l)))
+		s=$s${s:+,}$(awk '/^Seccomp:/ { print $2 }' /proc/$p/status)
 	done
-	echo "$r $f"
+	echo "$r $f $s"
 }
 sleep 2
 echo "BEFORE $(mem)"
@@ -144,7 +150,8 @@ class Guest:
         cmd = [arch["qemu"], "-M", arch["machine"], "-cpu", arch["cpu"], "-m", "256M",
                "-kernel", os.path.join(a.root, f"boot/vmlinuz-{kver}"),
                "-initrd", os.path.join(work, "initrd.gz"),
-               "-append", f"console=ttyAMA0 rdinit=/init quiet pixelserv.args={args}",
+               "-append", f"console=ttyAMA0 rdinit=/init quiet {arch['append']}"
+                          f"pixelserv.args={args}",
                "-netdev", f"user,id=n0,restrict=on,{fwd}",
                "-device", "virtio-net-device,netdev=n0",
                "-display", "none", "-monitor", "none", "-audiodev", "none,id=snd0",
@@ -182,6 +189,7 @@ class Guest:
             time.sleep(0.2)
         last = [ln for ln in self.lines() if ln.startswith("MEM ")][-1].split()
         self.fds = int(last[3])
+        self.seccomp = last[4] if len(last) > 4 else "?"
         return int(last[1]), int(last[2])
 
     def settled(self):
@@ -289,7 +297,8 @@ def bench(a, work):
         fv = {"ok": 0, "failed": 0}
         visits = threading.Thread(target=first_visits, args=(ctx, g.https, "held", 50, fv))
         visits.start()
-        print(f"before start: MemAvailable {g.before:,} kB; idle: {idle}", flush=True)
+        print(f"before start: MemAvailable {g.before:,} kB; idle: {idle}; "
+              f"seccomp modes {g.seccomp}", flush=True)
         conns, failed = open_many(ctx, g.https, names, a.conns)
         opened = time.monotonic() - t
         visits.join()
@@ -400,7 +409,7 @@ def main():
         if a.boot_only:
             g = Guest(a, "", work)
             print(f"booted and serving in {g.boot_s:.1f} s; MemAvailable before start "
-                  f"{g.before:,} kB; idle {g.settled()}")
+                  f"{g.before:,} kB; idle {g.settled()}; seccomp modes {g.seccomp}")
             g.stop()
             return
         bench(a, work)
