@@ -9,6 +9,7 @@
 #   make -f Makefile.xc smoke-old-armv7 (-aarch64, -mipsel, -mips) the same on the feed's old kernel
 #   make -f Makefile.xc smoke-novfp-armv7  the same on a Cortex-A9 without VFP/NEON (BCM4708)
 #   make -f Makefile.xc vm-armv7      an emulated 256 MB Cortex-A9 router: memory table, flood
+#   make -f Makefile.xc vm-aarch64    the same on a 256 MB Cortex-A53 (-M virt)
 #   make -f Makefile.xc ipk ipk-test  6 Entware + 7 OpenWrt packages; install each into a
 #                                     scratch root, run it from there
 #   make -f Makefile.xc release       dist/: binaries, .ipk, tarballs, SHA256SUMS
@@ -58,6 +59,7 @@ export XC_OPENSSL_OPTS := $(OPENSSL_NO) $(OPENSSL_CFLAGS)
 export XC_NO_AVX512_GCM := 1
 # Per-connection memory: see xc/openssl-perl.
 export XC_SSL_MAX_PIPELINES := 1
+export XC_RELEASE_HANDSHAKE := 1
 export PERL := $(CURDIR)/xc/openssl-perl
 unexport OPENSSL_SRC_PERL OPENSSL_DIR OPENSSL_NO_VENDOR
 
@@ -80,7 +82,8 @@ define xbuild
 endef
 
 .PHONY: all static armv7 aarch64 mipsel mips routers setup setup-apt awslc-deps armv7-smoke msrv-check size install clean \
-	ipk ipk-files ipk-test release release-check measure docker-test smoke-novfp-armv7 vm-armv7 vm-armv7-boot
+	ipk ipk-files ipk-test release release-check measure docker-test smoke-novfp-armv7 vm-armv7 vm-armv7-boot \
+	vm-aarch64 vm-aarch64-boot
 
 all: static
 
@@ -335,10 +338,19 @@ OPENWRT_IPKS   := $(foreach a,$(OPENWRT_ARCHS),$(call IPK,$(a)))
 
 routers: $(ROUTERS)
 
+# The TLS 1.3 suite each emulated CPU must get from the server (context::suite_order):
+# ChaCha20 where it has no AES instructions (Cortex-A9, 24Kc), AES-128-GCM on qemu-aarch64's
+# default CPU, which has them. x86-64 runs natively: it depends on the machine.
+SUITE_armv7   := TLS_CHACHA20_POLY1305_SHA256
+SUITE_mipsel  := TLS_CHACHA20_POLY1305_SHA256
+SUITE_mips    := TLS_CHACHA20_POLY1305_SHA256
+SUITE_aarch64 := TLS_AES_128_GCM_SHA256
+SUITE_ARG      = $(if $(SUITE_$(1)),--suite $(SUITE_$(1)))
+
 # HTTP GIF and an HTTPS first visit verified against the CA the binary made, under qemu.
 # (A pattern rule: not in .PHONY, where make would skip it.)
 smoke-%:
-	sh .ci/static-check.sh --no-build --run "$(QEMU_$*)" $(DIST)/$(BIN)-$*-static
+	sh .ci/static-check.sh --no-build $(call SUITE_ARG,$*) --run "$(QEMU_$*)" $(DIST)/$(BIN)-$*-static
 
 # The same on the oldest kernel each Entware feed supports (the .ipk's -3.2/-3.10/-3.4 is
 # the feed's; armv7's oldest router kernels are 2.6.36): xc/old-kernel refuses every newer
@@ -349,14 +361,14 @@ OLD_KERNEL_aarch64 := 3.10
 OLD_KERNEL_mipsel  := 3.4
 OLD_KERNEL_mips    := 3.4
 smoke-old-%:
-	sh .ci/static-check.sh --no-build --run "xc/old-kernel $(OLD_KERNEL_$*) \
+	sh .ci/static-check.sh --no-build $(call SUITE_ARG,$*) --run "xc/old-kernel $(OLD_KERNEL_$*) \
 		$(firstword $(QEMU_$*)) -r $(OLD_KERNEL_$*) $(wordlist 2,9,$(QEMU_$*))" \
 		$(DIST)/$(BIN)-$*-static
 
 # A Cortex-A9 without VFP and NEON, as in Broadcom's BCM4708/4709: a floating-point
 # instruction anywhere on the path dies with SIGILL. (mipsel's 24Kc has no FPU already.)
 smoke-novfp-armv7:
-	sh .ci/static-check.sh --no-build --run "qemu-arm -cpu cortex-a9,vfp=off,neon=off" \
+	sh .ci/static-check.sh --no-build $(call SUITE_ARG,armv7) --run "qemu-arm -cpu cortex-a9,vfp=off,neon=off" \
 		$(DIST)/$(BIN)-armv7-static
 
 # 2,500 first visits of never-seen names from 24 concurrent clients, each verified against
@@ -416,30 +428,46 @@ measure:
 		--conns $(MEASURE_CONNS) $(DIST)/$(BIN)-$(r)-static &&) true
 
 # --- The emulated router (issue 18) ------------------------------------------------------
-# A 256 MB Cortex-A9 (qemu-system-arm -M vexpress-a9) with Debian's armhf kernel
-# (linux-image-armmp, its vexpress-v2p-ca9.dtb, virtio_mmio/virtio_net) and busybox-static,
-# fetched with apt-get download (registries only) and kept under target/vm. The armv7 binary
-# runs as the Entware package starts it; the host reaches it through qemu's user network,
-# forwarded from 127.0.0.1 only (restrict=on: the guest reaches nothing). tools/vm-router.py
-# prints MemAvailable and server RSS before start / idle / VM_CONNS idle TLS 1.3 connections
-# / 10 s after they close, then floods a fresh boot at the default -T with VM_FLOOD attempts.
+# A 256 MB ARM board with Debian's kernel and busybox-static, fetched with apt-get download
+# (registries only) and kept under target/vm/<Debian architecture>:
+#   armv7    qemu-system-arm -M vexpress-a9 -cpu cortex-a9, armhf linux-image-armmp and its
+#            vexpress-v2p-ca9.dtb
+#   aarch64  qemu-system-aarch64 -M virt -cpu cortex-a53, arm64 linux-image-arm64 (qemu
+#            makes the device tree)
+# Both with virtio_mmio/virtio_net (modules in both kernels). The router binary runs as the
+# Entware package starts it; the host reaches it through qemu's user network, forwarded
+# from 127.0.0.1 only (restrict=on: the guest reaches nothing). tools/vm-router.py prints
+# MemAvailable and server RSS before start / idle / VM_CONNS idle TLS 1.3 connections / 10 s
+# after they close, then floods a fresh boot at the default -T with VM_FLOOD attempts.
 #   make -f Makefile.xc vm-armv7        the table and the flood (about 15 min)
 #   make -f Makefile.xc vm-armv7-boot   boot, serve, print idle memory, stop (about 40 s)
+#   make -f Makefile.xc vm-aarch64 vm-aarch64-boot   the same on the Cortex-A53
 VM         := $(CURDIR)/target/vm
 VM_CONNS   ?= 10000
 VM_FLOOD   ?= 30000
-$(VM)/armhf/root/bin/busybox:
-	command -v qemu-system-arm >/dev/null || apt-get install -y -qq --no-install-recommends qemu-system-arm
-	dpkg --print-foreign-architectures | grep -qx armhf || dpkg --add-architecture armhf
-	apt-cache show busybox-static:armhf >/dev/null 2>&1 || apt-get update -qq
-	rm -rf $(VM)/armhf && mkdir -p $(VM)/armhf/debs
-	k=$$(apt-cache depends linux-image-armmp:armhf | sed -n 's/.*Depends: \(linux-image-[^:]*\).*/\1/p' | head -n 1) && \
-		cd $(VM)/armhf/debs && apt-get download -q "$$k:armhf" busybox-static:armhf
-	for f in $(VM)/armhf/debs/*.deb; do dpkg -x "$$f" $(VM)/armhf/root || exit 1; done
+VM_DEB_armv7     := armhf
+VM_DEB_aarch64   := arm64
+VM_KERNEL_armhf  := linux-image-armmp
+VM_KERNEL_arm64  := linux-image-arm64
+# Debian's qemu-system-arm carries qemu-system-aarch64 too.
+$(VM)/%/root/bin/busybox:
+	command -v qemu-system-arm >/dev/null && command -v qemu-system-aarch64 >/dev/null || \
+		apt-get install -y -qq --no-install-recommends qemu-system-arm
+	dpkg --print-foreign-architectures | grep -qx $* || dpkg --add-architecture $*
+	apt-cache show busybox-static:$* >/dev/null 2>&1 || apt-get update -qq
+	rm -rf $(VM)/$* && mkdir -p $(VM)/$*/debs
+	k=$$(apt-cache depends $(VM_KERNEL_$*):$* | sed -n 's/.*Depends: \(linux-image-[^:]*\).*/\1/p' | head -n 1) && \
+		cd $(VM)/$*/debs && apt-get download -q "$$k:$*" busybox-static:$*
+	for f in $(VM)/$*/debs/*.deb; do dpkg -x "$$f" $(VM)/$*/root || exit 1; done
 vm-armv7 vm-armv7-boot: $(VM)/armhf/root/bin/busybox
-	[ -x $(DIST)/$(BIN)-armv7-static ] || $(MAKE) -f Makefile.xc armv7
-	python3 tools/vm-router.py --root $(VM)/armhf/root --bin $(DIST)/$(BIN)-armv7-static \
-		$(if $(filter vm-armv7-boot,$@),--boot-only,--conns $(VM_CONNS) --flood $(VM_FLOOD))
+vm-aarch64 vm-aarch64-boot: $(VM)/arm64/root/bin/busybox
+# The CPU of vm-CPU and vm-CPU-boot.
+VM_CPU = $(patsubst vm-%,%,$(patsubst %-boot,%,$@))
+vm-armv7 vm-armv7-boot vm-aarch64 vm-aarch64-boot:
+	[ -x $(DIST)/$(BIN)-$(VM_CPU)-static ] || $(MAKE) -f Makefile.xc $(VM_CPU)
+	python3 tools/vm-router.py --arch $(VM_CPU) --root $(VM)/$(VM_DEB_$(VM_CPU))/root \
+		--bin $(DIST)/$(BIN)-$(VM_CPU)-static \
+		$(if $(filter %-boot,$@),--boot-only,--conns $(VM_CONNS) --flood $(VM_FLOOD))
 
 # --- misc --------------------------------------------------------------------------------
 # Budgets (issues 11, 19): armv7 2.5 MB, aarch64 2.8 MB, mipsel and mips 3.4 MB, x86-64

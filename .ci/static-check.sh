@@ -9,6 +9,9 @@
 #     --default-certs  start without -z: DIR is where the binary's default CERT_PATH is
 #                      seen from here (xc/ipk-test.sh mounts a scratch root's /opt)
 #     --cert-path Z    with --default-certs: start with -z Z (as the binary sees it)
+#     --suite NAME     the TLS 1.3 suite the server must choose for a client that prefers
+#                      AES-128-GCM: TLS_CHACHA20_POLY1305_SHA256 on a CPU without AES
+#                      instructions (PERFORMANCE.md), TLS_AES_128_GCM_SHA256 with them
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -16,12 +19,14 @@ build=1
 run=""
 certs=""
 zpath=""
+suite=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--no-build) build=0 ;;
 	--run) shift; run=${1:-} ;;
 	--default-certs) shift; certs=${1:-} ;;
 	--cert-path) shift; zpath=${1:-} ;;
+	--suite) shift; suite=${1:-} ;;
 	-*) echo "unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -115,6 +120,15 @@ n=$(wc -c < "$dir/https.gif")
 [ "$out" = "200 0" ] && [ "$n" = 42 ] || die "HTTPS: '$out', $n bytes"
 echo "ok   HTTPS GET https://a.example.com:$k/x.gif -> 200, verified, $n bytes," \
 	"$(since "$t") s, attempts: $tries"
+
+if [ -n "$suite" ]; then
+	out=$(printf 'GET /x.gif HTTP/1.1\r\nHost: a.example.com\r\nConnection: close\r\n\r\n' |
+		openssl s_client -connect "127.0.0.1:$k" -servername a.example.com -tls1_3 \
+			-ciphersuites TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256 -ign_eof 2>&1)
+	got=$(printf '%s\n' "$out" | sed -n 's/^.*Cipher is \([A-Z0-9_]*\).*$/\1/p' | head -n 1)
+	[ "$got" = "$suite" ] || { printf '%s\n' "$out" | tail -n 20; die "TLS 1.3 suite '$got', expected $suite"; }
+	echo "ok   TLS 1.3 suite for a client that prefers AES-128-GCM: $got"
+fi
 
 kill "$pid" || die "kill"
 wait "$pid"

@@ -7,8 +7,9 @@
 
 use std::ffi::CString;
 use std::fmt;
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
@@ -29,7 +30,7 @@ const DEV_LOG: &str = "/dev/log";
 
 /// Where syslog lines go. The event loop logs (access lines at level 4), so a slow syslog
 /// daemon must not block it: lines go over a non-blocking datagram socket and are dropped
-/// when its queue is full. Only where /dev/log is not a datagram socket does the C library's
+/// when its queue is full. Only where /dev/log is a stream socket does the C library's
 /// (blocking) syslog take over.
 enum Sink {
     Datagram(UnixDatagram),
@@ -54,24 +55,50 @@ pub fn init(syslog: bool, stderr: bool) {
     if !syslog {
         return;
     }
-    let sink = match datagram() {
-        Ok(sock) => Sink::Datagram(sock),
-        Err(_) => {
-            // openlog keeps the pointer, so the ident must live for the whole process.
-            static IDENT: &[u8] = b"pixelserv-tls\0";
-            // SAFETY: IDENT is a static NUL-terminated string.
-            unsafe { libc::openlog(IDENT.as_ptr().cast(), libc::LOG_PID, libc::LOG_DAEMON) };
-            Sink::Libc
-        }
-    };
-    let _ = SYSLOG.set(sink);
+    let _ = SYSLOG.set(sink_for(Path::new(DEV_LOG)));
 }
 
-fn datagram() -> io::Result<UnixDatagram> {
-    let sock = UnixDatagram::unbound()?;
-    sock.connect(DEV_LOG)?;
-    sock.set_nonblocking(true)?;
-    Ok(sock)
+/// The socket is made now, whether or not `path` exists yet: on many routers syslogd starts
+/// after us, and the network and signer processes cannot make a socket once their filters
+/// are on (`sys::seccomp`), only connect the one they have (`send_datagram`).
+fn sink_for(path: &Path) -> Sink {
+    let Ok(sock) = UnixDatagram::unbound() else {
+        return libc_sink();
+    };
+    if sock.set_nonblocking(true).is_err() {
+        return libc_sink();
+    }
+    match sock.connect(path) {
+        Ok(()) => Sink::Datagram(sock),
+        // Not there yet, or no daemon behind it: connected again at a later line.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ECONNREFUSED)) => {
+            Sink::Datagram(sock)
+        }
+        // A stream socket (EPROTOTYPE) or something stranger: the C library knows more kinds.
+        Err(_) => libc_sink(),
+    }
+}
+
+fn libc_sink() -> Sink {
+    // openlog keeps the pointer, so the ident must live for the whole process.
+    static IDENT: &[u8] = b"pixelserv-tls\0";
+    // SAFETY: IDENT is a static NUL-terminated string.
+    unsafe { libc::openlog(IDENT.as_ptr().cast(), libc::LOG_PID, libc::LOG_DAEMON) };
+    Sink::Libc
+}
+
+/// One line; when the socket is not connected (no syslogd at startup) or its daemon went
+/// away (syslogd restarted: its socket is new), connect once and retry once, never wait.
+fn send_datagram(sock: &UnixDatagram, path: &Path, line: &[u8]) {
+    if let Err(e) = sock.send(line) {
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::ECONNREFUSED | libc::ENOTCONN | libc::EDESTADDRREQ)
+        ) && sock.connect(path).is_ok()
+        {
+            let _ = sock.send(line);
+        }
+    }
 }
 
 /// `Mmm dd hh:mm:ss` in local time, as syslog(3) writes it.
@@ -105,16 +132,7 @@ fn send_syslog(sink: &Sink, level: u8, text: &str) {
                 std::process::id(),
                 text
             );
-            if let Err(e) = sock.send(line.as_bytes()) {
-                // syslogd restarted: its socket is new; reconnect once, never wait.
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ECONNREFUSED) | Some(libc::ENOTCONN)
-                ) && sock.connect(DEV_LOG).is_ok()
-                {
-                    let _ = sock.send(line.as_bytes());
-                }
-            }
+            send_datagram(sock, Path::new(DEV_LOG), line.as_bytes());
         }
         Sink::Libc => {
             // Interior NULs would truncate the C string; make them visible instead.
@@ -288,6 +306,48 @@ pub fn limited(level: u8, limiter: &Limiter, args: fmt::Arguments<'_>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_syslog_socket_that_appears_after_startup_gets_the_lines() {
+        let dir = std::env::temp_dir().join(format!("pxs-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let _ = std::fs::remove_file(&path);
+        let sink = super::sink_for(&path);
+        let super::Sink::Datagram(sock) = &sink else {
+            panic!("no /dev/log at startup must still give a datagram sink");
+        };
+        // Nobody listens yet: dropped, without blocking or failing.
+        super::send_datagram(sock, &path, b"lost");
+        let rx = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        super::send_datagram(sock, &path, b"first");
+        let mut buf = [0u8; 64];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"first");
+        // syslogd restarts: a new socket at the same path.
+        drop(rx);
+        std::fs::remove_file(&path).unwrap();
+        let rx = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        super::send_datagram(sock, &path, b"again");
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"again");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_stream_syslog_socket_goes_to_the_c_library() {
+        let dir = std::env::temp_dir().join(format!("pxs-logs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let _ = std::fs::remove_file(&path);
+        let _l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(matches!(super::sink_for(&path), super::Sink::Libc));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     use super::*;
 
     #[test]

@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""The router the design names, emulated: a 256 MB Cortex-A9 (qemu-system-arm -M vexpress-a9)
-with Debian's armhf kernel and busybox, running the armv7 binary as the Entware package
-starts it, measured from the host through qemu's user network (hostfwd to 127.0.0.1 only).
+"""The router the design names, emulated: a 256 MB ARM board with Debian's kernel and
+busybox, running the router binary as the Entware package starts it, measured from the host
+through qemu's user network (hostfwd to 127.0.0.1 only). --arch picks the board:
 
-    tools/vm-router.py --root target/vm/armhf/root --bin dist/pixelserv-tls-armv7-static \\
-        [--conns 10000] [--flood 30000] [--boot-only]
+  armv7    qemu-system-arm -M vexpress-a9 -cpu cortex-a9, linux-image-armmp (armhf) and its
+           vexpress-v2p-ca9.dtb
+  aarch64  qemu-system-aarch64 -M virt -cpu cortex-a53, linux-image-arm64 (qemu makes the
+           device tree)
 
---root is the packages unpacked with dpkg -x (linux-image-*-armmp, busybox-static), see
-`make -f Makefile.xc vm-armv7`. Prints one table:
+    tools/vm-router.py [--arch armv7] --root target/vm/armhf/root \\
+        --bin dist/pixelserv-tls-armv7-static [--conns 10000] [--flood 30000] [--boot-only]
+
+--root is the packages unpacked with dpkg -x (linux-image-*, busybox-static), see
+`make -f Makefile.xc vm-armv7` and `vm-aarch64`. Prints one table:
 
   point                         guest MemAvailable   server RSS
   before start / started, idle / N idle TLS 1.3 connections held / 10 s after they close
@@ -16,9 +21,8 @@ and kB per connection (server RSS, and all-in: the guest's MemAvailable drop). T
 fresh boot at the default -T, --flood attempts (connections that send nothing, as a scanner
 or a stuck client would), with first visits of new names verified during it.
 
-The guest prints "MEM <MemAvailable kB> <server VmRSS kB> <descriptors>" on its console every
-second (server: the sum over its processes); the
-host reads the console file. Nothing leaves the guest but the forwarded ports (restrict=on).
+The guest prints "MEM <MemAvailable kB> <server VmRSS kB> <TCP sockets> <seccomp modes>" on its
+console every second (server: the sum over its processes); the host reads the console file. Nothing leaves the guest but the forwarded ports (restrict=on).
 """
 
 import argparse
@@ -36,8 +40,25 @@ import time
 
 from pxclient import free_port, get
 
-MODULES = ["kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko",
-           "kernel/drivers/virtio/virtio_mmio.ko", "kernel/drivers/net/virtio_net.ko"]
+# virtio-net on the board's virtio-mmio transports. Both Debian kernels build virtio itself in
+# and these four as modules (config-*: CONFIG_VIRTIO_MMIO=m, CONFIG_VIRTIO_NET=m, ...),
+# loaded in this order (no modules.dep: dpkg -x runs no depmod).
+VIRTIO_MMIO_NET = ["kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko",
+                   "kernel/drivers/virtio/virtio_mmio.ko", "kernel/drivers/net/virtio_net.ko"]
+# qemu, board, CPU, device tree (None: qemu's own, for -M virt; else a file of the kernel
+# package's /usr/lib/linux-image-<version>), kernel modules, kernel arguments. The console is
+# the board's PL011 (ttyAMA0) on both.
+# cma=16M: Debian's arm64 kernel sets aside 64 MB of the 256 for the contiguous allocator
+# (CONFIG_CMA_SIZE_MBYTES=64, for GPUs and cameras), which user pages may use but the
+# kernel's own allocations (sockets) may not: with 10,000 connections held the kernel ran out
+# while 10 MB of CMA were free and the OOM killer took the network process. The armhf kernel
+# sets aside 16 MB; both boards now do.
+ARCHES = {
+    "armv7": {"qemu": "qemu-system-arm", "machine": "vexpress-a9", "cpu": "cortex-a9",
+              "dtb": "vexpress-v2p-ca9.dtb", "modules": VIRTIO_MMIO_NET, "append": ""},
+    "aarch64": {"qemu": "qemu-system-aarch64", "machine": "virt", "cpu": "cortex-a53",
+                "dtb": None, "modules": VIRTIO_MMIO_NET, "append": "cma=16M "},
+}
 
 # As include-docs/init/S80pixelserv-tls starts it (daemonizes, drops to nobody), with the
 # guest's address; EXTRA comes from the kernel command line (pixelserv.args=).
@@ -46,22 +67,24 @@ INIT = r"""#!/bin/busybox sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in failover net_failover virtio_mmio virtio_net; do insmod /lib/modules/$m.ko; done
+for m in $(cat /etc/modules); do insmod /lib/modules/$m; done
 ifconfig lo 127.0.0.1 up
 ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up
 route add default gw 10.0.2.2
 echo 65535 > /proc/sys/net/core/somaxconn
 echo 1024 65535 > /proc/sys/net/ipv4/ip_local_port_range
 mem() { awk '/^MemAvailable/ { print $2 }' /proc/meminfo; }
-# Every pixelserv-tls process (the monitor, the signer, the network process): RSS and
-# descriptors summed.
+# Every pixelserv-tls process (the monitor, the signer, the network process): RSS summed,
+# and each one's seccomp mode (2: filtered), e.g. 0,0,2; and the guest's TCP sockets (the
+# server's, as nothing else listens or connects). Not `ls /proc/PID/fd`: with 10,000
+# descriptors that makes 10,000 proc inodes and dentries, ~9 MB of kernel memory, each time.
 rss() {
-	r=0 f=0
+	r=0 s=
 	for p in $(pidof pixelserv-tls); do
 		r=$((r + $(awk '/^VmRSS/ { print $2 }' /proc/$p/status)))
-		f=$((f + $(ls /proc/$p/fd | wc -l)))
+		s=$s${s:+,}$(awk '/^Seccomp:/ { print $2 }' /proc/$p/status)
 	done
-	echo "$r $f"
+	echo "$r $(awk '/^TCP:/ { print $3 }' /proc/net/sockstat) $s"
 }
 sleep 2
 echo "BEFORE $(mem)"
@@ -91,7 +114,7 @@ def cpio(entries):
     return bytes(out)
 
 
-def initramfs(root, binary, path):
+def initramfs(root, binary, modules, path):
     kdir = os.path.join(root, "lib/modules")
     kver = sorted(os.listdir(kdir))[-1]
     d, f, x = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o644, stat.S_IFREG | 0o755
@@ -106,8 +129,9 @@ def initramfs(root, binary, path):
         ("etc/passwd", f, b"root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n"),
         ("etc/group", f, b"root:x:0:\nnogroup:x:65534:\n"),
         ("opt/sbin/pixelserv-tls", x, rd(binary)),
+        ("etc/modules", f, "".join(os.path.basename(m) + "\n" for m in modules).encode()),
     ]
-    for m in MODULES:
+    for m in modules:
         entries.append(("lib/modules/" + os.path.basename(m), f,
                         rd(os.path.join(kdir, kver, m))))
     with open(path, "wb") as o:
@@ -117,19 +141,23 @@ def initramfs(root, binary, path):
 
 class Guest:
     def __init__(self, a, args, work):
-        kver = initramfs(a.root, a.bin, os.path.join(work, "initrd.gz"))
+        arch = ARCHES[a.arch]
+        kver = initramfs(a.root, a.bin, arch["modules"], os.path.join(work, "initrd.gz"))
         self.console = os.path.join(work, "console.log")
         open(self.console, "w").close()
         self.http, self.https = free_port(), free_port()
         fwd = f"hostfwd=tcp:127.0.0.1:{self.http}-:80,hostfwd=tcp:127.0.0.1:{self.https}-:443"
-        cmd = ["qemu-system-arm", "-M", "vexpress-a9", "-cpu", "cortex-a9", "-m", "256M",
+        cmd = [arch["qemu"], "-M", arch["machine"], "-cpu", arch["cpu"], "-m", "256M",
                "-kernel", os.path.join(a.root, f"boot/vmlinuz-{kver}"),
-               "-dtb", os.path.join(a.root, f"usr/lib/linux-image-{kver}/vexpress-v2p-ca9.dtb"),
                "-initrd", os.path.join(work, "initrd.gz"),
-               "-append", f"console=ttyAMA0 rdinit=/init quiet pixelserv.args={args}",
+               "-append", f"console=ttyAMA0 rdinit=/init quiet {arch['append']}"
+                          f"pixelserv.args={args}",
                "-netdev", f"user,id=n0,restrict=on,{fwd}",
                "-device", "virtio-net-device,netdev=n0",
-               "-display", "none", "-monitor", "none", "-audiodev", "none,id=snd0", "-serial", f"file:{self.console}"]
+               "-display", "none", "-monitor", "none", "-audiodev", "none,id=snd0",
+               "-serial", f"file:{self.console}"]
+        if arch["dtb"]:
+            cmd += ["-dtb", os.path.join(a.root, f"usr/lib/linux-image-{kver}", arch["dtb"])]
         self.t0 = time.monotonic()
         self.qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
         self.before = int(self.wait_line("BEFORE ", 120).split()[1])
@@ -160,7 +188,8 @@ class Guest:
                 break
             time.sleep(0.2)
         last = [ln for ln in self.lines() if ln.startswith("MEM ")][-1].split()
-        self.fds = int(last[3])
+        self.sockets = int(last[3])
+        self.seccomp = last[4] if len(last) > 4 else "?"
         return int(last[1]), int(last[2])
 
     def settled(self):
@@ -263,12 +292,13 @@ def bench(a, work):
         for n in names:
             tls_get(ctx, g.https, n).close()
         idle = g.settled()
-        idle_fds = g.fds
+        idle_sockets = g.sockets
         t = time.monotonic()
         fv = {"ok": 0, "failed": 0}
         visits = threading.Thread(target=first_visits, args=(ctx, g.https, "held", 50, fv))
         visits.start()
-        print(f"before start: MemAvailable {g.before:,} kB; idle: {idle}", flush=True)
+        print(f"before start: MemAvailable {g.before:,} kB; idle: {idle}; "
+              f"seccomp modes {g.seccomp}", flush=True)
         conns, failed = open_many(ctx, g.https, names, a.conns)
         opened = time.monotonic() - t
         visits.join()
@@ -285,8 +315,9 @@ def bench(a, work):
         # 10 s after the last one is gone (and at 10 s after the host closed them).
         time.sleep(max(0.0, 10 - (time.monotonic() - t_close)))
         at10 = g.mem()
-        print(f"10 s after the host closed them: {at10}, server descriptors {g.fds}", flush=True)
-        while g.fds > idle_fds + 4 and time.monotonic() - t_close < 300:
+        print(f"10 s after the host closed them: {at10}, guest TCP sockets {g.sockets}",
+              flush=True)
+        while g.sockets > idle_sockets + 4 and time.monotonic() - t_close < 300:
             g.mem()
         gone = time.monotonic() - t_close
         time.sleep(10)
@@ -362,6 +393,7 @@ def flood(a, work):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--arch", choices=sorted(ARCHES), default="armv7")
     ap.add_argument("--root", required=True)
     ap.add_argument("--bin", required=True)
     ap.add_argument("--conns", type=int, default=10000)
@@ -378,7 +410,7 @@ def main():
         if a.boot_only:
             g = Guest(a, "", work)
             print(f"booted and serving in {g.boot_s:.1f} s; MemAvailable before start "
-                  f"{g.before:,} kB; idle {g.settled()}")
+                  f"{g.before:,} kB; idle {g.settled()}; seccomp modes {g.seccomp}")
             g.stop()
             return
         bench(a, work)

@@ -6,6 +6,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 pub mod children;
+pub mod cpu;
 pub mod daemon;
 pub mod files;
 pub mod packets;

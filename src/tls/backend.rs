@@ -58,6 +58,18 @@ pub fn library_options() -> SslOptions {
     SslOptions::empty()
 }
 
+/// Whether AES-GCM runs in hardware on this CPU: OpenSSL has no public call for it (we read
+/// the CPU's features, `sys::cpu`); AWS-LC answers itself.
+#[cfg(not(feature = "aws-lc"))]
+pub fn aes_hardware() -> bool {
+    crate::sys::cpu::aes_instructions()
+}
+#[cfg(feature = "aws-lc")]
+pub fn aes_hardware() -> bool {
+    // SAFETY: a query of the CPU's features.
+    unsafe { openssl_sys::EVP_has_aes_hardware() == 1 }
+}
+
 /// TLS 1.3 suites. OpenSSL picks them in this order (server preference); AWS-LC follows
 /// the client's order, so there the ClientHello callback picks one per connection.
 #[cfg(not(feature = "aws-lc"))]
@@ -125,7 +137,8 @@ extern "C" {
 }
 
 /// The certificate callback: OpenSSL calls it on full handshakes only; AWS-LC on every
-/// one, before it decides to resume (see `resumption_expected`).
+/// one, before it decides to resume, and it needs a certificate then (PERFORMANCE.md, the
+/// AWS-LC section: why a resumption there still looks its certificate up).
 pub fn set_cert_callback(b: &mut SslContextBuilder, cb: CertCallback) {
     // SAFETY: the builder's live `SSL_CTX*`; `cb` has the C signature and takes no argument.
     #[cfg(not(feature = "aws-lc"))]
@@ -134,17 +147,6 @@ pub fn set_cert_callback(b: &mut SslContextBuilder, cb: CertCallback) {
     };
     #[cfg(feature = "aws-lc")]
     awslc::set_cert_callback(b, cb);
-}
-
-/// Under AWS-LC, whether this ClientHello will resume a session we issued, judged before
-/// the library decides: then the certificate callback installs nothing. OpenSSL never asks.
-#[cfg(not(feature = "aws-lc"))]
-pub fn resumption_expected(_ssl: &SslRef) -> bool {
-    false
-}
-#[cfg(feature = "aws-lc")]
-pub fn resumption_expected(ssl: &SslRef) -> bool {
-    awslc::resumption_expected(ssl)
 }
 
 /// Whether the library refused the ClientHello's server_name before our callback saw it

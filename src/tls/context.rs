@@ -24,15 +24,37 @@ const SESSION_ID_CONTEXT: &[u8] = b"pixelserv-tls";
 const SESSION_CACHE_SIZE: i32 = 2560;
 
 /// TLS 1.0-1.2: forward-secret suites first; ChaCha20 goes first for clients that prefer
-/// it (routers and phones without AES instructions); `@SECLEVEL=0` keeps TLS 1.0/1.1
-/// (SHA-1 signatures) working for old devices under OpenSSL 3 (`backend::SECLEVEL`).
+/// it (phones without AES instructions), and for every client where this CPU has no AES
+/// instructions (`CIPHERS_TLS12_CHACHA_FIRST`); `@SECLEVEL=0` keeps TLS 1.0/1.1 (SHA-1
+/// signatures) working for old devices under OpenSSL 3 (`backend::SECLEVEL`).
 const CIPHERS_TLS12: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
 ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
 ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
 ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:\
 AES128-GCM-SHA256:AES128-SHA:AES256-SHA";
+pub(super) const CIPHERS_TLS12_CHACHA_FIRST: &std::ffi::CStr =
+    c"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
+ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
+ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
+ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:\
+AES128-GCM-SHA256:AES128-SHA:AES256-SHA";
 const CIPHERS_TLS13: &str =
     "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384";
+const CIPHERS_TLS13_CHACHA_FIRST: &str =
+    "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384";
+
+/// The server's order of suites: AES-GCM first where this CPU runs it in hardware, ChaCha20
+/// first where it does not (software AES-GCM is slower, not constant-time, and its context
+/// larger on every idle connection: PERFORMANCE.md, "ChaCha20 first on CPUs without AES
+/// instructions"). TLS 1.2 list, TLS 1.3 list.
+pub fn suite_order(aes_hardware: bool) -> (&'static str, &'static str) {
+    if aes_hardware {
+        (CIPHERS_TLS12, CIPHERS_TLS13)
+    } else {
+        let tls12 = CIPHERS_TLS12_CHACHA_FIRST.to_str().unwrap_or(CIPHERS_TLS12);
+        (tls12, CIPHERS_TLS13_CHACHA_FIRST)
+    }
+}
 const GROUPS: &str = "X25519:P-256:P-384";
 
 // backend::library_options: SSL_OP_NO_ANTI_REPLAY. With 0-RTT on, OpenSSL would otherwise
@@ -46,8 +68,9 @@ fn base() -> Result<SslContextBuilder, ErrorStack> {
     b.set_session_id_context(SESSION_ID_CONTEXT)?;
     b.set_min_proto_version(Some(SslVersion::TLS1))?;
     b.set_max_proto_version(Some(SslVersion::TLS1_3))?;
-    b.set_cipher_list(&format!("{CIPHERS_TLS12}{}", backend::SECLEVEL))?;
-    backend::set_tls13_suites(&mut b, CIPHERS_TLS13)?;
+    let (tls12, tls13) = suite_order(backend::aes_hardware());
+    b.set_cipher_list(&format!("{tls12}{}", backend::SECLEVEL))?;
+    backend::set_tls13_suites(&mut b, tls13)?;
     b.set_groups_list(GROUPS)?;
     // backend::library_options: no compression, ChaCha20 for clients that prefer it, and
     // IGNORE_UNEXPECTED_EOF: clients rarely send close_notify; without it OpenSSL 3 treats
@@ -155,6 +178,32 @@ pub fn read_ticket_keys(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn without_aes_instructions_chacha20_leads_and_no_suite_is_lost() {
+        let sorted = |l: &str| {
+            let mut v: Vec<String> = l.split(':').map(str::to_owned).collect();
+            v.sort();
+            v
+        };
+        let (aes12, aes13) = suite_order(true);
+        let (cha12, cha13) = suite_order(false);
+        assert!(aes13.starts_with("TLS_AES_128_GCM_SHA256:"), "{aes13}");
+        assert!(
+            aes12.starts_with("ECDHE-ECDSA-AES128-GCM-SHA256:"),
+            "{aes12}"
+        );
+        assert!(
+            cha13.starts_with("TLS_CHACHA20_POLY1305_SHA256:"),
+            "{cha13}"
+        );
+        assert!(
+            cha12.starts_with("ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"),
+            "{cha12}"
+        );
+        assert_eq!(sorted(aes12), sorted(cha12));
+        assert_eq!(sorted(aes13), sorted(cha13));
+    }
+
     use super::*;
     use crate::tls::certgen;
     use crate::x509::KeyType;

@@ -223,7 +223,7 @@ const TLS13_AES128: u16 = 0x1301;
 const TLS13_AES256: u16 = 0x1302;
 const TLS13_CHACHA: u16 = 0x1303;
 /// Server order, and the order for a client that puts ChaCha20 first (OpenSSL's
-/// PRIORITIZE_CHACHA: a client without AES instructions).
+/// PRIORITIZE_CHACHA: a client without AES instructions) or on a CPU without them.
 const TLS13_ORDER: [(u16, &std::ffi::CStr); 3] = [
     (TLS13_AES128, c"TLS_AES_128_GCM_SHA256"),
     (TLS13_CHACHA, c"TLS_CHACHA20_POLY1305_SHA256"),
@@ -234,14 +234,8 @@ const TLS13_ORDER_CHACHA: [(u16, &std::ffi::CStr); 3] = [
     (TLS13_AES128, c"TLS_AES_128_GCM_SHA256"),
     (TLS13_AES256, c"TLS_AES_256_GCM_SHA384"),
 ];
-/// TLS 1.2 for a ChaCha-first client: the ChaCha suites move to the front (the rest of the
-/// list is the context's, and naming a suite twice keeps its first place).
-const TLS12_CHACHA_FIRST: &std::ffi::CStr =
-    c"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
-ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
-ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
-ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:\
-AES128-GCM-SHA256:AES128-SHA:AES256-SHA";
+/// TLS 1.2 for a ChaCha-first client: the ChaCha suites move to the front.
+const TLS12_CHACHA_FIRST: &std::ffi::CStr = crate::tls::context::CIPHERS_TLS12_CHACHA_FIRST;
 
 fn is_grease(c: u16) -> bool {
     c & 0x0f0f == 0x0a0a && c >> 8 == c & 0xff
@@ -261,7 +255,11 @@ fn client_suites(bytes: &[u8]) -> Vec<u16> {
 /// connection, unless AWS-LC would pick the same one itself.
 fn choose_suites(ssl: &mut SslRef, suites: &[u8]) {
     let client = client_suites(suites);
-    let chacha_first = matches!(client.first(), Some(&(TLS13_CHACHA | 0xcca8 | 0xcca9)));
+    let aes_hw = super::aes_hardware();
+    // The context's own order (context::suite_order) is ChaCha-first already without AES
+    // instructions; a client that prefers ChaCha20 gets it too.
+    let client_chacha = matches!(client.first(), Some(&(TLS13_CHACHA | 0xcca8 | 0xcca9)));
+    let chacha_first = client_chacha || !aes_hw;
     let order = if chacha_first {
         &TLS13_ORDER_CHACHA
     } else {
@@ -269,8 +267,6 @@ fn choose_suites(ssl: &mut SslRef, suites: &[u8]) {
     };
     let raw = ssl as *mut SslRef as *mut ffi::SSL;
     if let Some((id, name)) = order.iter().find(|(id, _)| client.contains(id)) {
-        // SAFETY: a query of the CPU's features.
-        let aes_hw = unsafe { ffi::EVP_has_aes_hardware() } == 1;
         let tls13 = |c: &&u16| matches!(**c, TLS13_AES128 | TLS13_AES256 | TLS13_CHACHA);
         let theirs = match client.iter().find(|c| !aes_hw && **c == TLS13_CHACHA) {
             Some(c) => Some(*c),
@@ -281,7 +277,7 @@ fn choose_suites(ssl: &mut SslRef, suites: &[u8]) {
             unsafe { ffi::SSL_set_ciphersuites(raw, name.as_ptr()) };
         }
     }
-    if chacha_first && client.first() != Some(&TLS13_CHACHA) {
+    if client_chacha && aes_hw && client.first() != Some(&TLS13_CHACHA) {
         // SAFETY: as above.
         unsafe { ffi::SSL_set_strict_cipher_list(raw, TLS12_CHACHA_FIRST.as_ptr()) };
     }
@@ -290,10 +286,6 @@ fn choose_suites(ssl: &mut SslRef, suites: &[u8]) {
 pub fn set_cert_callback(b: &mut SslContextBuilder, cb: super::CertCallback) {
     // SAFETY: the builder's live `SSL_CTX*`; `cb` has the C signature and takes no argument.
     unsafe { ffi::SSL_CTX_set_cert_cb(b.as_ptr(), Some(cb), std::ptr::null_mut()) };
-}
-
-pub fn resumption_expected(_ssl: &SslRef) -> bool {
-    false
 }
 
 /// SSL_use_cert_and_key with the context's extra chain, which AWS-LC would otherwise drop.
