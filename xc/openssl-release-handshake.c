@@ -20,6 +20,14 @@
  * the leaf itself stays with the certificate cache instead of with every idle connection.
  * SSL_get_certificate then answers NULL, which the server never asks.
  */
+/* A list and its length, freed and cleared together. */
+#define XC_FREE_LIST(p, n) \
+    do {                   \
+        OPENSSL_free(p);   \
+        (p) = NULL;        \
+        (n) = 0;           \
+    } while (0)
+
 static void xc_release_handshake(SSL_CONNECTION *s)
 {
     SSL_CTX *sctx;
@@ -46,38 +54,18 @@ static void xc_release_handshake(SSL_CONNECTION *s)
     EVP_PKEY_free(s->s3.tmp.pkey);
     s->s3.tmp.pkey = NULL;
 
-    OPENSSL_free(s->s3.tmp.ciphers_raw);
-    s->s3.tmp.ciphers_raw = NULL;
-    s->s3.tmp.ciphers_rawlen = 0;
+    XC_FREE_LIST(s->s3.tmp.ciphers_raw, s->s3.tmp.ciphers_rawlen);
     sk_SSL_CIPHER_free(s->peer_ciphers);
     s->peer_ciphers = NULL;
-    OPENSSL_free(s->s3.tmp.peer_sigalgs);
-    s->s3.tmp.peer_sigalgs = NULL;
-    s->s3.tmp.peer_sigalgslen = 0;
-    OPENSSL_free(s->s3.tmp.peer_cert_sigalgs);
-    s->s3.tmp.peer_cert_sigalgs = NULL;
-    s->s3.tmp.peer_cert_sigalgslen = 0;
-    OPENSSL_free(s->shared_sigalgs);
-    s->shared_sigalgs = NULL;
-    s->shared_sigalgslen = 0;
-    OPENSSL_free(s->s3.alpn_proposed);
-    s->s3.alpn_proposed = NULL;
-    s->s3.alpn_proposed_len = 0;
-    OPENSSL_free(s->ext.peer_supportedgroups);
-    s->ext.peer_supportedgroups = NULL;
-    s->ext.peer_supportedgroups_len = 0;
-    OPENSSL_free(s->ext.peer_ecpointformats);
-    s->ext.peer_ecpointformats = NULL;
-    s->ext.peer_ecpointformats_len = 0;
-    OPENSSL_free(s->ext.supportedgroups);
-    s->ext.supportedgroups = NULL;
-    s->ext.supportedgroups_len = 0;
-    OPENSSL_free(s->ext.keyshares);
-    s->ext.keyshares = NULL;
-    s->ext.keyshares_len = 0;
-    OPENSSL_free(s->ext.tuples);
-    s->ext.tuples = NULL;
-    s->ext.tuples_len = 0;
+    XC_FREE_LIST(s->s3.tmp.peer_sigalgs, s->s3.tmp.peer_sigalgslen);
+    XC_FREE_LIST(s->s3.tmp.peer_cert_sigalgs, s->s3.tmp.peer_cert_sigalgslen);
+    XC_FREE_LIST(s->shared_sigalgs, s->shared_sigalgslen);
+    XC_FREE_LIST(s->s3.alpn_proposed, s->s3.alpn_proposed_len);
+    XC_FREE_LIST(s->ext.peer_supportedgroups, s->ext.peer_supportedgroups_len);
+    XC_FREE_LIST(s->ext.peer_ecpointformats, s->ext.peer_ecpointformats_len);
+    XC_FREE_LIST(s->ext.supportedgroups, s->ext.supportedgroups_len);
+    XC_FREE_LIST(s->ext.keyshares, s->ext.keyshares_len);
+    XC_FREE_LIST(s->ext.tuples, s->ext.tuples_len);
 
     sctx = SSL_CONNECTION_GET_CTX(s);
     if (sctx != NULL && sctx->cert != NULL && s->cert != sctx->cert
