@@ -25,7 +25,11 @@
 //! | (none)                          | [25] authTimeout, default [2]   |
 //!
 //! What has no counterpart is dropped: client certificates (this server asks for none),
-//! client-only ticket fields, PSK/SRP identities, compression, fragment length.
+//! client-only ticket fields, PSK/SRP identities, compression, fragment length, and AWS-LC's
+//! authTimeout (how long resumptions may renew a TLS 1.3 session: 7 days from its full
+//! handshake). Read back, that one defaults to the timeout (2 days for TLS 1.3 under
+//! AWS-LC), so an AWS-LC instance now renews a session up to 2 days from its full handshake
+//! instead of 7.
 //!
 //! In TLS 1.3 both libraries keep the ticket's resumption PSK in the master key field
 //! (OpenSSL: tls_construct_new_session_ticket expands the resumption secret with the
