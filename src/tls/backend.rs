@@ -17,6 +17,9 @@ use openssl::x509::{X509Ref, X509};
 
 #[cfg(feature = "aws-lc")]
 mod awslc;
+// OpenSSL's ticket format in Rust: used by the AWS-LC build, tested under both.
+#[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
+mod ticket;
 
 /// Ticket key material in the `--ticket-keys` file: 16-byte name, 32-byte HMAC secret,
 /// 32-byte AES key: nginx's and OpenSSL's layout, under both libraries.
@@ -245,8 +248,9 @@ pub fn session_counters(ctx: &SslContextRef) -> SessionCounters {
 }
 
 /// The `--ticket-keys` material: OpenSSL takes the 80 bytes as they are; AWS-LC's own keys
-/// are 48 bytes, so there a ticket-key callback uses them the way OpenSSL does (AES-256-CBC,
-/// HMAC-SHA256, the same ticket layout), as nginx does with BoringSSL.
+/// are 48 bytes and its session encoding differs, so there a ticket AEAD method makes and
+/// reads OpenSSL's tickets (`ticket`: the same envelope and session encoding), and an
+/// OpenSSL and an AWS-LC instance sharing the keys resume each other's sessions.
 #[cfg(not(feature = "aws-lc"))]
 pub fn set_ticket_keys(
     ctx: &SslContextRef,

@@ -1,5 +1,5 @@
 //! The AWS-LC side of `tls::backend`: what it binds itself (the ClientHello callback, the
-//! ticket-key callback) and the choices OpenSSL makes inside the library (suite order).
+//! OpenSSL-format tickets) and the choices OpenSSL makes inside the library (suite order).
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
-use openssl::ssl::{ErrorCode, SslAlert, SslContext, SslContextBuilder, SslContextRef, SslRef};
+use openssl::ssl::{ErrorCode, NameType, SslAlert, SslContext, SslContextBuilder};
 use openssl::ssl::{Ssl, SslStream};
+use openssl::ssl::{SslContextRef, SslRef};
 use openssl_sys as ffi;
 
-use super::{SessionCounters, TICKET_KEYS_LEN};
+use super::{ticket, SessionCounters, TICKET_KEYS_LEN};
 
 type HelloFn = dyn Fn(&mut SslRef, &mut SslAlert) -> Result<(), ErrorStack> + Send + Sync + 'static;
 type Keys = Mutex<[u8; TICKET_KEYS_LEN]>;
@@ -47,20 +48,19 @@ pub fn set_ciphersuites(b: &mut SslContextBuilder, list: &str) -> Result<(), Err
 }
 
 /// One ticket, 0-RTT on, and our own ticket keys (random until `--ticket-keys` replaces
-/// them), so that tickets are made and read by `ticket_key_cb` in OpenSSL's layout.
+/// them), so that tickets are made and read by `TICKET_METHOD` in OpenSSL's format.
 pub fn set_tickets_and_early_data(b: &mut SslContextBuilder) -> Result<(), ErrorStack> {
     let mut keys = [0u8; TICKET_KEYS_LEN];
     openssl::rand::rand_bytes(&mut keys)?;
     b.set_ex_data(keys_index(), Arc::new(Mutex::new(keys)));
-    // SAFETY: the builder's live `SSL_CTX*`; the callback has AWS-LC's signature.
+    // SAFETY: the builder's live `SSL_CTX*`; the method is a static that outlives it and
+    // its callbacks have AWS-LC's signatures.
     unsafe {
         ok(ffi::SSL_CTX_set_num_tickets(b.as_ptr(), 1))?;
         ffi::SSL_CTX_set_early_data_enabled(b.as_ptr(), 1);
-        ok(ffi::SSL_CTX_set_tlsext_ticket_key_cb(
-            b.as_ptr(),
-            Some(ticket_key_cb),
-        ))
+        ffi::SSL_CTX_set_ticket_aead_method(b.as_ptr(), &TICKET_METHOD);
     }
+    Ok(())
 }
 
 pub fn set_ticket_keys(
@@ -82,48 +82,91 @@ fn keys_of(ssl: &SslRef) -> Option<[u8; TICKET_KEYS_LEN]> {
     Some(*k.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-/// OpenSSL's ticket protection with our 80 bytes: name (16), HMAC-SHA256 key (32),
-/// AES-256-CBC key (32). Encrypt: 1 on success, -1 on error; decrypt: 1, or 0 for a
-/// ticket under another name (a full handshake follows).
-unsafe extern "C" fn ticket_key_cb(
+/// Tickets exactly as OpenSSL makes them, so that an OpenSSL instance with the same
+/// `--ticket-keys` reads ours and we read its (`ticket`): AWS-LC hands its own session
+/// encoding to `seal` and takes it back from `open`; in between it is OpenSSL's, inside
+/// OpenSSL's envelope.
+static TICKET_METHOD: ffi::SSL_TICKET_AEAD_METHOD = ffi::SSL_TICKET_AEAD_METHOD {
+    max_overhead: Some(ticket_max_overhead),
+    seal: Some(ticket_seal),
+    open: Some(ticket_open),
+};
+
+unsafe extern "C" fn ticket_max_overhead(_: *mut ffi::SSL) -> usize {
+    ticket::ENVELOPE_OVERHEAD + ticket::TRANSCODE_GROWTH
+}
+
+/// 1 with the ticket in `out`, 0 on failure (AWS-LC then fails the handshake; AWS-LC's
+/// own encoding always transcodes, and `max_overhead` covers the growth).
+unsafe extern "C" fn ticket_seal(
     ssl: *mut ffi::SSL,
-    name: *mut u8,
-    iv: *mut u8,
-    cctx: *mut ffi::EVP_CIPHER_CTX,
-    hctx: *mut ffi::HMAC_CTX,
-    encrypt: libc::c_int,
+    out: *mut u8,
+    out_len: *mut usize,
+    max_out_len: usize,
+    input: *const u8,
+    in_len: usize,
 ) -> libc::c_int {
-    // SAFETY: AWS-LC hands the live SSL, a 16-byte name, an IV buffer of the cipher's IV
-    // length (16) and initialised contexts.
-    unsafe {
-        let Some(keys) = keys_of(ssl_ref(ssl)) else {
-            return -1;
-        };
-        let (kname, rest) = keys.split_at(16);
-        let (hkey, akey) = rest.split_at(32);
-        let name = std::slice::from_raw_parts_mut(name, 16);
-        if encrypt == 1 {
-            name.copy_from_slice(kname);
-            if ffi::RAND_bytes(iv, 16) != 1 {
-                return -1;
-            }
-        } else if name != kname {
-            return 0;
-        }
-        let cipher = ffi::EVP_aes_256_cbc();
-        let null = std::ptr::null_mut();
-        let c = if encrypt == 1 {
-            ffi::EVP_EncryptInit_ex(cctx, cipher, null, akey.as_ptr(), iv)
-        } else {
-            ffi::EVP_DecryptInit_ex(cctx, cipher, null, akey.as_ptr(), iv)
-        };
-        let h = ffi::HMAC_Init_ex(hctx, hkey.as_ptr().cast(), 32, ffi::EVP_sha256(), null);
-        if c == 1 && h == 1 {
-            1
-        } else {
-            -1
-        }
+    // SAFETY: AWS-LC passes the live SSL and its serialized session, `in_len` bytes.
+    let (ssl, input) = unsafe { (ssl_ref(ssl), std::slice::from_raw_parts(input, in_len)) };
+    let Some(keys) = keys_of(ssl) else {
+        return 0;
+    };
+    let Ok(mut session) = ticket::from_awslc(input) else {
+        return 0;
+    };
+    // OpenSSL keeps the SNI name in its sessions (what a resumed TLS 1.2 connection reports).
+    session.hostname = ssl.servername_raw(NameType::HOST_NAME).map(<[u8]>::to_vec);
+    let mut iv = [0u8; 16];
+    if openssl::rand::rand_bytes(&mut iv).is_err() {
+        return 0;
     }
+    match ticket::seal(&keys, &iv, &ticket::to_openssl(&session)) {
+        Ok(t) if t.len() <= max_out_len => {
+            // SAFETY: `out` has room for `max_out_len` bytes; `out_len` is writable.
+            unsafe {
+                std::ptr::copy_nonoverlapping(t.as_ptr(), out, t.len());
+                *out_len = t.len();
+            }
+            1
+        }
+        _ => 0,
+    }
+}
+
+/// A ticket a client offers: success with AWS-LC's session encoding in `out`, or
+/// ignore_ticket (a full handshake follows) for anything else: another key name, a bad
+/// MAC, a session we cannot read. Never error: that would fail the handshake.
+unsafe extern "C" fn ticket_open(
+    ssl: *mut ffi::SSL,
+    out: *mut u8,
+    out_len: *mut usize,
+    max_out_len: usize,
+    input: *const u8,
+    in_len: usize,
+) -> ffi::ssl_ticket_aead_result_t {
+    const IGNORE: ffi::ssl_ticket_aead_result_t =
+        ffi::ssl_ticket_aead_result_t_ssl_ticket_aead_ignore_ticket;
+    // SAFETY: AWS-LC passes the live SSL and the client's ticket, `in_len` bytes.
+    let (ssl, input) = unsafe { (ssl_ref(ssl), std::slice::from_raw_parts(input, in_len)) };
+    let Some(keys) = keys_of(ssl) else {
+        return IGNORE;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let der = match ticket::open(&keys, input).and_then(|pt| ticket::from_openssl(&pt, now)) {
+        Ok(s) => ticket::to_awslc(&s),
+        Err(_) => return IGNORE,
+    };
+    if der.len() > max_out_len {
+        return IGNORE;
+    }
+    // SAFETY: `out` has room for `max_out_len` bytes; `out_len` is writable.
+    unsafe {
+        std::ptr::copy_nonoverlapping(der.as_ptr(), out, der.len());
+        *out_len = der.len();
+    }
+    ffi::ssl_ticket_aead_result_t_ssl_ticket_aead_success
 }
 
 /// Our ClientHello callback, then the suite choice (which needs the client's suites, given
