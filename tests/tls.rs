@@ -481,6 +481,36 @@ fn early_data_is_accepted_and_answered() {
     assert_eq!(srv.stat("slh"), 3);
 }
 
+/// A browser sends its one request as early data and then waits for the answer, sending
+/// nothing more: the answer must come without further input from the client (under AWS-LC
+/// the end of early data arrives inside a read, which once left the connection waiting until
+/// the handshake timeout).
+#[test]
+fn a_lone_early_request_is_answered_without_more_input() {
+    let srv = Server::start(&[]);
+    let tmp = TempDir::new("zrt1");
+    let sess = tmp.path().join("s.pem");
+    let sess = sess.to_str().unwrap();
+    let args = ["-servername", "z.example.com", "-tls1_3", "-ign_eof"];
+    let out = s_client(
+        srv.https,
+        &[&args[..], &["-sess_out", sess]].concat(),
+        GET_CLOSE,
+    );
+    assert!(got_gif(&out), "{out}");
+    let req = tmp.path().join("req.txt");
+    std::fs::write(
+        &req,
+        b"GET /x.gif HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let early = ["-sess_in", sess, "-early_data", req.to_str().unwrap()];
+    let out = s_client(srv.https, &[&args[..], &early[..]].concat(), b"");
+    assert!(out.contains("Early data was accepted"), "{out}");
+    assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 1, "{out}");
+    assert!(srv.stat("zrt") >= 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // Hostile ClientHellos
 

@@ -359,6 +359,16 @@ pub fn read_early_data<S: Read + Write>(
     }
     match s.ssl_read(buf) {
         Err(e) if e.code() == ErrorCode::ZERO_RETURN => Ok(0),
+        // The client's EndOfEarlyData came in this read and AWS-LC went on to the rest of
+        // the handshake inside it: early data is over (OpenSSL's read_early_data says
+        // FINISH here). Waiting for more input instead would stall a client that sent its
+        // one early request and waits for the answer, until the handshake timeout.
+        // SAFETY: as above.
+        Err(e)
+            if e.code() == ErrorCode::WANT_READ && unsafe { ffi::SSL_in_early_data(raw) } == 0 =>
+        {
+            Ok(0)
+        }
         other => other,
     }
 }
