@@ -306,6 +306,7 @@ pub fn limited(level: u8, limiter: &Limiter, args: fmt::Arguments<'_>) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_syslog_socket_that_appears_after_startup_gets_the_lines() {
@@ -348,7 +349,6 @@ mod tests {
         assert!(matches!(super::sink_for(&path), super::Sink::Libc));
         let _ = std::fs::remove_dir_all(&dir);
     }
-    use super::*;
 
     #[test]
     fn limiter_lets_a_burst_through_then_counts() {

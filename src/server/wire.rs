@@ -78,12 +78,13 @@ impl Wire {
         self.drained && !self.peer_closed
     }
 
-    /// The loop saw a readiness event: the socket may hold new bytes; `closed`: the peer
-    /// closed its side.
+    /// The description of the unencrypted alert that ended the last read, if one did.
     pub fn raw_alert(&self) -> Option<u8> {
         self.raw_alert
     }
 
+    /// The loop saw a readiness event: the socket may hold new bytes; `closed`: the peer
+    /// closed its side.
     pub fn readable(&mut self, closed: bool) {
         self.drained = false;
         self.peer_closed |= closed;

@@ -121,16 +121,25 @@ unsafe extern "C" fn ticket_seal(
         return 0;
     }
     match ticket::seal(&keys, &iv, &ticket::to_openssl(&session)) {
-        Ok(t) if t.len() <= max_out_len => {
-            // SAFETY: `out` has room for `max_out_len` bytes; `out_len` is writable.
-            unsafe {
-                std::ptr::copy_nonoverlapping(t.as_ptr(), out, t.len());
-                *out_len = t.len();
-            }
-            1
-        }
+        // SAFETY: AWS-LC's output buffer and length, as it passed them.
+        Ok(t) if unsafe { copy_out(&t, out, out_len, max_out_len) } => 1,
         _ => 0,
     }
+}
+
+/// Puts `bytes` into a seal or open callback's output; false when they do not fit.
+///
+/// SAFETY: `out` has room for `max_out_len` bytes and `out_len` is writable.
+unsafe fn copy_out(bytes: &[u8], out: *mut u8, out_len: *mut usize, max_out_len: usize) -> bool {
+    if bytes.len() > max_out_len {
+        return false;
+    }
+    // SAFETY: see above; `bytes` fits.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out, bytes.len());
+        *out_len = bytes.len();
+    }
+    true
 }
 
 /// A ticket a client offers: success with AWS-LC's session encoding in `out`, or
@@ -158,15 +167,11 @@ unsafe extern "C" fn ticket_open(
         Ok(s) => ticket::to_awslc(&s),
         Err(_) => return IGNORE,
     };
-    if der.len() > max_out_len {
-        return IGNORE;
+    // SAFETY: AWS-LC's output buffer and length, as it passed them.
+    match unsafe { copy_out(&der, out, out_len, max_out_len) } {
+        true => ffi::ssl_ticket_aead_result_t_ssl_ticket_aead_success,
+        false => IGNORE,
     }
-    // SAFETY: `out` has room for `max_out_len` bytes; `out_len` is writable.
-    unsafe {
-        std::ptr::copy_nonoverlapping(der.as_ptr(), out, der.len());
-        *out_len = der.len();
-    }
-    ffi::ssl_ticket_aead_result_t_ssl_ticket_aead_success
 }
 
 /// Our ClientHello callback, then the suite choice (which needs the client's suites, given
